@@ -1,0 +1,1 @@
+"""Deep-learning inpainting networks and their shared infrastructure (torch imported lazily)."""

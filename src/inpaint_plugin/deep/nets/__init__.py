@@ -1,0 +1,1 @@
+"""Network definitions (each module imports torch at the top; import them only when needed)."""
