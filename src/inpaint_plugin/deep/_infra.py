@@ -30,10 +30,8 @@ Environment variables
 """
 from __future__ import annotations
 
-import importlib
 import math
 import os
-import pkgutil
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -488,8 +486,10 @@ class _Predictor:
         x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(self.device)
         m = torch.from_numpy(mask.astype(np.float32))[None, None].to(self.device)
         x = _resize(x, net_size).clamp_(0.0, 1.0)
-        if net_size != (h, w):  # any hole contribution makes a hole (never leak hole values as known)
-            m = (_resize(m, net_size) > 1e-3).float()
+        if net_size != (h, w):
+            # any hole contribution makes a hole, grown by one pixel so that resizing the prediction back
+            # interpolates hole pixels from predicted pixels only
+            m = torch.nn.functional.max_pool2d((_resize(m, net_size) > 0).float(), 3, stride=1, padding=1)
         pad_h = pad_w = 0
         if spec.fixed_size is None and spec.size_multiple > 1:
             k = spec.size_multiple
@@ -543,8 +543,8 @@ def _run_tiles(predict: _Predictor, image, mask, tile: int, overlap: int) -> np.
 def _crop_windows(mask: np.ndarray, side: int, margin: int) -> list:
     """Windows ``(r0, r1, c0, c1, write_mask)`` covering every hole with ``margin`` context.
 
-    Holes whose box plus margin fits in ``side`` are grouped greedily (raster order) into windows of
-    ``side`` x ``side`` (clipped to the image); larger holes get their own window of about 1.5x their
+    Holes whose box plus margin fits in ``side`` are grouped greedily (in bands of rows, then left to
+    right) into windows of ``side`` x ``side`` (clipped to the image); larger holes get their own window of about 1.5x their
     size plus margin, centred on them. ``write_mask`` marks the hole pixels that window is responsible for.
     """
     from scipy import ndimage
@@ -568,20 +568,25 @@ def _crop_windows(mask: np.ndarray, side: int, margin: int) -> list:
         r0, sh = place((rs.start + rs.stop) / 2, size, h)
         c0, sw = place((cs.start + cs.stop) / 2, size, w)
         windows.append((r0, r0 + sh, c0, c0 + sw, labels[r0:r0 + sh, c0:c0 + sw] == idx))
-    small.sort()
-    done = np.zeros(n + 1, bool)
-    for top, left, bottom, right, idx in small:
-        if done[idx]:
-            continue
-        # the first remaining hole (raster order) sits at the top of the window, centred horizontally;
-        # every remaining small hole whose box plus margin (clipped to the image) fits joins it
-        r0, sh = place(top - margin + side / 2, side, h)
-        c0, sw = place((left + right) / 2, side, w)
-        members = [i for (t, lf, b, rt, i) in small if not done[i]
-                   and max(t - margin, 0) >= r0 and min(b + margin, h) <= r0 + sh
-                   and max(lf - margin, 0) >= c0 and min(rt + margin, w) <= c0 + sw]
-        done[members] = True
-        windows.append((r0, r0 + sh, c0, c0 + sw, np.isin(labels[r0:r0 + sh, c0:c0 + sw], members)))
+
+    # small holes: bands of rows starting at the topmost remaining hole; in each band, windows placed
+    # left to right starting at the leftmost remaining hole of the band; a hole joins a window when its
+    # box plus margin (clipped to the image) lies inside
+    def inside(lo, hi, start, size, length):
+        return max(lo - margin, 0) >= start and min(hi + margin, length) <= start + size
+
+    remaining = sorted(small)
+    while remaining:
+        r0, sh = place(remaining[0][0] - margin + side / 2, side, h)
+        band = sorted((c for c in remaining if inside(c[0], c[2], r0, sh, h)), key=lambda c: c[1])
+        taken = set()
+        while band:
+            c0, sw = place(band[0][1] - margin + side / 2, side, w)
+            members = [c[4] for c in band if inside(c[1], c[3], c0, sw, w)]
+            taken.update(members)
+            band = [c for c in band if c[4] not in taken]
+            windows.append((r0, r0 + sh, c0, c0 + sw, np.isin(labels[r0:r0 + sh, c0:c0 + sw], members)))
+        remaining = [c for c in remaining if c[4] not in taken]
     return windows
 
 
@@ -667,9 +672,6 @@ def run(spec: ModelSpec, image: np.ndarray, mask: np.ndarray, *, weights=None, d
 # --------------------------------------------------------------------------------------------------
 # backends
 # --------------------------------------------------------------------------------------------------
-_SPECS: dict = {}
-
-
 def make_backend(spec: ModelSpec, description: str, extra_params: Sequence[Param] = ()) -> Backend:
     """A :class:`Backend` running ``spec`` through :func:`run`.
 
@@ -690,7 +692,7 @@ def make_backend(spec: ModelSpec, description: str, extra_params: Sequence[Param
 
     func.__name__ = f"{spec.name}_inpaint"
     func.__doc__ = f"Fill holes with the {spec.name} network (see inpaint_plugin.deep._infra.run)."
-    _SPECS[spec.name] = spec
+    func.spec = spec  # lets random_checkpoint() find the spec of a registered method
     return Backend(
         name=spec.name,
         func=func,
@@ -707,14 +709,14 @@ def make_backend(spec: ModelSpec, description: str, extra_params: Sequence[Param
 
 
 def _find_spec(method_name: str) -> ModelSpec:
-    if method_name not in _SPECS:
-        import inpaint_plugin.backends as pkg
+    from inpaint_plugin._registry import backends
 
-        for info in pkgutil.iter_modules(pkg.__path__):
-            importlib.import_module(f"{pkg.__name__}.{info.name}")
-    if method_name not in _SPECS:
-        raise ValueError(f"method_name={method_name!r} is not a registered deep method; known: {sorted(_SPECS)}")
-    return _SPECS[method_name]
+    table = backends()
+    spec = getattr(getattr(table.get(method_name), "func", None), "spec", None)
+    if not isinstance(spec, ModelSpec):
+        deep = sorted(n for n, b in table.items() if isinstance(getattr(b.func, "spec", None), ModelSpec))
+        raise ValueError(f"method_name={method_name!r} is not a registered deep method; known: {deep}")
+    return spec
 
 
 def random_checkpoint(method_name: str, path, seed: int = 0) -> Path:
