@@ -1,0 +1,316 @@
+"""Find the pixels that need inpainting: :func:`detect` builds a mask of common defects.
+
+Each *kind* of defect has its own detector; :func:`detect` returns the union of the kinds asked for,
+as a boolean mask of the image's spatial shape (ready for :func:`inpaint_plugin.inpaint` or a napari
+Labels layer). The detectors are deliberately simple and robust, and each is steered by a few
+thresholds (see :data:`PARAMS`):
+
+``"nan"``
+    NaN or inf in any channel (float images), and pixels equal to ``nodata`` when given.
+``"saturated"``
+    Pixels at the saturation level in any channel: ``saturation`` when given; otherwise the dtype
+    maximum for integer images, and for float images the largest finite value when at least 0.1 % of
+    the pixels (and at least 2) share it exactly (a clipped float image has a plateau at its maximum,
+    a natural one almost never has).
+``"hot"`` / ``"dead"``
+    Robust local outliers, alone or in pairs: a pixel is hot when it exceeds the second brightest of
+    its neighbours (3x3, or 3**ndim, window) by more than ``max(sigma * s, min_contrast)`` *and* by more
+    than ``spread`` times the neighbours' own spread (second brightest minus second darkest
+    neighbour). ``s`` is the robust standard deviation (1.4826 x median absolute deviation) of the
+    difference between the image and its 3x3 median, per channel. ``"dead"`` is the same for dark
+    pixels. Edges, corners and textures (whose neighbours spread widely) and thin filaments (one
+    bright neighbour on each side) are not flagged; clusters of three or more defective pixels are
+    not either.
+``"lines"``
+    Dead rows and columns (of every 2-D slice, on the last two spatial axes): a line is dead when, on
+    at least ``line_fraction`` of its length, it lies above both neighbouring lines (or below both) by
+    more than ``max(line_sigma * s, min_contrast)``. Bands of two dead lines are found too; a
+    horizontal edge across the image is not (it lies between its neighbours, not beyond both).
+``"zeros"``
+    Thin stripes of pixels that are exactly zero in every channel (e.g. Landsat-7 SLC-off gaps or
+    scratches written as 0): connected groups of zero pixels at most about ``stripe_width`` pixels wide
+    (they hold no ``stripe_width + 1`` square) and at least ``stripe_length`` pixels long. Wide zero
+    areas (a lost block) are not stripes, and neither are the zeros of a noisy dark background: the
+    pixels around a stripe must be brighter than the ``"hot"``/``"dead"`` threshold.
+
+Pixels flagged ``"nan"`` (and ``nodata``) are replaced by their nearest valid neighbour before the
+other detectors run, so that they do not disturb the statistics.
+
+For a GUI, :data:`KINDS` maps each kind to a one-line description and :data:`PARAMS` describes the
+thresholds as :class:`~inpaint_plugin._backend.Param` objects (type, default, bounds).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ._api import _channel_axis, _check_image
+from ._backend import Param
+
+__all__ = ["KINDS", "PARAMS", "detect"]
+
+#: The kinds of defect :func:`detect` knows, with a one-line description each.
+KINDS = {
+    "nan": "NaN/inf pixels, and pixels equal to nodata",
+    "saturated": "pixels at the saturation level (dtype maximum, or the given saturation)",
+    "hot": "isolated pixels much brighter than their neighbours",
+    "dead": "isolated pixels much darker than their neighbours",
+    "lines": "dead rows and columns (brighter or darker than both neighbouring lines)",
+    "zeros": "thin stripes of zero-valued pixels",
+}
+
+#: The thresholds of :func:`detect` (keyword arguments), with their defaults and bounds.
+PARAMS = (
+    Param("nodata", "float", None, "'nan' also flags pixels equal to this value"),
+    Param("saturation", "float", None, "'saturated' level; default: dtype maximum (integers) or the "
+          "maximum shared by >= 0.1% of the pixels (floats)"),
+    Param("sigma", "float", 5.0, "'hot'/'dead' threshold in robust standard deviations", min=0.0),
+    Param("spread", "float", 2.0, "'hot'/'dead': excess over the neighbours, in units of their own spread",
+          min=0.0),
+    Param("line_sigma", "float", 3.0, "'lines' threshold in robust standard deviations", min=0.0),
+    Param("line_fraction", "float", 0.6, "fraction of a line that must deviate for it to be dead",
+          min=0.0, max=1.0),
+    Param("min_contrast", "float", None, "smallest deviation counted for hot/dead/lines (image units); "
+          "default: 2% of the robust range of values (at least 1 for integer images)", min=0.0),
+    Param("stripe_width", "int", 4, "'zeros': widest stripe (pixels)", min=1),
+    Param("stripe_length", "int", 32, "'zeros': shortest stripe (pixels)", min=1),
+)
+_PARAM_MAP = {p.name: p for p in PARAMS}
+
+
+def _check_kinds(kinds) -> tuple:
+    if kinds is None:
+        return tuple(KINDS)
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    try:
+        kinds = tuple(kinds)
+    except TypeError:
+        raise TypeError(f"kinds must be a string, a sequence of strings or None, got {kinds!r}") from None
+    for k in kinds:
+        if not isinstance(k, str):
+            raise TypeError(f"kinds must hold strings, got {k!r}")
+        if k not in KINDS:
+            raise ValueError(f"kinds: unknown kind {k!r}; known kinds: {', '.join(KINDS)}")
+    if not kinds:
+        raise ValueError("kinds must not be empty (None selects every kind)")
+    return tuple(dict.fromkeys(kinds))
+
+
+def _check_thresholds(thresholds: dict) -> dict:
+    unknown = sorted(set(thresholds) - set(_PARAM_MAP))
+    if unknown:
+        raise TypeError(f"detect() got unexpected threshold(s) {', '.join(map(repr, unknown))}; "
+                        f"its thresholds are: {', '.join(_PARAM_MAP)}")
+    return {name: (p.validate(thresholds[name], "detect") if name in thresholds else p.default)
+            for name, p in _PARAM_MAP.items()}
+
+
+def _fill_invalid(x: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+    """Replace ``x[invalid]`` (spatial mask of a channel-last array) by the nearest valid pixel."""
+    from scipy import ndimage
+
+    if not invalid.any():
+        return x
+    if invalid.all():
+        return np.zeros_like(x)
+    idx = ndimage.distance_transform_edt(invalid, return_distances=False, return_indices=True)
+    return x[tuple(idx)]
+
+
+def _saturated(img: np.ndarray, valid: np.ndarray, level: Optional[float]) -> np.ndarray:
+    if level is None:
+        if img.dtype.kind in "iu":
+            level = np.iinfo(img.dtype).max
+        else:
+            vals = img[valid]
+            if vals.size == 0:
+                return np.zeros(valid.shape, bool)
+            top = vals.max()
+            count = int((vals == top).any(axis=-1).sum())
+            if count < max(2, 0.001 * valid.size):
+                return np.zeros(valid.shape, bool)
+            level = top
+    return (img >= level).any(axis=-1) & valid
+
+
+def _robust_scale(r: np.ndarray) -> np.ndarray:
+    """Per-channel robust standard deviation (1.4826 MAD) of ``r`` of shape ``(n, C)``."""
+    med = np.median(r, axis=0)
+    return 1.4826 * np.median(np.abs(r - med), axis=0)
+
+
+def _min_contrast(x: np.ndarray, is_int: bool, value: Optional[float]) -> np.ndarray:
+    """Per-channel floor of the outlier thresholds."""
+    c = x.shape[-1]
+    if value is not None:
+        return np.full(c, float(value))
+    flat = x.reshape(-1, c)
+    lo, hi = np.percentile(flat, [0.5, 99.5], axis=0)
+    floor = 0.02 * (hi - lo)
+    return np.maximum(floor, 1.0) if is_int else floor
+
+
+def _isolated_outliers(x: np.ndarray, thr: np.ndarray, spread: float) -> tuple:
+    """``(hot, dead)``: pixels beyond their second most extreme neighbour (see the module documentation)."""
+    from scipy import ndimage
+
+    nd = x.ndim - 1
+    footprint = np.ones((3,) * nd, bool)
+    footprint[(1,) * nd] = False
+    k = 2 if nd >= 2 else 1  # in 1-D a pixel has only two neighbours: compare with both
+    hot = np.zeros(x.shape[:-1], bool)
+    dead = np.zeros(x.shape[:-1], bool)
+    for c in range(x.shape[-1]):
+        xc = x[..., c]
+        upper = ndimage.rank_filter(xc, -k, footprint=footprint, mode="reflect")
+        lower = ndimage.rank_filter(xc, k - 1, footprint=footprint, mode="reflect")
+        limit = np.maximum(thr[c], spread * (upper - lower))
+        hot |= xc - upper > limit
+        dead |= lower - xc > limit
+    return hot, dead
+
+
+def _line_scores(x: np.ndarray, axis: int) -> np.ndarray:
+    """Signed deviation of each pixel beyond both neighbouring lines along ``axis`` (0 if between them).
+
+    Neighbours at distance 1 and 2 are combined so that a band of two dead lines is seen too.
+    """
+    n = x.shape[axis]
+    best = np.zeros_like(x)
+    if n < 3:
+        return best
+
+    def shifted(k):  # x[i + k] along axis, edges repeated
+        idx = np.clip(np.arange(n) + k, 0, n - 1)
+        return np.take(x, idx, axis=axis)
+
+    before = {k: x - shifted(-k) for k in (1, 2)}
+    after = {k: x - shifted(k) for k in (1, 2)}
+    for kb, ka in ((1, 1), (1, 2), (2, 1)):
+        a, b = before[kb], after[ka]
+        same = np.sign(a) == np.sign(b)
+        s = np.where(same, np.sign(a) * np.minimum(np.abs(a), np.abs(b)), 0.0)
+        best = np.where(np.abs(s) > np.abs(best), s, best)
+    return best
+
+
+def _dead_lines(x: np.ndarray, thr: np.ndarray, fraction: float) -> np.ndarray:
+    """Pixels on dead rows/columns of each 2-D slice (last two spatial axes) of channel-last ``x``."""
+    nd = x.ndim - 1
+    out = np.zeros(x.shape[:-1], bool)
+    if nd < 2:
+        return out
+    for line_axis, along in ((nd - 2, nd - 1), (nd - 1, nd - 2)):
+        s = _line_scores(x, line_axis)
+        # fraction of each line (mean along the other in-plane axis) beyond the threshold, per channel
+        frac_pos = (s > thr).mean(axis=along)
+        frac_neg = (s < -thr).mean(axis=along)
+        dead = ((frac_pos >= fraction) | (frac_neg >= fraction)).any(axis=-1)  # spatial shape without `along`
+        out |= np.expand_dims(dead, along)
+    return out
+
+
+def _zero_stripes(x: np.ndarray, valid: np.ndarray, thr: np.ndarray, width: int, length: int) -> np.ndarray:
+    """Thin, long groups of pixels that are exactly zero in every channel, on a clearly non-zero surround.
+
+    Zero areas wider than ``width`` (what survives an opening with a ``width + 1`` square) are removed
+    first, so that stripes crossing a lost block are still found. A group is kept when it spans at least
+    ``length`` pixels and the median of the pixels around it exceeds ``thr`` (per channel, any channel),
+    so that the zeros of a noisy dark background are not taken for stripes.
+    """
+    from scipy import ndimage
+
+    zero = (x == 0).all(axis=-1) & valid
+    if not zero.any():
+        return zero
+    nd = zero.ndim
+    full = np.ones((3,) * nd, bool)
+    wide = ndimage.binary_opening(zero, structure=np.ones((width + 1,) * nd, bool))
+    labels, n = ndimage.label(zero & ~wide, structure=full)
+    if n == 0:
+        return np.zeros_like(zero)
+    ring = ndimage.grey_dilation(labels, footprint=full) * ~zero  # non-zero neighbours, by group
+    index = np.arange(1, n + 1)
+    surround = np.stack([ndimage.median(np.abs(x[..., c]), ring, index) for c in range(x.shape[-1])], axis=-1)
+    bright = (np.nan_to_num(surround, nan=0.0) > thr).any(axis=-1)
+    keep = np.zeros(n + 1, bool)
+    for i, sl in enumerate(ndimage.find_objects(labels), 1):
+        keep[i] = bright[i - 1] and max(s.stop - s.start for s in sl) >= length
+    return keep[labels]
+
+
+def detect(image, kinds=None, *, channel_axis=None, **thresholds) -> np.ndarray:
+    """Mask of the defective pixels of an image (NaN/nodata, saturated, hot/dead pixels, dead lines, zero stripes).
+
+    Parameters
+    ----------
+    image : array_like
+        Integer or float image of any dimension, with an optional channel axis.
+    kinds : str or sequence of str, optional
+        Which defects to look for, among :data:`KINDS`: ``"nan"``, ``"saturated"``, ``"hot"``,
+        ``"dead"``, ``"lines"``, ``"zeros"``. ``None`` (default): all of them.
+    channel_axis : int, optional
+        Axis of the channels; a pixel is flagged when any of its channels is.
+    **thresholds
+        Tuning of the detectors (see :data:`PARAMS` and the module documentation): ``nodata``,
+        ``saturation``, ``sigma``, ``spread``, ``line_sigma``, ``line_fraction``, ``min_contrast``,
+        ``stripe_width``, ``stripe_length``.
+
+    Returns
+    -------
+    ndarray of bool
+        True where a pixel is defective; shape = image shape without the channel axis.
+
+    Examples
+    --------
+    >>> import numpy as np, inpaint_plugin
+    >>> image = np.full((32, 32), 100, np.uint16)
+    >>> image[5, 7] = 4000            # a hot pixel
+    >>> image[:, 20] = 0              # a dead column
+    >>> mask = inpaint_plugin.detect(image, ["hot", "lines"])
+    >>> bool(mask[5, 7]), bool(mask[:, 20].all()), int(mask.sum())
+    (True, True, 33)
+    """
+    kinds = _check_kinds(kinds)
+    t = _check_thresholds(thresholds)
+    arr = _check_image(image)
+    axis = _channel_axis(channel_axis, arr.ndim)
+    img = arr[..., np.newaxis] if axis is None else np.moveaxis(arr, axis, -1)
+    if img.ndim < 2:
+        raise ValueError(f"image has no spatial dimensions (shape {arr.shape}, channel_axis={channel_axis})")
+    spatial = img.shape[:-1]
+    is_int = img.dtype.kind in "iu"
+
+    invalid = np.zeros(spatial, bool) if is_int else (~np.isfinite(img)).any(axis=-1)
+    if t["nodata"] is not None:
+        invalid |= (img == t["nodata"]).any(axis=-1)
+    valid = ~invalid
+    result = np.zeros(spatial, bool)
+    if "nan" in kinds:
+        result |= invalid
+    if "saturated" in kinds:
+        result |= _saturated(img, valid, t["saturation"])
+
+    if {"hot", "dead", "lines", "zeros"} & set(kinds) and valid.any():
+        from scipy import ndimage
+
+        x = _fill_invalid(img.astype(np.float64), invalid)
+        floor = _min_contrast(x[valid], is_int, t["min_contrast"])
+        med = np.stack([ndimage.median_filter(x[..., c], size=3, mode="reflect")
+                        for c in range(x.shape[-1])], axis=-1)
+        scale = _robust_scale((x - med)[valid])
+        del med
+        thr = np.maximum(t["sigma"] * scale, floor)
+        if {"hot", "dead"} & set(kinds):
+            hot, dead = _isolated_outliers(x, thr, t["spread"])
+            if "hot" in kinds:
+                result |= hot & valid
+            if "dead" in kinds:
+                result |= dead & valid
+        if "lines" in kinds:
+            result |= _dead_lines(x, np.maximum(t["line_sigma"] * scale, floor), t["line_fraction"])
+        if "zeros" in kinds:
+            result |= _zero_stripes(x, valid, thr, t["stripe_width"], t["stripe_length"])
+    return result
