@@ -122,3 +122,76 @@ def test_non_square_batch_matches_single_items():
     assert float(s2.abs().max()) <= 1.0
     torch.testing.assert_close(s2, torch.cat(single), rtol=0, atol=1e-6)
     assert not torch.allclose(s2[0], s2[1])
+
+
+# ------------------------------------------------------------------------------------------------ backend
+def test_backend_reproduces_case0_with_tf_patch_norm(vectors, spec, filled_state, tmp_path):
+    """The backend builds the variant the released weights were made with (max(||w||, 1e-4))."""
+    from inpaint_plugin.backends.deepfill_v1 import SPEC
+    from inpaint_plugin.deep import _infra
+
+    z = np.load(vectors / "case0.npz")
+    v = np.load(vectors / "case0_variant_tfnorm.npz")
+    path = tmp_path / "gen_00000000.pt"
+    torch.save(filled_state, path)
+    image = z["image_uint8"].astype(np.float32) / np.float32(255)
+    mask = z["mask_uint8"] > 127
+    _infra.clear_model_cache()
+    out = _infra.run(SPEC, image, mask, weights=path, device="cpu")
+    expected = (v["x_stage2_tfnorm"][0].transpose(1, 2, 0) + 1) / 2
+    # image*2-1 here vs image/127.5-1 in the reference: a few ulps at the input
+    assert np.abs(out[mask] - expected[mask]).max() <= spec["extra_files"]["case0_variant_tfnorm.npz"]["tolerance"][
+        "x_stage2_tfnorm"
+    ]
+    np.testing.assert_array_equal(out[~mask], image[~mask])
+
+
+def test_random_checkpoint_is_official_format_and_inpaint_runs(spec, tmp_path):
+    import inpaint_plugin
+    from inpaint_plugin.deep import _infra
+
+    path = _infra.random_checkpoint("deepfill_v1", tmp_path / "gen_random.pt", seed=3)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    assert [(k, list(v.shape)) for k, v in ckpt.items()] == [(k, s) for k, s, _ in spec["state_dict"]]
+
+    backend = inpaint_plugin.methods()["deepfill_v1"]
+    assert backend.needs_weights and backend.channels == "rgb"
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (45, 61, 3), dtype=np.uint8)  # not a multiple of 8: padded inside
+    mask = np.zeros((45, 61), bool)
+    mask[10:30, 20:50] = True
+    out = inpaint_plugin.inpaint(image, mask, method="deepfill_v1", channel_axis=-1, weights=str(path), device="cpu")
+    assert out.shape == image.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[~mask], image[~mask])
+
+
+def test_converted_tf_checkpoint_layout_loads(tmp_path):
+    """torch_model.p: generator keys prefixed with 'netG.' beside discriminator keys."""
+    from inpaint_plugin.backends.deepfill_v1 import SPEC
+
+    torch.manual_seed(0)
+    state = SPEC.build().state_dict()
+    state = {k: torch.randn_like(v) for k, v in state.items()}
+    flat = {f"netG.{k}": v for k, v in state.items()}
+    flat["localD.dis_conv_module.conv1.conv.weight"] = torch.zeros(64, 3, 5, 5)
+    path = tmp_path / "torch_model.p"
+    torch.save(flat, path)
+    module = SPEC.build()
+    SPEC.load(module, path)
+    for k, v in module.state_dict().items():
+        torch.testing.assert_close(v, state[k], rtol=0, atol=0)
+
+
+def test_backend_errors(tmp_path):
+    import inpaint_plugin
+    from inpaint_plugin.backends.deepfill_v1 import SPEC
+
+    image = np.zeros((16, 16, 3), np.uint8)
+    mask = np.zeros((16, 16), bool)
+    mask[4:8, 4:8] = True
+    with pytest.raises(ValueError, match="gen_00430000.pt"):
+        inpaint_plugin.inpaint(image, mask, method="deepfill_v1", channel_axis=-1)
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"netG.coarse_generator.conv1.conv.weight": torch.zeros(32, 5, 5, 5)}, wrong)
+    with pytest.raises(ValueError, match="missing keys"):
+        SPEC.load(SPEC.build(), wrong)

@@ -119,3 +119,57 @@ def test_input_validation():
         model(torch.zeros(1, 3, 16, 16), torch.zeros(1, 1, 16, 16))
     with pytest.raises(ValueError, match="cnum"):
         DeepFillV2(cnum=6)
+
+
+# ------------------------------------------------------------------------------------------------ backend
+def test_backend_reproduces_case0(vectors, spec, fill_state_dict, tmp_path):
+    """The official checkpoint format ({'G': state_dict}) through the backend's run() = reference output."""
+    from inpaint_plugin.backends.deepfill_v2 import SPEC
+    from inpaint_plugin.deep import _infra
+
+    z = np.load(vectors / "case0.npz")
+    state = fill_state_dict(SPEC.build().state_dict(), seed=spec["fill"]["seed"], gain=spec["fill"]["gain"])
+    path = tmp_path / "states_tf_case0.pth"
+    torch.save({"G": state}, path)
+    image = z["image_uint8"].astype(np.float32) / np.float32(255)  # test.py: ToTensor, then *2 - 1
+    mask = z["mask_uint8"] > 127
+    _infra.clear_model_cache()
+    out = _infra.run(SPEC, image, mask, weights=path, device="cpu")
+    expected = (z["x_stage2"][0].transpose(1, 2, 0) + 1) / 2
+    assert np.abs(out[mask] - expected[mask]).max() <= spec["tolerance"]["per_array"]["x_stage2"]
+    np.testing.assert_array_equal(out[~mask], image[~mask])
+
+
+def test_random_checkpoint_is_official_format_and_inpaint_runs(spec, tmp_path):
+    import inpaint_plugin
+    from inpaint_plugin.deep import _infra
+
+    path = _infra.random_checkpoint("deepfill_v2", tmp_path / "random.pth", seed=3)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    assert list(ckpt) == ["G"]
+    assert [(k, list(v.shape)) for k, v in ckpt["G"].items()] == [(k, s) for k, s, _ in spec["state_dict"]]
+
+    backend = inpaint_plugin.methods()["deepfill_v2"]
+    assert backend.needs_weights and backend.channels == "rgb"
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (45, 61, 3), dtype=np.uint8)  # not a multiple of 8: padded inside
+    mask = np.zeros((45, 61), bool)
+    mask[10:30, 20:50] = True
+    out = inpaint_plugin.inpaint(image, mask, method="deepfill_v2", channel_axis=-1, weights=str(path), device="cpu")
+    assert out.shape == image.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[~mask], image[~mask])
+
+
+def test_backend_errors(tmp_path):
+    import inpaint_plugin
+    from inpaint_plugin.backends.deepfill_v2 import SPEC
+
+    image = np.zeros((16, 16, 3), np.uint8)
+    mask = np.zeros((16, 16), bool)
+    mask[4:8, 4:8] = True
+    with pytest.raises(ValueError, match="states_tf_places2.pth"):
+        inpaint_plugin.inpaint(image, mask, method="deepfill_v2", channel_axis=-1)
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"G": {"conv1.conv.weight": torch.zeros(48, 5, 5, 5)}}, wrong)
+    with pytest.raises(ValueError, match="missing keys"):
+        SPEC.load(SPEC.build(), wrong)

@@ -1,0 +1,92 @@
+"""DeepFill v1 (Yu et al., CVPR 2018): coarse-to-fine network with contextual attention.
+
+The network lives in :mod:`inpaint_plugin.deep.nets.deepfill_v1` (module tree of
+``daa233/generative-inpainting-pytorch``). That repository publishes two PyTorch checkpoints, both
+accepted here:
+
+- ``gen_00430000.pt``: retrained with the port on ImageNet, a bare ``Generator.state_dict()``;
+- ``torch_model.p``: the official TensorFlow ImageNet model converted by hand, a flat dict whose
+  generator keys carry the prefix ``netG.`` (discriminator keys, if any, are ignored).
+
+Both were made when the port normalised the attention patches by ``max(||w||, 1e-4)`` (as the official
+TensorFlow code does), so the network is built with ``patch_norm="max"``. Inputs are RGB in
+``[-1, 1]`` with holes set to 0 and the mask; sides must be multiples of 8. torch is imported only
+inside the functions.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..deep._infra import ModelSpec, WeightsEntry, WeightsFile, load_checked, load_state_dict_file, make_backend, \
+    random_state_dict
+
+_REPO = "https://github.com/daa233/generative-inpainting-pytorch"
+_RETRAINED = "https://drive.google.com/open?id=1qbfA5BP9yzdTFFmiOTvYARUYgW1zwBBK"
+_CONVERTED = "https://drive.google.com/file/d/1vz2Qp12_iwOiuvLWspLHrC1UIuhSLojx"
+#: key prefix of the generator inside the training wrapper (``Trainer``) of the converted TF model
+_WRAPPER_PREFIX = "netG."
+
+
+def _build():
+    from ..deep.nets.deepfill_v1 import DeepFillV1
+
+    return DeepFillV1(patch_norm="max")
+
+
+def _load(module, path: Path) -> None:
+    """Load ``gen_*.pt`` (bare state_dict) or ``torch_model.p`` (``netG.``-prefixed keys) strictly."""
+    state = load_state_dict_file(path)
+    if any(k.startswith(_WRAPPER_PREFIX) for k in state):
+        state = {k[len(_WRAPPER_PREFIX):]: v for k, v in state.items() if k.startswith(_WRAPPER_PREFIX)}
+    load_checked(module, state, path=path)
+
+
+def _predict(module, image, mask):
+    """``image`` (B, 3, H, W) in [0, 1], ``mask`` (B, 1, H, W), 1 = hole -> (B, 3, H, W) in [0, 1].
+
+    The items run one at a time: the contextual attention of the network uses one mask per call.
+    """
+    import torch
+
+    mask = (mask > 0.5).to(image.dtype)
+    x = (image * 2 - 1) * (1 - mask)
+    out = [module(x[i : i + 1], mask[i : i + 1])[1] for i in range(image.shape[0])]
+    return ((torch.cat(out) + 1) / 2).clamp(0, 1)
+
+
+def _save_random(path, seed: int = 0) -> None:
+    """Write a bare generator state_dict with deterministic random weights (the ``gen_*.pt`` format)."""
+    import torch
+
+    torch.save(random_state_dict(_build, seed), str(path))
+
+
+SPEC = ModelSpec(
+    name="deepfill_v1",
+    build=_build,
+    load=_load,
+    predict=_predict,
+    save_random=_save_random,
+    weights_help=(
+        f"The PyTorch DeepFill v1 weights are linked from {_REPO} (README): the model retrained on ImageNet "
+        f"(folder with gen_00430000.pt, {_RETRAINED}) and the official TensorFlow ImageNet model converted to "
+        f"PyTorch (torch_model.p, {_CONVERTED}), both on Google Drive; the TensorFlow checkpoint folders do not fit"
+    ),
+    fixed_size=None,
+    size_multiple=8,
+    tile_size=512,
+    margin=64,
+    registry=(
+        WeightsEntry(name="imagenet", files=(WeightsFile("gen_00430000.pt", url=_RETRAINED),),
+                     description="DeepFill v1 retrained with the PyTorch port on ImageNet (256x256, rectangles)",
+                     instructions=f"Download gen_00430000.pt from the folder {_RETRAINED} (Google Drive)."),
+        WeightsEntry(name="imagenet_tf", files=(WeightsFile("torch_model.p", url=_CONVERTED),),
+                     description="The official TensorFlow ImageNet model, converted to PyTorch",
+                     instructions=f"Download torch_model.p from {_CONVERTED} (Google Drive)."),
+    ),
+)
+
+BACKENDS = [
+    make_backend(SPEC, "DeepFill v1: coarse-to-fine network with contextual attention (CVPR 2018; "
+                       "needs trained weights)"),
+]

@@ -1,0 +1,84 @@
+"""DeepFill v2 (Yu et al., ICCV 2019): gated convolutions + contextual attention, two stages.
+
+The network lives in :mod:`inpaint_plugin.deep.nets.deepfill_v2` (module tree of
+``nipponjo/deepfillv2-pytorch``, ``model/networks_tf.py``). The official weights are the TensorFlow
+checkpoints of ``JiahuiYu/generative_inpainting`` (v2.0.0), converted to PyTorch by nipponjo:
+``states_tf_places2.pth`` / ``states_tf_celebahq.pth``, a ``torch.save``'d dict whose ``'G'`` entry
+is the generator state_dict (no key prefix). Inputs are RGB in ``[-1, 1]`` with holes set to 0, plus
+a ones channel and the mask; sides must be multiples of 8. torch is imported only inside the functions.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..deep._infra import ModelSpec, WeightsEntry, WeightsFile, load_checked, load_state_dict_file, make_backend, \
+    random_state_dict
+
+_REPO = "https://github.com/nipponjo/deepfillv2-pytorch"
+_PLACES2 = "https://drive.google.com/u/0/uc?id=1tvdQRmkphJK7FYveNAKSMWC6K09hJoyt&export=download"
+_CELEBAHQ = "https://drive.google.com/u/0/uc?id=1fTQVSKWwWcKYnmeemxKWImhVtFQpESmm&export=download"
+
+
+def _build():
+    from ..deep.nets.deepfill_v2 import DeepFillV2
+
+    return DeepFillV2()
+
+
+def _load(module, path: Path) -> None:
+    """Load a converted official checkpoint (``{'G': state_dict, ...}`` or a bare state_dict) strictly."""
+    load_checked(module, load_state_dict_file(path), path=path)
+
+
+def _predict(module, image, mask):
+    """``image`` (B, 3, H, W) in [0, 1], ``mask`` (B, 1, H, W), 1 = hole -> (B, 3, H, W) in [0, 1].
+
+    The items run one at a time: the contextual attention of the network uses one mask per call.
+    """
+    import torch
+
+    mask = (mask > 0.5).to(image.dtype)
+    x = (image * 2 - 1) * (1 - mask)
+    out = [
+        module(torch.cat([x[i : i + 1], torch.ones_like(mask[i : i + 1]), mask[i : i + 1]], dim=1), mask[i : i + 1])[1]
+        for i in range(image.shape[0])
+    ]
+    return ((torch.cat(out) + 1) / 2).clamp(0, 1)
+
+
+def _save_random(path, seed: int = 0) -> None:
+    """Write ``{'G': state_dict}`` with deterministic random weights (the converted official format)."""
+    import torch
+
+    torch.save({"G": random_state_dict(_build, seed)}, str(path))
+
+
+SPEC = ModelSpec(
+    name="deepfill_v2",
+    build=_build,
+    load=_load,
+    predict=_predict,
+    save_random=_save_random,
+    weights_help=(
+        f"The official DeepFill v2 weights converted to PyTorch are linked from {_REPO} (README): "
+        f"states_tf_places2.pth ({_PLACES2}) and states_tf_celebahq.pth ({_CELEBAHQ}) on Google Drive; "
+        "the TensorFlow checkpoint folders and that repository's states_pt_*.pth files do not fit"
+    ),
+    fixed_size=None,
+    size_multiple=8,
+    tile_size=512,
+    margin=64,
+    registry=(
+        WeightsEntry(name="places2", files=(WeightsFile("states_tf_places2.pth", url=_PLACES2),),
+                     description="DeepFill v2 trained on Places2 (256x256, free-form holes)",
+                     instructions=f"Download states_tf_places2.pth from {_PLACES2} (Google Drive)."),
+        WeightsEntry(name="celebahq", files=(WeightsFile("states_tf_celebahq.pth", url=_CELEBAHQ),),
+                     description="DeepFill v2 trained on CelebA-HQ (256x256, free-form holes)",
+                     instructions=f"Download states_tf_celebahq.pth from {_CELEBAHQ} (Google Drive)."),
+    ),
+)
+
+BACKENDS = [
+    make_backend(SPEC, "DeepFill v2: gated convolutions with contextual attention, two stages (ICCV 2019; "
+                       "needs trained weights)"),
+]
