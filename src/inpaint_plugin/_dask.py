@@ -1,0 +1,448 @@
+"""Inpainting of images larger than memory: dask arrays, filled chunk by chunk.
+
+:func:`inpaint_dask` (reached through :func:`inpaint_plugin.inpaint` when the image is a dask
+array) returns a lazy dask array with the chunks of the input:
+
+- a chunk without masked pixels is the input chunk itself (the output graph aliases the input
+  key: no task, no copy);
+- a chunk with masked pixels is filled by the in-memory :func:`inpaint_plugin.inpaint` on a
+  *window*: the bounding box of the chunk's holes grown by a context ``margin`` (the method's
+  ``Backend.margin`` unless ``margin=`` is given) along the axes the method works on, assembled
+  from the neighbouring chunks. Only the chunk's own masked pixels are replaced.
+
+How this relates to the in-memory result:
+
+- A hole whose pixels and the context the method needs around them lie inside the window gets
+  the same fill as in memory. That holds for every hole that extends less than ``margin`` pixels
+  (minus the method's own reach, e.g. 2 pixels for the biharmonic stencil) into the neighbouring
+  chunks. A hole that crosses a chunk border is filled once per chunk it touches, each time with
+  the whole hole in the window, so both sides agree.
+- A hole larger than that is cut by the window edge: it is still filled, but each chunk sees a
+  different part of it and the two sides of a chunk border may not match. Use larger chunks or a
+  larger ``margin`` for such holes. A window with no known pixel at all raises ``ValueError``.
+- ``clip=True`` clips to the range of known values of the *whole* image, per channel, exactly as
+  the in-memory call does; the range comes from the scan described below.
+- Methods with ``normalize=True`` (deep networks) scale each window by its own range, and a
+  network's receptive field is larger than any practical margin, so their results are close to,
+  not equal to, the in-memory ones.
+
+The hole map and the value range are computed when :func:`inpaint_dask` is called: one pass
+over the chunks (with whichever dask scheduler is active, e.g. a ``dask.distributed`` client)
+that reads the mask and the image chunk by chunk, never the whole array at once. That pass also
+applies the in-memory checks (a mask covering everything, NaN/inf outside the mask, float masks
+that are not 0/1), so errors are raised at call time, not when the result is computed.
+
+Methods are looked up by name inside each task: a method registered at run time with
+:func:`inpaint_plugin.register` is only known to worker *processes* that registered it too
+(threads and ``processes=False`` clusters share the registry).
+"""
+from __future__ import annotations
+
+import numbers
+import operator
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ._api import _channel_axis, _check_params
+from ._registry import get_backend
+
+__all__ = ["inpaint_dask", "inpaint_multiscale"]
+
+
+# --- per-block helpers (run inside dask tasks; module level so that they pickle) ------------------
+
+def _channels_last(a: np.ndarray, ch: Optional[int]) -> np.ndarray:
+    """A channels-last view ``(*spatial, C)`` of a block in the original axis order."""
+    return a[..., np.newaxis] if ch is None else np.moveaxis(a, ch, -1)
+
+
+def _bool_mask(m: np.ndarray) -> np.ndarray:
+    """A fresh boolean copy of a mask block, with the same rules as the in-memory API."""
+    m = np.asarray(m)
+    kind = m.dtype.kind
+    if kind == "b":
+        return m.copy()
+    if kind in "iu":
+        return m != 0
+    if np.isnan(m).any():
+        raise ValueError("mask contains NaN; use a boolean mask (True = fill)")
+    if not np.isin(np.unique(m), (0.0, 1.0)).all():
+        raise ValueError("a float mask may only hold 0 and 1; use a boolean mask (True = fill)")
+    return m != 0
+
+
+def _hole_mask(img_cl: np.ndarray, m: Optional[np.ndarray], nodata, nan_fill: bool) -> np.ndarray:
+    """Pixels to fill in a channels-last block: the mask, plus nodata / non-finite pixels."""
+    hole = np.zeros(img_cl.shape[:-1], dtype=bool) if m is None else _bool_mask(m)
+    if nan_fill:
+        hole |= ~np.isfinite(img_cl).all(axis=-1)
+    if nodata is not None:
+        if np.isnan(nodata):
+            hole |= np.isnan(img_cl).any(axis=-1)
+        else:
+            hole |= (img_cl == nodata).any(axis=-1)
+    return hole
+
+
+@dataclass(frozen=True)
+class _BlockScan:
+    """What the scan learns about one chunk (global coordinates)."""
+
+    bbox: Optional[tuple]  # ((start, ...), (stop, ...)) of the holes over the spatial axes, or None
+    n_known: int
+    lo: np.ndarray  # per-channel min of the known pixels (+inf when none)
+    hi: np.ndarray  # per-channel max of the known pixels (-inf when none)
+    n_bad: int  # non-finite pixels outside the mask
+    first_bad: Optional[tuple]
+
+
+def _scan_block(block, mblock, offset, ch, nodata, nan_fill) -> _BlockScan:
+    """Hole bounding box, known-value range and invalid pixels of one chunk."""
+    img = _channels_last(np.asarray(block), ch)
+    hole = _hole_mask(img, mblock, nodata, nan_fill)
+    nsp = hole.ndim
+    bbox = None
+    if hole.any():
+        start, stop = [], []
+        for axis in range(nsp):
+            hit = np.flatnonzero(hole.any(axis=tuple(a for a in range(nsp) if a != axis)))
+            start.append(offset[axis] + int(hit[0]))
+            stop.append(offset[axis] + int(hit[-1]) + 1)
+        bbox = (tuple(start), tuple(stop))
+    known = ~hole
+    n_bad, first_bad = 0, None
+    if img.dtype.kind == "f":
+        bad = known & ~np.isfinite(img).all(axis=-1)
+        n_bad = int(bad.sum())
+        if n_bad:
+            first_bad = tuple(int(o + i) for o, i in zip(offset, np.argwhere(bad)[0]))
+            known &= ~bad
+    values = img[known]
+    nchan = img.shape[-1]
+    if values.shape[0]:
+        lo, hi = values.min(axis=0).astype(np.float64), values.max(axis=0).astype(np.float64)
+    else:
+        lo, hi = np.full(nchan, np.inf), np.full(nchan, -np.inf)
+    return _BlockScan(bbox, int(values.shape[0]), lo, hi, n_bad, first_bad)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Static description of one fill task (opaque to dask's graph conversion)."""
+
+    method: str
+    params: dict
+    ch: Optional[int]
+    nodata: Any
+    nan_fill: bool
+    lo: Optional[np.ndarray]  # global clip range per channel, None when clip=False
+    hi: Optional[np.ndarray]
+    start: tuple  # window start over the spatial axes (global)
+    stop: tuple
+    region: tuple  # slices of the holes' bounding box in the chunk (spatial axes)
+    wregion: tuple  # the same pixels in the window (spatial axes)
+
+    def describe(self) -> str:
+        return "[" + ", ".join(f"{a}:{b}" for a, b in zip(self.start, self.stop)) + "]"
+
+
+def _fill_chunk(block, mblock, img_pieces, mask_pieces, w: _Window) -> np.ndarray:
+    """Fill the masked pixels of one chunk from its window; everything else is copied unchanged."""
+    from ._api import inpaint
+
+    window = np.block(img_pieces)
+    wmask = _hole_mask(_channels_last(window, w.ch), None if mask_pieces is None else np.block(mask_pieces),
+                       w.nodata, w.nan_fill)
+    if wmask.all():
+        raise ValueError(f"the window {w.describe()} (spatial axes) around a chunk's holes has no known pixel: "
+                         "the hole is larger than the tiling window; use larger chunks or a larger margin=")
+    try:
+        filled = inpaint(window, wmask, w.method, channel_axis=w.ch, clip=False, **w.params)
+    except ValueError as exc:
+        raise ValueError(f"inpainting the window {w.describe()} (spatial axes) of the image failed: {exc}") from exc
+    block = np.asarray(block)
+    out = np.array(block, copy=True)
+    hole = _hole_mask(_channels_last(block, w.ch), mblock, w.nodata, w.nan_fill)[w.region]
+    values = _channels_last(filled, w.ch)[w.wregion][hole]
+    if w.lo is not None:
+        values = np.clip(values, w.lo, w.hi).astype(out.dtype)
+    _channels_last(out, w.ch)[w.region][hole] = values
+    return out
+
+
+# --- graph construction --------------------------------------------------------------------------
+
+def _overlapping_blocks(chunks: Sequence[int], start: int, stop: int) -> list:
+    """``[(block index, local slice)]`` of the blocks of one axis that overlap ``[start, stop)``."""
+    out, pos = [], 0
+    for b, size in enumerate(chunks):
+        lo, hi = max(start, pos), min(stop, pos + size)
+        if lo < hi:
+            out.append((b, slice(lo - pos, hi - pos)))
+        pos += size
+        if pos >= stop:
+            break
+    return out
+
+
+def _pieces(dsk: dict, src_name: str, key_prefix: tuple, ranges: list, prefix=(), slices=()):
+    """Add getitem tasks for the parts of ``src``'s blocks inside a window; return them nested for np.block."""
+    axis = len(prefix)
+    if axis == len(ranges):
+        key = key_prefix + prefix
+        dsk[key] = (operator.getitem, (src_name,) + prefix, slices)
+        return key
+    return [_pieces(dsk, src_name, key_prefix, ranges, prefix + (b,), slices + (s,)) for b, s in ranges[axis]]
+
+
+def _check_nodata(nodata, is_float: bool):
+    if nodata is None:
+        return None
+    if not isinstance(nodata, numbers.Real) or isinstance(nodata, bool):
+        raise TypeError(f"nodata must be a number, got {nodata!r}")
+    if np.isnan(nodata) and not is_float:
+        raise ValueError("nodata=NaN only makes sense for float images")
+    return float(nodata) if np.isnan(nodata) else nodata
+
+
+def _check_margin(margin, default: int) -> int:
+    if margin is None:
+        return int(default)
+    if isinstance(margin, bool) or not isinstance(margin, numbers.Integral):
+        raise TypeError(f"margin must be a non-negative int (pixels), got {margin!r}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0 (pixels), got {margin}")
+    return int(margin)
+
+
+def _prepare_mask(mask, image, ch, spatial_shape, spatial_chunks):
+    """The mask as a dask array chunked like the image's spatial axes (None stays None)."""
+    import dask.array as da
+
+    from ._api import _check_mask, _is_dask
+
+    if mask is None:
+        return None
+    if _is_dask(mask):
+        if mask.dtype.kind not in "biuf":
+            raise TypeError(f"mask must be a boolean (or 0/1 integer) array, got dtype {mask.dtype}")
+        if tuple(mask.shape) != tuple(spatial_shape):
+            raise ValueError(f"mask shape {tuple(mask.shape)} must equal the image shape without the channel axis "
+                             f"{tuple(spatial_shape)}")
+        return mask.rechunk(spatial_chunks)
+    return da.from_array(_check_mask(mask, spatial_shape), chunks=spatial_chunks)
+
+
+def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: Optional[int] = None,
+                 nodata: Optional[float] = None, clip: bool = True, margin: Optional[int] = None, **params):
+    """Fill the masked pixels of a dask array, chunk by chunk; returns a lazy dask array.
+
+    Same arguments and guarantees as :func:`inpaint_plugin.inpaint` (known pixels bit-exact,
+    dtype and shape preserved, input never modified), for images that do not fit in memory:
+    only chunks that hold masked pixels are computed, each from a window of the image around its
+    holes (see the module documentation for when the result equals the in-memory one).
+
+    Parameters
+    ----------
+    image : dask.array.Array
+        Integer or float image (e.g. ``dask.array.from_zarr``). Chunks along ``channel_axis``
+        are merged (channels are never split); other axes may be chunked freely.
+    mask : dask array, array_like or None
+        True where pixels must be filled; the image shape without the channel axis. ``None``
+        fills the NaNs of a float image.
+    method : str
+        A registered method (``"auto"`` is not available for dask arrays).
+    channel_axis, nodata, clip, **params
+        As in :func:`inpaint_plugin.inpaint`. ``clip`` uses the range of the whole image.
+    margin : int, optional
+        Context in pixels around each chunk's holes, along the axes the method works on (the
+        last two spatial axes for 2-D methods, all spatial axes for nD methods). Default: the
+        method's ``Backend.margin``. This name is reserved for tiling: a method parameter called
+        ``margin`` cannot be set through this function.
+
+    Returns
+    -------
+    dask.array.Array
+        The filled image, same shape, dtype and chunks (one merged chunk along the channel
+        axis). When there is nothing to fill, ``image`` itself is returned.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For invalid arguments, as :func:`inpaint_plugin.inpaint` does, at call time.
+    """
+    import dask
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    if method == "auto":
+        raise ValueError("method='auto' is not available for dask arrays (it needs the whole image); "
+                         "choose a method, e.g. method='biharmonic'")
+    backend = get_backend(method)
+    params = _check_params(backend, params)
+    margin = _check_margin(margin, backend.margin)
+    kind = image.dtype.kind
+    if kind not in "iuf":
+        raise TypeError(f"image must be an integer or float array, got dtype {image.dtype}")
+    if image.ndim < 1 or image.size == 0:
+        raise ValueError(f"image must be a non-empty array, got shape {image.shape}")
+    if any(np.isnan(c) for cs in image.chunks for c in cs):
+        raise ValueError("image has unknown chunk sizes; call image.compute_chunk_sizes() first")
+    ch = _channel_axis(channel_axis, image.ndim)
+    spatial_axes = [a for a in range(image.ndim) if a != ch]
+    nsp = len(spatial_axes)
+    if nsp == 0:
+        raise ValueError("image has no spatial dimensions (only a channel axis)")
+    need = backend.spatial_ndim
+    if need is not None and nsp < need:
+        raise ValueError(f"method {backend.name!r} works on {need}-D images; image has {nsp} spatial dimension(s) "
+                         f"(shape {image.shape}, channel_axis={channel_axis})")
+    if not isinstance(clip, (bool, np.bool_)):
+        raise TypeError(f"clip must be True or False, got {clip!r}")
+    is_float = kind == "f"
+    nodata = _check_nodata(nodata, is_float)
+    if mask is None and nodata is None and not is_float:
+        raise ValueError("mask is required for integer images (mask=None only fills the NaNs of a "
+                         "float image); pass a mask or nodata=<value>")
+    nan_fill = mask is None and nodata is None
+
+    original = image
+    if ch is not None and len(image.chunks[ch]) > 1:
+        image = image.rechunk({ch: -1})
+    spatial_shape = tuple(image.shape[a] for a in spatial_axes)
+    spatial_chunks = tuple(image.chunks[a] for a in spatial_axes)
+    maskarr = _prepare_mask(mask, image, ch, spatial_shape, spatial_chunks)
+
+    # 1. the scan: one small result per chunk
+    offsets = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int) for c in spatial_chunks]
+    img_blocks = image.to_delayed()
+    mask_blocks = None if maskarr is None else maskarr.to_delayed()
+    indices = list(np.ndindex(*image.numblocks))
+
+    def spatial_index(idx):
+        return tuple(idx[a] for a in spatial_axes)
+
+    scan = dask.delayed(_scan_block, pure=True)
+    tasks = []
+    for idx in indices:
+        sidx = spatial_index(idx)
+        off = tuple(int(offsets[k][sidx[k]]) for k in range(nsp))
+        mb = None if mask_blocks is None else mask_blocks[sidx]
+        tasks.append(scan(img_blocks[idx], mb, off, ch, nodata, nan_fill))
+    infos = dask.compute(*tasks)
+
+    n_known = sum(i.n_known for i in infos)
+    n_bad = sum(i.n_bad for i in infos)
+    if n_bad:
+        first = min(i.first_bad for i in infos if i.first_bad is not None)
+        raise ValueError(f"image has NaN or inf at {n_bad} pixel(s) outside the mask (first at {first}, spatial "
+                         "axes); add them to the mask, or pass mask=None to fill the NaNs")
+    if not any(i.bbox is not None for i in infos):
+        return original
+    if n_known == 0:
+        raise ValueError("mask covers the whole image; there are no known pixels to inpaint from")
+    lo = hi = None
+    if clip:
+        lo = np.min([i.lo for i in infos], axis=0)
+        hi = np.max([i.hi for i in infos], axis=0)
+
+    # 2. the output graph: aliases for clean chunks, a window fill for the others
+    context = set(range(nsp)) if need is None else set(range(nsp - need, nsp))
+    out_name = "inpaint-" + tokenize(image.name, None if maskarr is None else maskarr.name, method, params, ch,
+                                     nodata, clip, margin)
+    img_piece, mask_piece = out_name + "-window", out_name + "-window-mask"
+    dsk = {}
+    for idx, info in zip(indices, infos):
+        out_key = (out_name,) + idx
+        if info.bbox is None:
+            dsk[out_key] = (image.name,) + idx
+            continue
+        sidx = spatial_index(idx)
+        b0, b1 = info.bbox
+        start = tuple(max(b0[k] - margin, 0) if k in context else b0[k] for k in range(nsp))
+        stop = tuple(min(b1[k] + margin, spatial_shape[k]) if k in context else b1[k] for k in range(nsp))
+        sranges = [_overlapping_blocks(spatial_chunks[k], start[k], stop[k]) for k in range(nsp)]
+        ranges = list(sranges)
+        if ch is not None:
+            ranges.insert(ch, [(0, slice(None))])
+        pieces = _pieces(dsk, image.name, (img_piece,) + idx, ranges)
+        mpieces = None
+        if maskarr is not None:
+            mpieces = _pieces(dsk, maskarr.name, (mask_piece,) + idx, sranges)
+        block_start = tuple(int(offsets[k][sidx[k]]) for k in range(nsp))
+        window = _Window(
+            method=backend.name, params=params, ch=ch, nodata=nodata, nan_fill=nan_fill, lo=lo, hi=hi,
+            start=start, stop=stop,
+            region=tuple(slice(b0[k] - block_start[k], b1[k] - block_start[k]) for k in range(nsp)),
+            wregion=tuple(slice(b0[k] - start[k], b1[k] - start[k]) for k in range(nsp)),
+        )
+        mkey = None if maskarr is None else (maskarr.name,) + sidx
+        dsk[out_key] = (_fill_chunk, (image.name,) + idx, mkey, pieces, mpieces, window)
+    deps = [image] if maskarr is None else [image, maskarr]
+    graph = HighLevelGraph.from_collections(out_name, dsk, dependencies=deps)
+    return da.Array(graph, out_name, image.chunks, meta=image._meta)
+
+
+# --- multiscale (napari pyramids) ----------------------------------------------------------------
+
+def _downsample_mask(mask, shape):
+    """A mask for a coarser pyramid level: a pixel is a hole when any pixel it covers is one."""
+    import dask.array as da
+
+    if tuple(mask.shape) == tuple(shape):
+        return mask
+    factors = [max(1, int(np.ceil(s / t))) for s, t in zip(mask.shape, shape)]
+    pad = [(0, (-s) % f) for s, f in zip(mask.shape, factors)]
+    padded = da.pad(mask != 0, pad, mode="constant", constant_values=False)
+    coarse = da.coarsen(np.any, padded, dict(enumerate(factors)), trim_excess=False)
+    grow = [(0, max(0, t - c)) for t, c in zip(shape, coarse.shape)]
+    if any(g[1] for g in grow):
+        coarse = da.pad(coarse, grow, mode="edge")
+    return coarse[tuple(slice(0, t) for t in shape)]
+
+
+def inpaint_multiscale(levels, mask=None, method: str = "biharmonic", *, channel_axis: Optional[int] = None,
+                       nodata: Optional[float] = None, clip: bool = True, margin: Optional[int] = None,
+                       **params) -> list:
+    """Fill every level of an image pyramid (e.g. a napari multiscale layer) lazily.
+
+    Each level is filled independently by :func:`inpaint_dask` (so zooming out never computes
+    the full-resolution fill); the mask of a coarser level marks a pixel as a hole when any
+    full-resolution pixel it covers is a hole.
+
+    Parameters
+    ----------
+    levels : sequence of arrays
+        The pyramid, full resolution first (numpy, zarr or dask arrays; same channel axis).
+    mask : array_like, optional
+        Mask of the full-resolution level (numpy or dask); ``None`` fills NaN / ``nodata``.
+    method, channel_axis, nodata, clip, margin, **params
+        As in :func:`inpaint_dask`.
+
+    Returns
+    -------
+    list of dask.array.Array
+        The filled levels, in the order given.
+    """
+    import dask.array as da
+
+    from ._api import _is_dask
+
+    if len(levels) == 0:
+        raise ValueError("levels must hold at least one array (full resolution first)")
+    arrays = [lvl if _is_dask(lvl) else da.from_array(lvl, chunks="auto") for lvl in levels]
+    ch = _channel_axis(channel_axis, arrays[0].ndim)
+    if mask is not None and not _is_dask(mask):
+        mask = da.from_array(np.asarray(mask), chunks="auto")
+    out = []
+    for arr in arrays:
+        lmask = None
+        if mask is not None:
+            shape = tuple(s for a, s in enumerate(arr.shape) if a != ch)
+            lmask = _downsample_mask(mask, shape)
+        out.append(inpaint_dask(arr, lmask, method, channel_axis=ch, nodata=nodata, clip=clip, margin=margin,
+                                **params))
+    return out
