@@ -42,7 +42,7 @@ def plugin_manager() -> pluggy.PluginManager:
 def _collect() -> Dict[str, Backend]:
     pm = plugin_manager()
     found: Dict[str, Backend] = {}
-    for impl in reversed(pm.hook.inpaint_plugin_backends.get_hookimpls()):  # registration order
+    for impl in pm.hook.inpaint_plugin_backends.get_hookimpls():  # registration order: built-ins first
         plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
         try:
             result = impl.function()
