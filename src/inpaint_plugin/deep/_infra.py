@@ -33,9 +33,10 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -252,8 +253,8 @@ class WeightsFile:
     """One downloadable file of a checkpoint: its local file name, URL and sha256 (hex)."""
 
     filename: str
-    url: Optional[str] = None
-    sha256: Optional[str] = None
+    url: str | None = None
+    sha256: str | None = None
 
     @property
     def downloadable(self) -> bool:
@@ -330,7 +331,7 @@ class ModelSpec:
     predict: Callable[..., Any]
     save_random: Callable[..., None]
     weights_help: str
-    fixed_size: Optional[int] = None
+    fixed_size: int | None = None
     size_multiple: int = 8
     tile_size: int = 512
     margin: int = 32
@@ -429,7 +430,7 @@ def resolve_weights(spec: ModelSpec, weights) -> Path:
 # --------------------------------------------------------------------------------------------------
 # model cache
 # --------------------------------------------------------------------------------------------------
-_MODELS: "OrderedDict[tuple, Any]" = OrderedDict()
+_MODELS: OrderedDict[tuple, Any] = OrderedDict()
 
 
 def clear_model_cache() -> None:
@@ -550,7 +551,7 @@ def _crop_windows(mask: np.ndarray, side: int, margin: int) -> list:
     from scipy import ndimage
 
     h, w = mask.shape
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
     boxes = ndimage.find_objects(labels)
     small, windows = [], []
 
@@ -679,9 +680,12 @@ def make_backend(spec: ModelSpec, description: str, extra_params: Sequence[Param
     needs weights. Its parameters are ``weights`` (path, default None = registry default), ``device``,
     ``resolution`` and ``extra_params`` (passed on to ``spec.predict``).
     """
+    default = spec.registry[0] if spec.registry and spec.registry[0].downloadable else None
     params = (
-        Param("weights", "path", None, f"checkpoint ({'folder' if any(e.folder for e in spec.registry) else 'file'}); "
-              f"None = default official weights. {spec.weights_help}"),
+        Param("weights", "path", None,
+              f"checkpoint ({'folder' if any(e.folder for e in spec.registry) else 'file'})"
+              + (f"; None downloads the official {default.name!r} weights" if default else "")
+              + f". {spec.weights_help}"),
         Param("device", "str", "auto", "torch device: auto (cuda, then mps, then cpu), cpu, cuda or mps", choices=DEVICES),
         Param("resolution", "str", "auto", "how images of any size are fed to the network", choices=spec.resolutions),
         *extra_params,
