@@ -23,8 +23,8 @@ thresholds (see :data:`PARAMS`):
     not either.
 ``"lines"``
     Dead rows and columns (of every 2-D slice, on the last two spatial axes): a line is dead when, on
-    at least ``line_fraction`` of its length, it lies above both neighbouring lines (or below both) by
-    more than ``max(line_sigma * s, min_contrast)``. Bands of two dead lines are found too; a
+    at least ``line_fraction`` of its length, it lies above both neighbouring lines or below both (a
+    stuck line, or a line of random values) by more than ``max(line_sigma * s, min_contrast)``. Bands of two dead lines are found too; a
     horizontal edge across the image is not (it lies between its neighbours, not beyond both).
 ``"zeros"``
     Thin stripes of pixels that are exactly zero in every channel (e.g. Landsat-7 SLC-off gaps or
@@ -48,7 +48,7 @@ import numpy as np
 from ._api import _channel_axis, _check_image
 from ._backend import Param
 
-__all__ = ["KINDS", "PARAMS", "detect"]
+__all__ = ["DEFAULT_KINDS", "KINDS", "PARAMS", "detect"]
 
 #: The kinds of defect :func:`detect` knows, with a one-line description each.
 KINDS = {
@@ -59,6 +59,10 @@ KINDS = {
     "lines": "dead rows and columns (brighter or darker than both neighbouring lines)",
     "zeros": "thin stripes of zero-valued pixels",
 }
+
+#: The kinds :func:`detect` looks for by default. ``"saturated"`` is left out: a bright background at
+#: the dtype maximum (bright-field microscopy, overexposed sky) is usually wanted, not a defect.
+DEFAULT_KINDS = ("nan", "hot", "dead", "lines", "zeros")
 
 #: The thresholds of :func:`detect` (keyword arguments), with their defaults and bounds.
 PARAMS = (
@@ -81,9 +85,9 @@ _PARAM_MAP = {p.name: p for p in PARAMS}
 
 def _check_kinds(kinds) -> tuple:
     if kinds is None:
-        return tuple(KINDS)
+        return DEFAULT_KINDS
     if isinstance(kinds, str):
-        kinds = (kinds,)
+        kinds = tuple(KINDS) if kinds == "all" else (kinds,)
     try:
         kinds = tuple(kinds)
     except TypeError:
@@ -92,9 +96,9 @@ def _check_kinds(kinds) -> tuple:
         if not isinstance(k, str):
             raise TypeError(f"kinds must hold strings, got {k!r}")
         if k not in KINDS:
-            raise ValueError(f"kinds: unknown kind {k!r}; known kinds: {', '.join(KINDS)}")
+            raise ValueError(f"kinds: unknown kind {k!r}; known kinds: {', '.join(KINDS)} (or 'all')")
     if not kinds:
-        raise ValueError("kinds must not be empty (None selects every kind)")
+        raise ValueError("kinds must not be empty (None selects the default kinds, 'all' every kind)")
     return tuple(dict.fromkeys(kinds))
 
 
@@ -153,22 +157,33 @@ def _min_contrast(x: np.ndarray, is_int: bool, value: Optional[float]) -> np.nda
 
 
 def _isolated_outliers(x: np.ndarray, thr: np.ndarray, spread: float) -> tuple:
-    """``(hot, dead)``: pixels beyond their second most extreme neighbour (see the module documentation)."""
+    """``(hot, dead)``: single pixels or pairs beyond their neighbours (see the module documentation)."""
     from scipy import ndimage
 
     nd = x.ndim - 1
     footprint = np.ones((3,) * nd, bool)
     footprint[(1,) * nd] = False
-    k = 2 if nd >= 2 else 1  # in 1-D a pixel has only two neighbours: compare with both
     hot = np.zeros(x.shape[:-1], bool)
     dead = np.zeros(x.shape[:-1], bool)
     for c in range(x.shape[-1]):
         xc = x[..., c]
-        upper = ndimage.rank_filter(xc, -k, footprint=footprint, mode="reflect")
-        lower = ndimage.rank_filter(xc, k - 1, footprint=footprint, mode="reflect")
-        limit = np.maximum(thr[c], spread * (upper - lower))
-        hot |= xc - upper > limit
-        dead |= lower - xc > limit
+        top = ndimage.maximum_filter(xc, footprint=footprint, mode="reflect")
+        bottom = ndimage.minimum_filter(xc, footprint=footprint, mode="reflect")
+        if nd == 1:  # two neighbours only: a defect must lie beyond both
+            limit = np.maximum(thr[c], spread * (top - bottom))
+            hot |= xc - top > limit
+            dead |= bottom - xc > limit
+            continue
+        second_top = ndimage.rank_filter(xc, -2, footprint=footprint, mode="reflect")
+        second_bottom = ndimage.rank_filter(xc, 1, footprint=footprint, mode="reflect")
+        limit = np.maximum(thr[c], spread * (second_top - second_bottom))
+        for out, beyond_all, beyond_second in ((hot, xc - top, xc - second_top),
+                                               (dead, bottom - xc, second_bottom - xc)):
+            # beyond all neighbours, or beyond all but one that is itself such a candidate (a pair);
+            # the end of a thin filament has a bright neighbour that is not a candidate
+            candidate = beyond_second > limit
+            partner = ndimage.binary_dilation(candidate, structure=footprint)
+            out |= candidate & ((beyond_all > limit) | partner)
     return hot, dead
 
 
@@ -205,9 +220,8 @@ def _dead_lines(x: np.ndarray, thr: np.ndarray, fraction: float) -> np.ndarray:
     for line_axis, along in ((nd - 2, nd - 1), (nd - 1, nd - 2)):
         s = _line_scores(x, line_axis)
         # fraction of each line (mean along the other in-plane axis) beyond the threshold, per channel
-        frac_pos = (s > thr).mean(axis=along)
-        frac_neg = (s < -thr).mean(axis=along)
-        dead = ((frac_pos >= fraction) | (frac_neg >= fraction)).any(axis=-1)  # spatial shape without `along`
+        frac = (np.abs(s) > thr).mean(axis=along)
+        dead = (frac >= fraction).any(axis=-1)  # spatial shape without `along`
         out |= np.expand_dims(dead, along)
     return out
 
@@ -250,7 +264,8 @@ def detect(image, kinds=None, *, channel_axis=None, **thresholds) -> np.ndarray:
         Integer or float image of any dimension, with an optional channel axis.
     kinds : str or sequence of str, optional
         Which defects to look for, among :data:`KINDS`: ``"nan"``, ``"saturated"``, ``"hot"``,
-        ``"dead"``, ``"lines"``, ``"zeros"``. ``None`` (default): all of them.
+        ``"dead"``, ``"lines"``, ``"zeros"``, or ``"all"``. ``None`` (default): :data:`DEFAULT_KINDS`,
+        that is all but ``"saturated"``.
     channel_axis : int, optional
         Axis of the channels; a pixel is flagged when any of its channels is.
     **thresholds
