@@ -1,0 +1,99 @@
+"""GMCNN (Wang et al., NeurIPS 2018): generative multi-column CNN, PyTorch version.
+
+The network lives in :mod:`inpaint_plugin.deep.nets.gmcnn`; this module describes how to build it,
+load the official PyTorch checkpoint of ``shepnerd/inpainting_gmcnn`` (``<epoch>_net_GM.pth``, a bare
+state_dict) and run it (image in ``[-1, 1]`` with holes set to 0, mask channel appended). The network is
+fully convolutional (sides multiple of 4); windows smaller than :attr:`GMCNN.min_size` are extended by
+mirror symmetry (image and mask alike) and the result cropped back. torch is imported only inside the
+functions.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..deep._infra import (
+    ModelSpec,
+    WeightsEntry,
+    WeightsFile,
+    load_checked,
+    load_state_dict_file,
+    make_backend,
+    random_state_dict,
+)
+
+_DRIVE_CELEBAHQ = "https://drive.google.com/file/d/1lx0BHKQ-GsbFu60ocYm4wK1HVfv7uean/view?usp=sharing"
+
+
+def _build():
+    from ..deep.nets.gmcnn import GMCNN
+
+    return GMCNN()
+
+
+def _load(module, path: Path) -> None:
+    """Load an official checkpoint (a bare state_dict of ``netGM``) strictly."""
+    load_checked(module, load_state_dict_file(path), path=path)
+
+
+def _symmetric_extend(t, height: int, width: int):
+    """Extend (B, C, h, w) to (B, C, height, width) at the bottom/right by mirror symmetry
+    (edge pixel repeated, as ``numpy.pad(mode="symmetric")``), for any extension length."""
+    import torch
+
+    def index(n, size):
+        i = torch.arange(size, device=t.device) % (2 * n)
+        return torch.where(i < n, i, 2 * n - 1 - i)
+
+    h, w = t.shape[2:]
+    return t.index_select(2, index(h, height)).index_select(3, index(w, width))
+
+
+def _predict(module, image, mask):
+    """``image`` (B, 3, H, W) in [0, 1], ``mask`` (B, 1, H, W), 1 = hole -> (B, 3, H, W) in [0, 1]."""
+    import torch
+
+    h, w = image.shape[2:]
+    k, low = module.size_multiple, module.min_size
+    height = max(low, -(-h // k) * k)
+    width = max(low, -(-w // k) * k)
+    if (height, width) != (h, w):
+        image, mask = _symmetric_extend(image, height, width), _symmetric_extend(mask, height, width)
+    x = (image * 2 - 1) * (1 - mask)  # the reference's evaluate(): holes are 0
+    out = module(torch.cat([x, mask], dim=1))
+    return ((out[:, :, :h, :w] + 1) / 2).clamp(0, 1)
+
+
+def _save_random(path, seed: int = 0) -> None:
+    """Write the bare state_dict with deterministic random weights (the official format)."""
+    import torch
+
+    torch.save(random_state_dict(_build, seed), str(path))
+
+
+SPEC = ModelSpec(
+    name="gmcnn",
+    build=_build,
+    load=_load,
+    predict=_predict,
+    save_random=_save_random,
+    weights_help=(
+        "The official PyTorch GMCNN weights (CelebA-HQ 256, rectangular holes) are on Google Drive, linked from "
+        f"https://github.com/shepnerd/inpainting_gmcnn#for-pytorch-implementations: {_DRIVE_CELEBAHQ}; the file "
+        "to use is the <epoch>_net_GM.pth inside (the TensorFlow checkpoints of that page do not fit)"
+    ),
+    fixed_size=None,
+    size_multiple=4,
+    tile_size=512,
+    margin=64,
+    registry=(
+        WeightsEntry(
+            name="celebahq256", files=(WeightsFile("net_GM.pth"),), description="GMCNN trained on CelebA-HQ 256",
+            instructions=f"Download it from {_DRIVE_CELEBAHQ} (Google Drive) and pass its <epoch>_net_GM.pth.",
+        ),
+    ),
+)
+
+BACKENDS = [
+    make_backend(SPEC, "GMCNN: generative multi-column CNN with 7x7/5x5/3x3 dilated columns (NeurIPS 2018; "
+                       "needs trained weights)"),
+]

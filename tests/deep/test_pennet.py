@@ -1,0 +1,139 @@
+"""PEN-Net: architecture against the reference's state_dict, behaviour, official checkpoint format, API.
+
+No conformance vectors exist for PEN-Net in ``shared/conformance``; the key/shape list of the reference
+``InpaintGenerator`` is recorded in ``data/pennet_state_dict.json`` (with its repository and commit).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import inpaint_plugin  # noqa: E402
+from inpaint_plugin.backends.pennet import SPEC  # noqa: E402
+from inpaint_plugin.deep import _infra  # noqa: E402
+from inpaint_plugin.deep.nets.pennet import AttentionTransfer, PENNet  # noqa: E402
+
+REFERENCE = json.loads((Path(__file__).parent / "data" / "pennet_state_dict.json").read_text())
+
+
+def _seeded(build, seed=0):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build().eval()
+
+
+def test_state_dict_matches_reference():
+    ours = [[k, list(v.shape)] for k, v in PENNet().state_dict().items()]
+    assert ours == REFERENCE["state_dict"]
+    assert sum(int(np.prod(s)) for _, s in ours) == REFERENCE["n_params"]
+
+
+@pytest.fixture(scope="module")
+def outputs():
+    """Network outputs for (base, known pixels changed, hole content changed) at 64 x 64."""
+    gen = torch.Generator().manual_seed(1)
+    image = torch.rand(1, 3, 64, 64, generator=gen)
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 20:44, 16:40] = 1
+    known = image.clone()
+    known[..., :, 48:] = torch.rand(1, 3, 64, 16, generator=gen)  # right band, outside the hole
+    hole = image + mask * torch.rand(1, 3, 64, 64, generator=gen)  # only hole pixels changed
+    batch, masks = torch.cat([image, known, hole]), mask.expand(3, 1, 64, 64)
+    net = _seeded(SPEC.build)
+    with torch.inference_mode():
+        x = batch * 2 - 1
+        pyramid, out = net(torch.cat([x * (1 - masks) + masks, masks], 1), masks)
+        pred = SPEC.predict(net, batch, masks)
+    return pyramid, out, pred, mask[0, 0].bool()
+
+
+def test_forward_shapes_finite_and_range(outputs):
+    pyramid, out, pred, _ = outputs
+    assert out.shape == (3, 3, 64, 64) and pred.shape == (3, 3, 64, 64)
+    assert [p.shape[-1] for p in pyramid] == [32, 16, 8, 4, 2]  # finest first, as the reference
+    assert all(torch.isfinite(t).all() for t in (out, pred, *pyramid))
+    assert out.abs().max() <= 1 and 0 <= pred.min() and pred.max() <= 1
+    assert torch.allclose(pred, (out + 1) / 2)
+
+
+def test_hole_depends_on_context_not_on_hole_content(outputs):
+    _, out, _, hole = outputs
+    base, known, changed_hole = out[0][:, hole], out[1][:, hole], out[2][:, hole]
+    assert (base - known).abs().max() > 1e-4
+    torch.testing.assert_close(base, changed_hole, rtol=0, atol=1e-6)
+
+
+def test_attention_copies_only_known_patches():
+    """Low-level features deep inside the hole never reach the output (their patches are not matched)."""
+    atn = _seeded(lambda: AttentionTransfer(8, 8))
+    gen = torch.Generator().manual_seed(2)
+    x1, x2 = torch.randn(1, 8, 16, 16, generator=gen), torch.randn(1, 8, 8, 8, generator=gen)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 1  # valid 3x3 patches are those centred on the outer ring
+    inner, border = x1.clone(), x1.clone()
+    inner[..., 4:12, 4:12] += 5 * torch.randn(1, 8, 8, 8, generator=gen)
+    border[..., :2, :] += 5 * torch.randn(1, 8, 2, 16, generator=gen)
+    with torch.inference_mode():
+        y, y_inner, y_border = (atn(a, x2, mask) for a in (x1, inner, border))
+    assert y.shape == (1, 8, 16, 16)
+    torch.testing.assert_close(y_inner, y, rtol=0, atol=1e-5)
+    assert (y_border - y)[..., 6:10, 6:10].abs().max() > 1e-2  # the hole centre is rebuilt from the border
+
+
+def test_rejects_size_not_multiple_of_64():
+    with pytest.raises(ValueError, match="multiple of 64"):
+        PENNet()(torch.zeros(1, 4, 96, 64), torch.zeros(1, 1, 96, 64))
+
+
+def test_official_checkpoint_format_roundtrip(tmp_path):
+    path = tmp_path / "gen_00001.pth"
+    _infra.random_checkpoint("pennet", path, seed=3)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert list(raw) == ["netG"]
+    assert [[k, list(v.shape)] for k, v in raw["netG"].items()] == REFERENCE["state_dict"]
+    net = SPEC.build()
+    SPEC.load(net, path)
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, raw["netG"][k]), k
+    SPEC.save_random(tmp_path / "again.pth", seed=3)
+    SPEC.save_random(tmp_path / "other.pth", seed=4)
+    again = torch.load(tmp_path / "again.pth", weights_only=True)["netG"]
+    other = torch.load(tmp_path / "other.pth", weights_only=True)["netG"]
+    assert all(torch.equal(again[k], raw["netG"][k]) for k in again)
+    assert not torch.equal(other["dw_conv01.0.weight"], again["dw_conv01.0.weight"])
+
+
+def test_load_lists_missing_and_unexpected_keys(tmp_path):
+    state = _infra.random_state_dict(SPEC.build)
+    state.pop("at_conv03.conv02.0.weight")
+    state["extra.weight"] = torch.zeros(1)
+    path = tmp_path / "broken.pth"
+    torch.save({"netG": state}, path)
+    with pytest.raises(ValueError) as err:
+        SPEC.load(SPEC.build(), path)
+    assert all(s in str(err.value) for s in ("at_conv03.conv02.0.weight", "extra.weight", "broken.pth"))
+
+
+def test_inpaint_api_keeps_known_pixels(tmp_path):
+    path = _infra.random_checkpoint("pennet", tmp_path / "gen.pth")
+    rng = np.random.default_rng(0)
+    image = rng.random((40, 52, 3)).astype(np.float32)
+    mask = np.zeros((40, 52), bool)
+    mask[12:24, 20:34] = True
+    out = inpaint_plugin.inpaint(image, mask, method="pennet", weights=str(path), channel_axis=-1, device="cpu")
+    assert out.shape == image.shape and out.dtype == image.dtype
+    assert np.array_equal(out[~mask], image[~mask])
+    assert np.isfinite(out).all() and not np.array_equal(out[mask], image[mask])
+
+
+def test_missing_weights_say_where_to_get_them():
+    image = np.zeros((16, 16, 3), np.float32)
+    mask = np.zeros((16, 16), bool)
+    mask[4:8, 4:8] = True
+    with pytest.raises(ValueError, match=r"(?s)drive\.google\.com.*weights="):
+        inpaint_plugin.inpaint(image, mask, method="pennet", channel_axis=-1)
