@@ -1,0 +1,252 @@
+"""Dask tiling: inpaint() on dask arrays equals the in-memory result for small holes, and only
+chunks with holes are computed."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+import dask  # noqa: E402
+
+import inpaint_plugin as ip  # noqa: E402
+from inpaint_plugin import Backend, hookimpl, inpaint  # noqa: E402
+from inpaint_plugin._dask import inpaint_dask, inpaint_multiscale  # noqa: E402
+from inpaint_plugin.backends.biharmonic import biharmonic_fill  # noqa: E402
+
+
+def _image(shape, seed=0, dtype=np.uint16):
+    """A smooth random image (sum of a few waves plus noise) in the range of ``dtype``."""
+    rng = np.random.default_rng(seed)
+    grids = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
+    f = sum(np.sin(g / rng.uniform(4, 12) + rng.uniform(0, 6)) for g in grids)
+    f = 1000 + 300 * f + rng.normal(0, 10, shape)
+    return f.astype(dtype)
+
+
+def _holes(shape, n, max_size, seed=1):
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(shape, bool)
+    for _ in range(n):
+        start = [rng.integers(0, s) for s in shape]
+        size = [rng.integers(1, max_size + 1) for _ in shape]
+        mask[tuple(slice(a, a + b) for a, b in zip(start, size))] = True
+    return mask
+
+
+class _Recorder:
+    """A run-time plugin: biharmonic under another name, recording the blocks it is called on."""
+
+    def __init__(self, name, spatial_ndim=None):
+        self.name, self.spatial_ndim = name, spatial_ndim
+        self.shapes = []
+        self._lock = threading.Lock()
+
+    def _fill(self, image, mask):
+        with self._lock:
+            self.shapes.append(image.shape[:-1])
+        return biharmonic_fill(image, mask)
+
+    @hookimpl
+    def inpaint_plugin_backends(self):
+        return [Backend(self.name, self._fill, "recording biharmonic", spatial_ndim=self.spatial_ndim, margin=8)]
+
+
+@pytest.fixture
+def recorder():
+    made = []
+
+    def make(name, spatial_ndim=None):
+        rec = _Recorder(name, spatial_ndim)
+        ip.register(rec, name=f"{name}-plugin")
+        made.append(rec)
+        return rec
+
+    yield make
+    for rec in made:
+        ip.unregister(rec)
+
+
+def test_matches_in_memory_uint16_with_holes_across_chunk_borders():
+    img = _image((100, 120))
+    mask = _holes(img.shape, 25, 5)
+    mask[30:35, 61:66] = True  # crosses the border between rows of chunks 0 and 1, columns 1 and 2
+    mask[62:66, 95:97] = True  # a corner of four chunks
+    d = da.from_array(img, chunks=32)
+    out = inpaint(d, mask, "biharmonic")
+    assert isinstance(out, da.Array) and out.chunks == d.chunks and out.dtype == img.dtype
+    np.testing.assert_array_equal(out.compute(), inpaint(img, mask, "biharmonic"))
+
+
+def test_float_nan_fill_and_nodata_match_in_memory():
+    img = _image((70, 90), seed=3, dtype=np.float32)
+    holes = _holes(img.shape, 15, 4, seed=4)
+    nan_img = img.copy()
+    nan_img[holes] = np.nan
+    out = inpaint(da.from_array(nan_img, chunks=(32, 50)), None, "biharmonic").compute()
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    np.testing.assert_allclose(out, inpaint(nan_img, None, "biharmonic"), rtol=1e-6)
+    np.testing.assert_array_equal(out[~holes], img[~holes])
+
+    nod = _image((70, 90), seed=3)
+    nod[holes] = 0
+    out = inpaint(da.from_array(nod, chunks=25), None, "biharmonic", nodata=0).compute()
+    np.testing.assert_array_equal(out, inpaint(nod, None, "biharmonic", nodata=0))
+
+
+def test_channels_are_never_split_and_match_in_memory():
+    rgb = np.stack([_image((60, 80), seed=s, dtype=np.uint8) for s in range(3)])  # channels first
+    mask = _holes((60, 80), 12, 4, seed=5)
+    d = da.from_array(rgb, chunks=(2, 20, 30))
+    out = inpaint(d, mask, "biharmonic", channel_axis=0)
+    assert out.chunks[0] == (3,)
+    np.testing.assert_array_equal(out.compute(), inpaint(rgb, mask, "biharmonic", channel_axis=0))
+
+
+def test_nd_method_on_a_volume_chunked_along_every_axis():
+    vol = _image((16, 40, 40), seed=6, dtype=np.float64)
+    mask = _holes(vol.shape, 10, 3, seed=7)
+    mask[7:10, 18:22, 19:21] = True  # across chunk borders on all three axes
+    out = inpaint(da.from_array(vol, chunks=(8, 20, 20)), mask, "biharmonic").compute()
+    np.testing.assert_allclose(out, inpaint(vol, mask, "biharmonic"), rtol=1e-10)
+
+
+def test_2d_method_on_a_stack_has_no_margin_along_the_stack_axis(recorder):
+    rec = recorder("dask-test-2d", spatial_ndim=2)
+    stack = _image((4, 50, 60), seed=8)
+    mask = np.zeros(stack.shape, bool)
+    mask[1, 20:23, 28:33] = True  # across the column border at 30
+    mask[3, 40:42, 5:7] = True
+    out = inpaint(da.from_array(stack, chunks=(2, 25, 30)), mask, "dask-test-2d").compute()
+    np.testing.assert_array_equal(out, inpaint(stack, mask, "dask-test-2d"))
+    del rec.shapes[:]
+    inpaint(da.from_array(stack, chunks=(2, 25, 30)), mask, "dask-test-2d", margin=3).compute()
+    # one 2-D window per chunk and slice with holes: the chunk's part of the hole + 3 pixels each way
+    # (slice 1: columns 28-29 in one chunk, 30-32 in the next; slice 3: one chunk)
+    assert sorted(rec.shapes) == [(8, 8), (9, 8), (9, 9)]
+
+
+def test_only_chunks_with_holes_are_computed(recorder):
+    rec = recorder("dask-test-count")
+    img = _image((64, 64), seed=9)
+    mask = np.zeros(img.shape, bool)
+    mask[5:7, 5:8] = True  # inside chunk (0, 0)
+    mask[40, 50] = True  # inside chunk (2, 3)
+    d = da.from_array(img, chunks=16)
+    out = inpaint(d, mask, "dask-test-count")
+    assert rec.shapes == []  # building the graph computes nothing
+    result = out.compute()
+    # one window per chunk with holes: bounding box of its holes + the method's margin (8)
+    assert sorted(rec.shapes) == [(15, 16), (17, 17)]
+    np.testing.assert_array_equal(result, inpaint(img, mask, "dask-test-count"))
+    # a chunk without holes is the input chunk itself (the very same object: no task, no copy)
+    for idx, same in (((1, 1), True), ((0, 0), False)):
+        src, res = dask.compute(d.to_delayed(optimize_graph=False)[idx], out.to_delayed(optimize_graph=False)[idx],
+                                scheduler="sync")
+        assert (src is res) == same
+
+
+def test_clip_uses_the_range_of_the_whole_image():
+    # a cone whose tip is the hole: biharmonic overshoots the window's known values
+    yy, xx = np.mgrid[:48, :48]
+    img = (200 - 10 * np.hypot(yy - 24, xx - 24)).clip(0).astype(np.float32)
+    img[2, 2] = 1000  # far away, outside every window: sets the global range
+    mask = np.hypot(yy - 24, xx - 24) < 3
+    window_max = img[16:33, 16:33][~mask[16:33, 16:33]].max()
+    out = inpaint(da.from_array(img, chunks=24), mask, "biharmonic", margin=6).compute()
+    ref = inpaint(img, mask, "biharmonic")
+    np.testing.assert_allclose(out, ref, rtol=1e-6)
+    assert out[mask].max() > window_max  # not clipped to the window's range
+
+
+def test_hole_larger_than_the_window_raises_when_computed():
+    img = _image((64, 64), seed=10)
+    mask = np.zeros(img.shape, bool)
+    mask[:40, :40] = True
+    out = inpaint(da.from_array(img, chunks=16), mask, "biharmonic", margin=4)
+    with pytest.raises(ValueError, match="larger than the tiling window"):
+        out.compute()
+
+
+def test_no_holes_returns_the_input_and_validation_happens_at_call_time():
+    img = _image((40, 40))
+    d = da.from_array(img, chunks=20)
+    assert inpaint(d, np.zeros(img.shape, bool), "biharmonic") is d
+    f = da.from_array(img.astype(np.float32), chunks=20)
+    bad = img.astype(np.float32)
+    bad[30, 31] = np.nan
+    mask = np.zeros(img.shape, bool)
+    mask[2, 2] = True
+    with pytest.raises(ValueError, match=r"NaN or inf at 1 pixel\(s\) outside the mask \(first at \(30, 31\)"):
+        inpaint(da.from_array(bad, chunks=20), mask, "biharmonic")
+    with pytest.raises(ValueError, match="whole image"):
+        inpaint(d, np.ones(img.shape, bool), "biharmonic")
+    with pytest.raises(ValueError, match="mask shape"):
+        inpaint(d, np.zeros((40, 41), bool), "biharmonic")
+    with pytest.raises(ValueError, match="mask is required"):
+        inpaint(d, None, "biharmonic")
+    with pytest.raises(ValueError, match="auto"):
+        inpaint(d, mask, "auto")
+    with pytest.raises(ValueError, match="margin"):
+        inpaint(d, mask, "biharmonic", margin=-1)
+    with pytest.raises(TypeError, match="margin"):
+        inpaint(d, mask, "biharmonic", margin=2.5)
+    with pytest.raises(TypeError, match="unexpected parameter"):
+        inpaint(d, mask, "biharmonic", strength=2)
+    half = da.from_array(np.where(mask, 0.5, 0.0), chunks=20)
+    with pytest.raises(ValueError, match="0 and 1"):
+        inpaint(f, half, "biharmonic")
+
+
+def test_dask_and_label_masks():
+    img = _image((50, 50), seed=11)
+    holes = _holes(img.shape, 8, 3, seed=12)
+    labels = (holes * 7).astype(np.int32)  # a napari Labels layer: any label is a hole
+    out = inpaint(da.from_array(img, chunks=20), da.from_array(labels, chunks=17), "biharmonic")
+    np.testing.assert_array_equal(out.compute(), inpaint(img, holes, "biharmonic"))
+
+
+def test_zarr_on_disk_with_a_distributed_client(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    distributed = pytest.importorskip("distributed")
+    img = _image((96, 80), seed=13)
+    mask = _holes(img.shape, 20, 4, seed=14)
+    zimg = zarr.create_array(str(tmp_path / "img.zarr"), shape=img.shape, dtype=img.dtype, chunks=(32, 32))
+    zimg[:] = img
+    zmask = zarr.create_array(str(tmp_path / "mask.zarr"), shape=mask.shape, dtype=bool, chunks=(32, 32))
+    zmask[:] = mask
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+        out = inpaint(da.from_zarr(str(tmp_path / "img.zarr")), da.from_zarr(str(tmp_path / "mask.zarr")),
+                      "biharmonic")
+        da.to_zarr(out, str(tmp_path / "out.zarr"))
+    result = zarr.open_array(str(tmp_path / "out.zarr"), mode="r")[...]
+    np.testing.assert_array_equal(result, inpaint(img, mask, "biharmonic"))
+
+
+@pytest.mark.slow
+def test_distributed_worker_processes(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    img = _image((64, 64), seed=15, dtype=np.float32)
+    mask = _holes(img.shape, 10, 3, seed=16)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+        out = inpaint(da.from_array(img, chunks=32), mask, "biharmonic").compute()
+    np.testing.assert_allclose(out, inpaint(img, mask, "biharmonic"), rtol=1e-6)
+
+
+def test_multiscale_levels_are_filled_independently():
+    img = _image((64, 96), seed=17)
+    mask = _holes(img.shape, 12, 3, seed=18)
+    levels = [img, img[::2, ::2]]
+    out = inpaint_multiscale(levels, mask, "biharmonic")
+    assert [o.shape for o in out] == [lvl.shape for lvl in levels]
+    np.testing.assert_array_equal(out[0].compute(), inpaint(img, mask, "biharmonic"))
+    coarse = mask.reshape(32, 2, 48, 2).any(axis=(1, 3))  # a low-res pixel covering any hole is a hole
+    np.testing.assert_array_equal(out[1].compute(), inpaint(levels[1], coarse, "biharmonic"))
+
+
+def test_inpaint_dask_rejects_non_numeric_images():
+    with pytest.raises(TypeError, match="dtype"):
+        inpaint_dask(da.zeros((8, 8), dtype=bool, chunks=4), np.eye(8, dtype=bool))
