@@ -7,15 +7,14 @@ import pickle
 import threading
 import types
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-import inpaint_plugin  # noqa: E402
-from inpaint_plugin.deep import _infra  # noqa: E402
+import inpaint_plugin
+from inpaint_plugin.deep import _infra
 
 FILL = (0.25, 0.5, 0.75)
 
@@ -284,6 +283,8 @@ def _holes(h, w):
     mask[h // 2, w // 2] = True      # a dead pixel
     mask[h - 30:h - 4, 20:70] = True  # a larger hole
     mask[::37, w - 3] = True         # a column of dead pixels at the right border
+    if h >= 120:
+        mask[40:100, 100:170] = True  # a thick hole larger than the network input
     return mask
 
 
@@ -303,6 +304,8 @@ def test_run_all_resolutions_fill_every_hole_and_keep_known(toy_weights, fixed_s
         np.testing.assert_allclose(out[mask], np.broadcast_to(FILL, (mask.sum(), 3)), atol=1e-5,
                                    err_msg=resolution)
         assert calls, resolution
+        if fixed_size and max(shape) <= fixed_size and resolution != "tile":
+            assert len(calls) == 1  # a small image is one network run
         for (b, c, h, w), hole_fraction in calls:
             assert (b, c) == (1, 3) and hole_fraction > 0  # only windows holding holes are run
             if fixed_size:
@@ -329,9 +332,11 @@ def test_run_crops_group_small_holes(toy_weights):
 def test_crop_windows_cover_holes_with_context():
     rng = np.random.default_rng(3)
     mask = rng.random((300, 200)) > 0.995
-    mask[100:220, 50:90] = True  # a hole too large for one window: own, larger window
-    windows = _infra._crop_windows(mask, side=64, margin=8)
-    written = np.zeros(mask.shape, int)
+    mask[100:220, 50:110] = True  # a thick hole too large for one window: own, larger window
+    mask[250:254, 5:195] = True  # a thin stripe: tiles at full resolution, no window
+    windows, thin = _infra._crop_windows(mask, side=64, margin=8)
+    assert thin[250:254, 5:195].all() and thin.sum() == 4 * 190
+    written = thin.astype(int)
     for r0, r1, c0, c1, write in windows:
         assert write.shape == (r1 - r0, c1 - c0) and write.any()
         written[r0:r1, c0:c1] += write

@@ -514,8 +514,10 @@ def _starts(length: int, tile: int, stride: int) -> list:
     return sorted(set(starts))
 
 
-def _run_tiles(predict: _Predictor, image, mask, tile: int, overlap: int) -> np.ndarray:
-    """Overlapping tiles (only those holding holes are run), blended with linear ramps."""
+def _run_tiles(predict: _Predictor, image, mask, tile: int, overlap: int, write=None) -> np.ndarray:
+    """Overlapping tiles blended with linear ramps; only tiles holding ``write`` pixels (default: all
+    holes) are run, and only those pixels are written."""
+    write = mask if write is None else write
     h, w = mask.shape
     th, tw = min(tile, h), min(tile, w)
     stride = max(1, tile - overlap)
@@ -530,30 +532,38 @@ def _run_tiles(predict: _Predictor, image, mask, tile: int, overlap: int) -> np.
     for r0 in _starts(h, th, stride):
         for c0 in _starts(w, tw, stride):
             win = (slice(r0, r0 + th), slice(c0, c0 + tw))
-            if not mask[win].any():
+            if not write[win].any():
                 continue
             out = predict(image[win], mask[win])
             wt = np.outer(ramp(th), ramp(tw))
             acc[win] += out * wt[..., None]
             wsum[win] += wt
     result = image.copy()
-    result[mask] = (acc[mask] / wsum[mask][:, None]).astype(image.dtype)
+    result[write] = (acc[write] / wsum[write][:, None]).astype(image.dtype)
     return result
 
 
-def _crop_windows(mask: np.ndarray, side: int, margin: int) -> list:
-    """Windows ``(r0, r1, c0, c1, write_mask)`` covering every hole with ``margin`` context.
+def _crop_windows(mask: np.ndarray, side: int, margin: int) -> tuple:
+    """Plan the crops: ``(windows, thin)`` covering every hole with ``margin`` context.
 
-    Holes whose box plus margin fits in ``side`` are grouped greedily (in bands of rows, then left to
-    right) into windows of ``side`` x ``side`` (clipped to the image); larger holes get their own window of about 1.5x their
-    size plus margin, centred on them. ``write_mask`` marks the hole pixels that window is responsible for.
+    ``windows`` is a list of ``(r0, r1, c0, c1, write_mask)``; ``write_mask`` marks the hole pixels that
+    window is responsible for. Holes whose box plus margin fits in ``side`` are grouped greedily (in
+    bands of rows, then left to right) into windows of ``side`` x ``side`` (clipped to the image).
+    Larger holes that are thin (twice their largest distance to a known pixel, plus margin, fits in
+    ``side``: scratches, stripes) are returned in the boolean mask ``thin``, to be filled by overlapping
+    tiles at full resolution. Other large holes get their own window of about 1.5x their size plus
+    margin, centred on them (resized to the network). Windows inside another one of at most ``side``
+    (or an identical one) are merged into it. An image not larger than ``side`` is a single window.
     """
     from scipy import ndimage
 
     h, w = mask.shape
+    if h <= side and w <= side:  # the whole image is one window at full resolution
+        return [(0, h, 0, w, mask.copy())], np.zeros(mask.shape, bool)
     labels, _ = ndimage.label(mask, structure=np.ones((3, 3), bool))
     boxes = ndimage.find_objects(labels)
     small, windows = [], []
+    thin = np.zeros(mask.shape, bool)
 
     def place(center, size, length):
         size = min(size, length)
@@ -564,6 +574,10 @@ def _crop_windows(mask: np.ndarray, side: int, margin: int) -> list:
         bh, bw = rs.stop - rs.start, cs.stop - cs.start
         if max(bh, bw) + 2 * margin <= side:
             small.append((rs.start, cs.start, rs.stop, cs.stop, idx))
+            continue
+        own = np.pad(labels[rs, cs] == idx, 1)
+        if 2 * ndimage.distance_transform_edt(own).max() + 2 * margin <= side:
+            thin[rs, cs] |= own[1:-1, 1:-1]
             continue
         size = max(side, int(math.ceil(max(bh, bw) * 1.5)) + 2 * margin)
         r0, sh = place((rs.start + rs.stop) / 2, size, h)
@@ -588,12 +602,27 @@ def _crop_windows(mask: np.ndarray, side: int, margin: int) -> list:
             band = [c for c in band if c[4] not in taken]
             windows.append((r0, r0 + sh, c0, c0 + sw, np.isin(labels[r0:r0 + sh, c0:c0 + sw], members)))
         remaining = [c for c in remaining if c[4] not in taken]
-    return windows
+
+    # a window inside another one that is run at full resolution (not larger than `side`), or inside an
+    # identical one, is merged into it: one network run instead of two
+    merged = []
+    for r0, r1, c0, c1, write in sorted(windows, key=lambda t: (t[1] - t[0]) * (t[3] - t[2]), reverse=True):
+        for target in merged:
+            t0, t1, u0, u1, twrite = target
+            same = (t0, t1, u0, u1) == (r0, r1, c0, c1)
+            native = t1 - t0 <= side and u1 - u0 <= side
+            if t0 <= r0 and r1 <= t1 and u0 <= c0 and c1 <= u1 and (same or native):
+                twrite[r0 - t0:r1 - t0, c0 - u0:c1 - u0] |= write
+                break
+        else:
+            merged.append((r0, r1, c0, c1, write.copy()))
+    return merged, thin
 
 
 def _run_crops(predict: _Predictor, image, mask, side: int, margin: int) -> np.ndarray:
-    result = image.copy()
-    for r0, r1, c0, c1, write in _crop_windows(mask, side, margin):
+    windows, thin = _crop_windows(mask, side, margin)
+    result = _run_tiles(predict, image, mask, side, max(1, side // 4), write=thin) if thin.any() else image.copy()
+    for r0, r1, c0, c1, write in windows:
         out = predict(image[r0:r1, c0:c1], mask[r0:r1, c0:c1])
         result[r0:r1, c0:c1][write] = out[write]
     return result
@@ -618,8 +647,10 @@ def run(spec: ModelSpec, image: np.ndarray, mask: np.ndarray, *, weights=None, d
         How images of any size are fed to the network:
 
         - ``"crop"``: windows around the holes with ``spec.margin`` context (several small holes share a
-          window); fixed-size networks get each window resized to ``fixed_size``, others get it padded to
-          ``size_multiple`` (and shrunk to ``tile_size`` if larger).
+          window; a large hole gets a window of about 1.5x its size); fixed-size networks get each window
+          resized to ``fixed_size``, others get it padded to ``size_multiple`` (and shrunk to
+          ``tile_size`` if larger). Large but thin holes (scratches, stripes) are filled with overlapping
+          tiles at full resolution instead.
         - ``"tile"``: overlapping tiles (``fixed_size`` or ``tile_size``, overlap 1/4), only those with
           holes are run, blended with linear ramps.
         - ``"resize"`` (fixed-size networks): the whole image resized to ``fixed_size`` and back.
