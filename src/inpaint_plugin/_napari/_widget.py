@@ -122,7 +122,7 @@ class InpaintWidget(Container):
                               tooltip="Pixels to fill: a Labels layer (any label), a Shapes layer "
                                       "(rasterized on the image grid), or the NaNs of a float image")
         self._method = ComboBox(name="method", label="method", choices=self._method_choices)
-        self._info = Label(name="info", label="")
+        self._info = Label(name="info", label=" ")
         self._info.native.setWordWrap(True)
         self._params = Container(name="params")
         self._scope = ComboBox(name="scope", label="scope", choices=[CURRENT_SLICE, WHOLE_STACK], value=WHOLE_STACK,
