@@ -35,6 +35,12 @@ def filled_model(spec_json, fill_state_dict):
 
 
 @pytest.fixture(scope="module")
+def scratch_model():
+    """A network the loading tests load weights into (built once: ~130 M parameters)."""
+    return backend.SPEC.build()
+
+
+@pytest.fixture(scope="module")
 def random_weights(tmp_path_factory):
     """A weights folder in the official format with random weights (written once: ~520 MB)."""
     folder = tmp_path_factory.mktemp("medfe") / "weights"
@@ -114,7 +120,7 @@ def test_partial_conv_mask_handling():
                                    rtol=1e-4, atol=1e-5)
 
 
-def test_official_format_roundtrip(random_weights, spec_json, tmp_path):
+def test_official_format_roundtrip(random_weights, spec_json, scratch_model):
     names = {"EN.pkl", "MEDEF.pkl", "DE.pkl"}
     assert {p.name for p in random_weights.iterdir()} == names
     expected = [k for k, _, _ in spec_json["state_dict"]]
@@ -123,25 +129,28 @@ def test_official_format_roundtrip(random_weights, spec_json, tmp_path):
         sd = torch.load(random_weights / name, map_location="cpu", weights_only=True)
         got += list(sd)
     assert got == expected
-    model = backend.SPEC.build()
-    backend.SPEC.load(model, random_weights)
-    ref = torch.load(random_weights / "DE.pkl", weights_only=True)
-    assert torch.equal(model.netDE.Decoder_3.model[1].weight, ref["Decoder_3.model.1.weight"])
-    mask_w = torch.load(random_weights / "MEDEF.pkl", weights_only=True)["pc_block.cov_5.2.conv.mask_conv.weight"]
-    assert torch.equal(model.netMEDFE.pc_block.cov_5[2].conv.mask_conv.weight, mask_w)
-    other = backend.SPEC.build()
-    backend.SPEC.load(other, random_weights / "EN.pkl")  # a file of the folder names the folder
-    assert torch.equal(other.netEN.Encoder_2.model[1].weight, model.netEN.Encoder_2.model[1].weight)
+    model = scratch_model
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    backend.SPEC.load(model, random_weights / "EN.pkl")  # a file of the folder names the folder
+    for name in ("EN.pkl", "MEDEF.pkl", "DE.pkl"):
+        attr = {"EN.pkl": "netEN", "MEDEF.pkl": "netMEDFE", "DE.pkl": "netDE"}[name]
+        ref = torch.load(random_weights / name, weights_only=True)
+        own = getattr(model, attr).state_dict()
+        assert all(torch.equal(own[k], v) for k, v in ref.items())  # mask_conv weights included
+    again = _infra.random_state_dict(backend.SPEC.build, seed=0)  # save_random is deterministic
+    assert torch.equal(again["netDE.Decoder_3.model.1.weight"], model.netDE.Decoder_3.model[1].weight)
 
 
-def test_loader_accepts_missing_loss_keys_and_rejects_bad_folders(random_weights, tmp_path):
+def test_loader_accepts_missing_loss_keys_and_rejects_bad_folders(random_weights, tmp_path, scratch_model):
     folder = tmp_path / "w"
     folder.mkdir()
     for name in ("EN.pkl", "DE.pkl"):
         (folder / name).symlink_to(random_weights / name)
     medef = torch.load(random_weights / "MEDEF.pkl", weights_only=True)
     torch.save({k: v for k, v in medef.items() if not k.startswith("loss.")}, folder / "MEDEF.pkl")
-    model = backend.SPEC.build()
+    model = scratch_model
     backend.SPEC.load(model, folder)
     assert torch.equal(model.netMEDFE.pc_block.fuse.model[0].weight, medef["pc_block.fuse.model.0.weight"])
 
@@ -176,8 +185,10 @@ def test_backend_any_size_several_holes(random_weights):
     image = rng.integers(0, 256, (300, 220, 3), dtype=np.uint8)
     mask = np.zeros((300, 220), bool)
     mask[20:40, 30:50] = True     # two small holes sharing one 256 crop
-    mask[100:104, 150:200] = True
-    mask[200:290, 10:210] = True  # a large hole: its own crop, resized to 256
+    mask[10:14, 150:200] = True
+    mask[80:290, 5:215] = True    # a large thick hole: its own crop (the whole image), resized to 256
+    windows, thin = _infra._crop_windows(mask, 256, backend.SPEC.margin)
+    assert len(windows) == 2 and not thin.any()
     out = inpaint_plugin.inpaint(image, mask, method="medfe", channel_axis=-1, weights=str(random_weights),
                                  device="cpu")
     assert out.dtype == np.uint8 and out.shape == image.shape
