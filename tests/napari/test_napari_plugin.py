@@ -370,25 +370,21 @@ def test_gui_does_not_import_torch():
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def test_detected_defects_mask_source(viewer_widget, qtbot, monkeypatch):
-    """Where ``inpaint_plugin.detect`` exists, "detected defects" is offered and its mask is used."""
+def test_detected_defects_mask_source(viewer_widget, qtbot):
+    """"detected defects" uses the real ``inpaint_plugin.detect`` as the mask."""
     viewer, widget = viewer_widget
     image = (ramp((30, 30)) * 40 + 100).astype(np.uint8)
-    image[::7, ::5] = 255  # hot pixels
-    seen = []
-
-    def detect(img, **kwargs):
-        seen.append((img.shape, kwargs))
-        return img == 255
-
-    monkeypatch.setattr(inpaint_plugin, "detect", detect, raising=False)
+    hot = np.zeros(image.shape, bool)
+    hot[3:28:7, 2:28:5] = True
+    image[hot] = 255  # isolated hot pixels
+    detected = inpaint_plugin.detect(image)
+    assert detected[hot].all()  # the detector really finds them
     layer = viewer.add_image(image, name="hot")
     widget.reset_choices()
     assert "detect" in widget.mask.choices
     widget.mask.value = "detect"
     run(qtbot, widget)
-    assert seen == [((30, 30), {})]
     out = viewer.layers["hot inpainted"]
-    np.testing.assert_array_equal(out.data, inpaint(image, image == 255, "biharmonic"))
+    np.testing.assert_array_equal(out.data, inpaint(image, detected, "biharmonic"))
     assert out.metadata["inpaint"]["mask"] == "detected defects"
     assert layer.data.max() == 255 and out.data.max() < 255
