@@ -1,8 +1,10 @@
 """Tests of the deep-learning infrastructure (``inpaint_plugin.deep._infra``) with a tiny network."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
+import os
 import pickle
 import threading
 import types
@@ -357,6 +359,16 @@ def test_run_validates_and_caches_models(tmp_path, toy_weights):
     _infra.run(spec, image, mask, weights=toy_weights)
     _infra.run(spec, image, mask, weights=toy_weights, resolution="tile")
     assert len(builds) == 1
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    torch.save(torch.load(toy_weights, weights_only=True), folder / "w.pth")
+    folder_spec = dataclasses.replace(spec, load=lambda module, path: spec.load(module, path / "w.pth"))
+    _infra.run(folder_spec, image, mask, weights=folder)
+    _infra.run(folder_spec, image, mask, weights=folder)
+    assert len(builds) == 2
+    os.utime(folder / "w.pth", ns=(1, 1))  # a file of the folder rewritten: the model is reloaded
+    _infra.run(folder_spec, image, mask, weights=folder)
+    assert len(builds) == 3
     with pytest.raises(ValueError, match="resolution"):
         _infra.run(spec, image, mask, weights=toy_weights, resolution="full")
     with pytest.raises(ValueError, match=r"mask must have shape"):

@@ -438,9 +438,14 @@ def clear_model_cache() -> None:
     _MODELS.clear()
 
 
+def _stamp(path: Path) -> tuple:
+    """Modification stamp of a checkpoint file or folder (its files rewritten in place included)."""
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+
+
 def _get_model(spec: ModelSpec, path: Path, device):
-    stat = path.stat()
-    key = (spec.name, str(path.resolve()), stat.st_mtime_ns, str(device))
+    key = (spec.name, str(path.resolve()), _stamp(path), str(device))
     if key in _MODELS:
         _MODELS.move_to_end(key)
         return _MODELS[key]
@@ -491,7 +496,6 @@ class _Predictor:
             # any hole contribution makes a hole, grown by one pixel so that resizing the prediction back
             # interpolates hole pixels from predicted pixels only
             m = torch.nn.functional.max_pool2d((_resize(m, net_size) > 0).float(), 3, stride=1, padding=1)
-        pad_h = pad_w = 0
         if spec.fixed_size is None and spec.size_multiple > 1:
             k = spec.size_multiple
             pad_h, pad_w = (-net_size[0]) % k, (-net_size[1]) % k

@@ -154,13 +154,14 @@ class PartialConv(nn.Module):
         self.mask_conv = nn.Conv2d(cin, cout, k, 1, k // 2, bias=False)
 
     def mask_response(self, mask):
-        """``conv(mask, mask_conv.weight)``; for an all-ones mask computed cheaply (and in float64)
-        as the convolution of one ones-channel with the weights summed over input channels."""
+        """``conv(mask, mask_conv.weight)``; for an all-ones mask computed cheaply (in float64 where the
+        device has it) as the convolution of one ones-channel with the weights summed over input channels."""
         w = self.mask_conv.weight
         if bool((mask == 1).all()):
             k = w.shape[-1]
-            ones = torch.ones((1, 1) + tuple(mask.shape[-2:]), dtype=torch.float64, device=mask.device)
-            s = F.conv2d(ones, w.double().sum(1, keepdim=True), padding=k // 2)
+            dtype = torch.float32 if w.device.type == "mps" else torch.float64
+            ones = torch.ones((1, 1) + tuple(mask.shape[-2:]), dtype=dtype, device=w.device)
+            s = F.conv2d(ones, w.to(dtype).sum(1, keepdim=True), padding=k // 2)
             return s.to(w.dtype)
         return self.mask_conv(mask)
 
