@@ -1,8 +1,9 @@
 """GMCNN: architecture against the reference's state_dict, behaviour, official checkpoint format, API.
 
-No conformance vectors exist for GMCNN in ``shared/conformance``; the key/shape list of the reference
-``GMCNN(4, 3, cnum=32)`` (PyTorch version) is recorded in ``data/gmcnn_state_dict.json`` (with its
-repository and commit).
+When ``shared/conformance/gmcnn/`` holds vectors (``case0.npz`` + ``spec.json``: the reference's output
+for ``fill.py`` weights), ``test_conformance_with_reference_vectors`` reproduces them; none exist yet.
+The key/shape list of the reference ``GMCNN(4, 3, cnum=32)`` (PyTorch version) is recorded in
+``data/gmcnn_state_dict.json`` (with its repository and commit).
 """
 from __future__ import annotations
 
@@ -63,6 +64,24 @@ def test_hole_depends_on_context_not_on_hole_content(outputs):
     base, known, changed_hole = out[0][:, hole], out[1][:, hole], out[2][:, hole]
     assert (base - known).abs().max() > 1e-4
     torch.testing.assert_close(base, changed_hole, rtol=0, atol=1e-6)
+
+
+def test_conformance_with_reference_vectors(conformance_dir, fill_state_dict):
+    """The reference's output for fill.py weights (``shared/conformance/gmcnn``), through ``SPEC.predict``."""
+    folder = conformance_dir / "gmcnn"
+    if not (folder / "case0.npz").is_file():
+        pytest.skip(f"no conformance vectors for gmcnn in {folder}")
+    spec = json.loads((folder / "spec.json").read_text())
+    case = np.load(folder / "case0.npz")
+    net = SPEC.build().eval()
+    assert [[k, list(v.shape)] for k, v in net.state_dict().items()] == spec["state_dict"]
+    net.load_state_dict(fill_state_dict(net.state_dict(), **spec["fill"]), strict=True)
+    image = torch.from_numpy(case["image_uint8"]).permute(2, 0, 1)[None].float() / 255
+    mask = torch.from_numpy(case["mask_uint8"] > 0)[None, None].float()
+    with torch.inference_mode():
+        got = SPEC.predict(net, image, mask).numpy()
+    want = (case["output"] + 1) / 2  # the reference works in [-1, 1]
+    assert np.abs(got - want).max() <= spec["tolerance"]["max_abs"]
 
 
 def test_rejects_too_small_or_odd_sizes():

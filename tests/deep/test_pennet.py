@@ -1,7 +1,9 @@
 """PEN-Net: architecture against the reference's state_dict, behaviour, official checkpoint format, API.
 
-No conformance vectors exist for PEN-Net in ``shared/conformance``; the key/shape list of the reference
-``InpaintGenerator`` is recorded in ``data/pennet_state_dict.json`` (with its repository and commit).
+When ``shared/conformance/pennet/`` holds vectors (``case0.npz`` + ``spec.json``: the reference's output
+for ``fill.py`` weights), ``test_conformance_with_reference_vectors`` reproduces them; none exist yet.
+The key/shape list of the reference ``InpaintGenerator`` is recorded in ``data/pennet_state_dict.json``
+(with its repository and commit).
 """
 from __future__ import annotations
 
@@ -83,6 +85,24 @@ def test_attention_copies_only_known_patches():
     assert y.shape == (1, 8, 16, 16)
     torch.testing.assert_close(y_inner, y, rtol=0, atol=1e-5)
     assert (y_border - y)[..., 6:10, 6:10].abs().max() > 1e-2  # the hole centre is rebuilt from the border
+
+
+def test_conformance_with_reference_vectors(conformance_dir, fill_state_dict):
+    """The reference's output for fill.py weights (``shared/conformance/pennet``), through ``SPEC.predict``."""
+    folder = conformance_dir / "pennet"
+    if not (folder / "case0.npz").is_file():
+        pytest.skip(f"no conformance vectors for pennet in {folder}")
+    spec = json.loads((folder / "spec.json").read_text())
+    case = np.load(folder / "case0.npz")
+    net = SPEC.build().eval()
+    assert [[k, list(v.shape)] for k, v in net.state_dict().items()] == spec["state_dict"]
+    net.load_state_dict(fill_state_dict(net.state_dict(), **spec["fill"]), strict=True)
+    image = torch.from_numpy(case["image_uint8"]).permute(2, 0, 1)[None].float() / 255
+    mask = torch.from_numpy(case["mask_uint8"] > 0)[None, None].float()
+    with torch.inference_mode():
+        got = SPEC.predict(net, image, mask).numpy()
+    want = (case["output"] + 1) / 2  # the reference works in [-1, 1]
+    assert np.abs(got - want).max() <= spec["tolerance"]["max_abs"]
 
 
 def test_rejects_size_not_multiple_of_64():

@@ -1,8 +1,9 @@
 """SPL: architecture against the reference's state_dict, behaviour, official checkpoint format, API.
 
-No conformance vectors exist for SPL in ``shared/conformance``; the key/shape list of the reference
-generator ``G_Net(3, residual_blocks=8)`` is recorded in ``data/spl_state_dict.json`` (with its
-repository and commit).
+When ``shared/conformance/spl/`` holds vectors (``case0.npz`` + ``spec.json``: the reference's output
+for ``fill.py`` weights), ``test_conformance_with_reference_vectors`` reproduces them; none exist yet.
+The key/shape list of the reference generator ``G_Net(3, residual_blocks=8)`` is recorded in
+``data/spl_state_dict.json`` (with its repository and commit).
 """
 from __future__ import annotations
 
@@ -81,6 +82,24 @@ def test_region_norm_standardises_each_region_separately():
     # a region covering everything is plain instance normalisation
     full = torch.ones(2, 1, 16, 16)
     torch.testing.assert_close(region_norm(x, full), torch.nn.functional.instance_norm(x), rtol=0, atol=1e-5)
+
+
+def test_conformance_with_reference_vectors(conformance_dir, fill_state_dict):
+    """The reference's output for fill.py weights (``shared/conformance/spl``), through ``SPEC.predict``."""
+    folder = conformance_dir / "spl"
+    if not (folder / "case0.npz").is_file():
+        pytest.skip(f"no conformance vectors for spl in {folder}")
+    spec = json.loads((folder / "spec.json").read_text())
+    case = np.load(folder / "case0.npz")
+    net = SPEC.build().eval()
+    assert [[k, list(v.shape)] for k, v in net.state_dict().items()] == spec["state_dict"]
+    net.load_state_dict(fill_state_dict(net.state_dict(), **spec["fill"]), strict=True)
+    image = torch.from_numpy(case["image_uint8"]).permute(2, 0, 1)[None].float() / 255
+    mask = torch.from_numpy(case["mask_uint8"] > 0)[None, None].float()
+    with torch.inference_mode():
+        got = SPEC.predict(net, image, mask).numpy()
+    want = case["output"]
+    assert np.abs(got - want).max() <= spec["tolerance"]["max_abs"]
 
 
 def test_rejects_size_not_multiple_of_4():
