@@ -1,0 +1,125 @@
+"""Curvature-driven diffusion inpainting (Chan & Shen 2001), nD, channel by channel.
+
+Evolves the hole pixels by
+
+    u_t = div( g(|kappa|) / |grad u|_eps  grad u ),   kappa = div( grad u / |grad u|_eps ),
+    g(s) = s**p,   |v|_eps = sqrt(|v|^2 + eps^2)
+
+with the known pixels fixed. The diffusion is strong where level lines bend and vanishes along straight
+ones, so it connects level lines across the holes (the "connectivity principle" that plain TV
+inpainting misses). Discretisation as in the paper: the curvature with central differences at the
+pixels, the fluxes at half-pixel positions (forward differences along the flux, averaged central
+differences across it, ``g`` averaged), zero flux across the image border. The explicit time step is
+chosen each iteration at 0.45 of the stability limit ``1 / (2 ndim max(g / |grad u|_eps))``, and at
+most ``0.45 eps / (2 ndim)``. The
+evolution starts from the harmonic fill and works on the bounding box of the holes (two-pixel
+margin); the data are scaled to [0, 1] internally so ``eps`` is relative to the data range. It stops
+after ``iterations`` steps or once the largest ``|u_t|`` on the hole falls below ``tol`` (steady state).
+Explicit CDD is slow to converge: more iterations keep sharpening the level lines.
+
+Reference: T. F. Chan, J. Shen, "Nontexture inpainting by curvature-driven diffusions", J. Visual
+Communication and Image Representation 12(4), 2001.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import Backend, Param
+
+#: curvature magnitudes are capped here (a level line on a pixel grid cannot bend much tighter)
+KAPPA_MAX = 2.0
+
+
+def _central(u: np.ndarray, axis: int) -> np.ndarray:
+    """Central differences along ``axis`` (one-sided at the ends, zero for a single pixel)."""
+    if u.shape[axis] < 2:
+        return np.zeros_like(u)
+    return np.gradient(u, axis=axis)
+
+
+def cdd_step(u: np.ndarray, hole: np.ndarray, p: float, eps: float):
+    """One explicit CDD step on the ``nd``-D array ``u``.
+
+    Returns ``(increment, rate)``: the increment is zero off the hole; ``rate`` is the largest
+    ``|u_t|`` on the hole (zero at a steady state).
+    """
+    from .._classical._pde import div
+
+    nd = u.ndim
+    cg = [_central(u, a) for a in range(nd)]
+    mag = np.sqrt(sum(g * g for g in cg) + eps * eps)
+    kappa = sum(_central(g / mag, a) for a, g in enumerate(cg))
+    gk = np.minimum(np.abs(kappa), KAPPA_MAX) ** p
+    flux = np.zeros((nd,) + u.shape)
+    dmax = 0.0
+    for a in range(nd):
+        lo = [slice(None)] * nd
+        hi = [slice(None)] * nd
+        lo[a] = slice(None, -1)
+        hi[a] = slice(1, None)
+        lo, hi = tuple(lo), tuple(hi)
+        d = u[hi] - u[lo]
+        across = sum((0.5 * (cg[e][hi] + cg[e][lo])) ** 2 for e in range(nd) if e != a)
+        coef = 0.5 * (gk[hi] + gk[lo]) / np.sqrt(d * d + across + eps * eps)
+        # only the faces of hole pixels matter for the step size
+        near = hole[hi] | hole[lo]
+        if near.any():
+            dmax = max(dmax, float(coef[near].max()))
+        flux[a][lo] = coef * d
+    ut = np.where(hole, div(flux[..., None])[..., 0], 0.0)
+    rate = float(np.abs(ut).max())
+    if dmax <= 0.0 or rate == 0.0:
+        return np.zeros_like(u), 0.0
+    # The flux g(|kappa|) n does not vanish with |grad u|: a grid-scale perturbation delta of a smooth
+    # region changes u_t by ~ 16 delta / |grad u|_eps, so the step is also capped at 0.45 eps / (2 nd)
+    # (otherwise rounding noise grows where the curvature vanishes).
+    dt = min(0.45 / (2 * nd * dmax), 0.45 * eps / (2 * nd))
+    return dt * ut, rate
+
+
+def cdd_fill(image: np.ndarray, mask: np.ndarray, iterations: int = 1000, p: float = 1.0,
+             eps: float = 0.05, tol: float = 1e-4) -> np.ndarray:
+    """Fill ``image[mask]`` (``(*spatial, C)`` float) by curvature-driven diffusion, per channel."""
+    from .._classical._pde import harmonic_fill, hole_crop
+
+    crop = hole_crop(mask, margin=2)
+    f = np.array(image[crop], dtype=np.float64)
+    m = mask[crop]
+    u0 = harmonic_fill(f, m)
+    out = np.array(image, dtype=np.float64, copy=True)
+    for c in range(f.shape[-1]):
+        known = f[..., c][~m]
+        lo = float(known.min())
+        span = float(known.max()) - lo
+        if span <= 0:
+            out[crop][..., c] = np.where(m, lo, f[..., c])
+            continue
+        u = (u0[..., c] - lo) / span
+        for _ in range(iterations):
+            du, rate = cdd_step(u, m, p, eps)
+            u += du
+            if rate <= tol:
+                break
+        out[crop][..., c] = np.where(m, u * span + lo, f[..., c])
+    return out
+
+
+BACKENDS = [
+    Backend(
+        name="cdd",
+        func=cdd_fill,
+        description="Curvature-driven diffusion (Chan & Shen): smooth fills that keep level lines connected",
+        spatial_ndim=None,
+        channels="per_channel",
+        params=(
+            Param("iterations", "int", 1000, "maximum number of explicit time steps", min=1, max=1_000_000),
+            Param("p", "float", 1.0, "exponent of the curvature factor g(s) = s**p", min=0.0, max=4.0),
+            Param("eps", "float", 0.05, "regularisation of |grad u|, relative to the data range",
+                  min=1e-6, max=10.0),
+            Param("tol", "float", 1e-4, "stop when the largest |du/dt| on the hole (data scaled to "
+                  "[0, 1]) falls below tol", min=0.0, max=1.0),
+        ),
+        dtype="float64",
+        margin=32,
+    )
+]
