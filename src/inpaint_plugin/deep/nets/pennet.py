@@ -124,10 +124,9 @@ class PENNet(nn.Module):
 
     def __init__(self, cnum: int = 32):
         super().__init__()
-        lrelu = nn.LeakyReLU(0.2, inplace=True)
         enc = [4, cnum, cnum * 2, cnum * 4, cnum * 8, cnum * 16, cnum * 16]
         for i in range(1, 7):
-            act = nn.ReLU(inplace=True) if i == 6 else lrelu
+            act = nn.ReLU(inplace=True) if i == 6 else nn.LeakyReLU(0.2, inplace=True)
             self.add_module(f"dw_conv0{i}", _conv_act(enc[i - 1], enc[i], act, stride=2))
         self.at_conv05 = AttentionTransfer(cnum * 16, cnum * 16, ksize=1, fuse=False)
         for i in range(4, 0, -1):
