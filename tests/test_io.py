@@ -11,7 +11,8 @@ zarr = pytest.importorskip("zarr")
 import tifffile  # noqa: E402
 
 from inpaint_plugin import inpaint  # noqa: E402
-from inpaint_plugin._io import read_image, stream_inpaint, write_image  # noqa: E402
+from inpaint_plugin._dask import stream_inpaint  # noqa: E402
+from inpaint_plugin._io import read_image, write_image  # noqa: E402
 
 
 def _image(shape, dtype=np.uint16, seed=0):
@@ -166,7 +167,7 @@ def test_stream_inpaint_tiff_and_png_mask_to_zarr_and_tiff(tmp_path):
     mask[:, 100] = True  # a dead column
     mask[60:63, 20:90] = True  # a stripe
     tifffile.imwrite(tmp_path / "in.tif", img, tile=(32, 32))
-    write_image(tmp_path / "mask.png", mask.astype(np.uint8) * 255)
+    write_image(tmp_path / "mask.png", np.stack([mask.astype(np.uint8) * 255] * 3, axis=-1))  # an RGB mask
     expected = inpaint(img, mask, "biharmonic")
     for out in ("out.zarr", "out.tif"):
         written = stream_inpaint(tmp_path / "in.tif", tmp_path / "mask.png", tmp_path / out, "biharmonic",

@@ -6,8 +6,9 @@
 - :func:`write_image` streams a dask array to zarr, TIFF or ``.npy`` chunk by chunk (memory
   bounded by a few chunks), optionally with a progress bar. It writes to a hidden temporary name
   beside the target and renames it at the end, so a failure never leaves a half-written output.
-- :func:`stream_inpaint` chains both with :func:`inpaint_plugin._dask.inpaint_dask`: the
-  command-line path for images larger than memory.
+
+:func:`inpaint_plugin._dask.stream_inpaint` chains both with tiled inpainting: the command-line
+path for images larger than memory.
 
 Lazy reads open the file inside each task, so the dask graphs also run on ``dask.distributed``
 worker processes (which must see the same file system).
@@ -23,7 +24,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["read_image", "write_image", "stream_inpaint"]
+__all__ = ["read_image", "write_image"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -346,10 +347,6 @@ def _parallelism() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _store_block(block, target, region) -> None:
-    target[region] = block
-
-
 def _block_regions(x) -> list:
     """``(block index, region slices)`` of every block of a dask array, in C order."""
     starts = [np.concatenate([[0], np.cumsum(c)]) for c in x.chunks]
@@ -357,33 +354,57 @@ def _block_regions(x) -> list:
             for idx in np.ndindex(*x.numblocks)]
 
 
-def _write_zarr(tmp: Path, x, pbar) -> None:
-    """Write ``x`` to a new zarr array: each task writes one whole zarr chunk (no locks needed)."""
+def _stream_blocks(x, write, pbar) -> None:
+    """Compute the blocks of ``x`` a batch at a time and hand each to ``write(region, block)``.
+
+    The blocks of a batch are computed in parallel by the active dask scheduler; one writer
+    thread writes the previous batch meanwhile (so at most two batches are in memory). Writes
+    happen only in that thread, so nothing is written after this function returns or raises.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     import dask
+
+    blocks = x.to_delayed()
+    regions = _block_regions(x)
+
+    def write_batch(batch, values):
+        for (_, region), value in zip(batch, values):
+            write(region, value)
+        pbar.update(len(batch))
+
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending = None
+        for batch in _batches(regions, max(8, 4 * _parallelism())):
+            values = dask.compute(*[blocks[idx] for idx, _ in batch])
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(write_batch, batch, values)
+        if pending is not None:
+            pending.result()
+
+
+def _write_zarr(tmp: Path, x, pbar) -> None:
+    """Write ``x`` to a new zarr array whose chunks are the (regular) blocks of ``x``."""
     import zarr
 
     x, chunkshape = _regular(x)
     target = zarr.create_array(str(tmp), shape=x.shape, dtype=x.dtype, chunks=chunkshape)
-    blocks = x.to_delayed()
-    store = dask.delayed(_store_block, pure=False)
-    tasks = [store(blocks[idx], target, region) for idx, region in _block_regions(x)]
-    for batch in _batches(tasks, max(16, 4 * _parallelism())):
-        dask.compute(*batch)
-        pbar.update(len(batch))
+
+    def write(region, value):
+        target[region] = value
+
+    _stream_blocks(x, write, pbar)
 
 
 def _write_npy(tmp: Path, x, pbar) -> None:
-    """Write ``x`` to a ``.npy`` memory map, a batch of blocks at a time (computed in parallel)."""
-    import dask
-
+    """Write ``x`` to a ``.npy`` file through a memory map."""
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=x.dtype, shape=x.shape)
-    blocks = x.to_delayed()
-    regions = _block_regions(x)
-    for batch in _batches(regions, max(2, 2 * _parallelism())):
-        values = dask.compute(*[blocks[idx] for idx, _ in batch])
-        for (_, region), value in zip(batch, values):
-            out[region] = value
-        pbar.update(len(batch))
+
+    def write(region, value):
+        out[region] = value
+
+    _stream_blocks(x, write, pbar)
     out.flush()
     del out
 
@@ -522,71 +543,3 @@ def write_image(path: PathLike, array, *, progress: bool = False, overwrite: boo
         _remove(tmp)
         raise
     return path
-
-
-# --- streaming inpainting ------------------------------------------------------------------------
-
-def _inpaint_chunks(shape, ch: Optional[int], spatial_ndim: Optional[int], chunks) -> tuple:
-    """Chunks for inpainting: ``chunks`` pixels along the axes the method sees, 1 along stacked axes,
-    whole channels. nD methods on volumes get cubes of ``chunks // 8`` (at least 64)."""
-    spatial = [a for a in range(len(shape)) if a != ch]
-    out = [1] * len(shape)
-    if ch is not None:
-        out[ch] = shape[ch]
-    if spatial_ndim is None and len(spatial) > 2:
-        edge, context = max(64, chunks // 8), spatial
-    else:
-        edge, context = chunks, spatial[-(spatial_ndim or 2):]
-    for a in context:
-        out[a] = min(shape[a], edge)
-    return tuple(out)
-
-
-def stream_inpaint(image_path: PathLike, mask_path: Optional[PathLike], out_path: PathLike,
-                   method: str = "biharmonic", params: Optional[dict] = None, *, chunks: int = _CHUNK,
-                   channel_axis: Optional[int] = None, nodata: Optional[float] = None, clip: bool = True,
-                   margin: Optional[int] = None, progress: bool = True, overwrite: bool = True) -> Path:
-    """Inpaint an image file into another, chunk by chunk, without loading either into memory.
-
-    Parameters
-    ----------
-    image_path : path
-        Input image (TIFF, zarr / OME-Zarr, ``.npy``, or a picture format).
-    mask_path : path or None
-        Mask image of the same shape without the channel axis (non-zero = fill); ``None`` fills
-        the NaNs (or ``nodata`` values) of the image.
-    out_path : path
-        Output (``.zarr``, ``.tif``, ``.npy``, ...), written atomically.
-    method : str
-        A registered method.
-    params : dict, optional
-        Method parameters, e.g. ``{"seed": 0}``.
-    chunks : int
-        Chunk edge in pixels along the axes the method works on (other axes: 1; nD methods on
-        volumes use cubes of ``chunks // 8``, at least 64).
-    channel_axis, nodata, clip, margin
-        As in :func:`inpaint_plugin._dask.inpaint_dask`.
-    progress : bool
-        Show a progress bar while writing.
-    overwrite : bool
-        Replace an existing output.
-
-    Returns
-    -------
-    Path
-        ``out_path``.
-    """
-    from ._api import _channel_axis
-    from ._dask import inpaint_dask
-    from ._registry import get_backend
-
-    if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks < 1:
-        raise ValueError(f"chunks must be a positive int (pixels), got {chunks!r}")
-    backend = get_backend(method)
-    image = read_image(image_path, lazy=True)
-    ch = _channel_axis(channel_axis, image.ndim)
-    image = image.rechunk(_inpaint_chunks(image.shape, ch, backend.spatial_ndim, int(chunks)))
-    mask = None if mask_path is None else read_image(mask_path, lazy=True)
-    result = inpaint_dask(image, mask, method, channel_axis=ch, nodata=nodata, clip=clip, margin=margin,
-                          **(params or {}))
-    return write_image(out_path, result, progress=progress, overwrite=overwrite)

@@ -1,0 +1,162 @@
+"""Benchmark: inpainting a 20000 x 20000 uint16 image on disk that does not need to fit in memory.
+
+The image is a zarr array (1024 x 1024 chunks, 2 MiB each) with a smooth pattern plus noise; the
+mask is a zarr array of the same chunks with sparse defects (dead pixels, a dead column segment
+and a stripe) in ``K`` randomly chosen chunks. Each run, in a fresh process:
+
+1. ``inpaint(dask.array.from_zarr(image), dask.array.from_zarr(mask), "biharmonic")``: the scan
+   (one pass over image and mask, builds the graph);
+2. ``write_image(out.zarr, result)``: computes the defect chunks and streams every chunk to disk.
+
+It reports both times and the process's peak resident memory, for several ``K``, plus a
+"realistic" mask (full-height dead columns, full-width stripes and dead pixels over the whole
+image, which touch every chunk), as a markdown table. Not part of CI; it takes a few minutes
+and about 1.5 GB of disk in ``--workdir``.
+
+Usage::
+
+    python benchmarks/bench_large.py [--size 20000] [--chunk 1024] [--k 0 10 50 100 200]
+                                     [--workdir DIR] [--keep]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident set size of this process in MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def make_image(path: Path, size: int, chunk: int) -> None:
+    """A smooth pattern plus noise, written chunk by chunk."""
+    import zarr
+
+    z = zarr.create_array(str(path), shape=(size, size), dtype=np.uint16, chunks=(chunk, chunk), overwrite=True)
+    rng = np.random.default_rng(0)
+    for r0 in range(0, size, chunk):
+        for c0 in range(0, size, chunk):
+            yy, xx = np.mgrid[r0:min(r0 + chunk, size), c0:min(c0 + chunk, size)].astype(np.float32)
+            v = 20000 + 8000 * np.sin(yy / 700) * np.cos(xx / 900) + 3000 * np.sin((xx + yy) / 150)
+            z[r0:r0 + chunk, c0:c0 + chunk] = (v + rng.normal(0, 50, v.shape)).astype(np.uint16)
+
+
+def make_mask(path: Path, size: int, chunk: int, k, seed: int = 1) -> int:
+    """Defects in ``k`` random chunks (or the "realistic" mask when ``k == 'all'``); returns #chunks hit."""
+    import zarr
+
+    z = zarr.create_array(str(path), shape=(size, size), dtype=bool, chunks=(chunk, chunk), overwrite=True)
+    rng = np.random.default_rng(seed)
+    n = -(-size // chunk)
+    hit = np.zeros((n, n), bool)
+    if k == "all":
+        for c in rng.integers(0, size, 2):  # dead columns
+            z[:, int(c)] = True
+            hit[:, int(c) // chunk] = True
+        for r in rng.integers(0, size - 3, 3):  # stripes, 3 rows high
+            z[int(r):int(r) + 3, :] = True
+            hit[int(r) // chunk:(int(r) + 2) // chunk + 1, :] = True
+        pts = rng.integers(0, size, (5000, 2))  # dead pixels
+        for r0 in range(0, size, chunk):  # write them chunk row by chunk row
+            sel = pts[(pts[:, 0] >= r0) & (pts[:, 0] < r0 + chunk)]
+            block = z[r0:r0 + chunk, :]
+            block[sel[:, 0] - r0, sel[:, 1]] = True
+            z[r0:r0 + chunk, :] = block
+            hit[r0 // chunk, np.unique(sel[:, 1] // chunk)] = True
+        return int(hit.sum())
+    for flat in rng.choice(n * n, size=int(k), replace=False):
+        i, j = divmod(int(flat), n)
+        r0, c0 = i * chunk, j * chunk
+        h, w = min(chunk, size - r0), min(chunk, size - c0)
+        block = np.zeros((h, w), bool)
+        ys, xs = rng.integers(0, h, 30), rng.integers(0, w, 30)
+        block[ys, xs] = True  # dead pixels
+        col, top = rng.integers(0, w), rng.integers(0, max(1, h - 400))
+        block[top:top + 400, col] = True  # a dead column segment
+        row, left = rng.integers(0, h - 2), rng.integers(0, max(1, w - 300))
+        block[row:row + 2, left:left + 300] = True  # a stripe
+        z[r0:r0 + h, c0:c0 + w] = block
+    return int(k)
+
+
+def run_one(image: Path, mask: Path, out: Path) -> dict:
+    """One measured run (called in a fresh process)."""
+    import dask.array as da
+
+    from inpaint_plugin import inpaint
+    from inpaint_plugin._io import write_image
+
+    base = _peak_rss_mib()
+    t0 = time.perf_counter()
+    result = inpaint(da.from_zarr(str(image)), da.from_zarr(str(mask)), "biharmonic")
+    t1 = time.perf_counter()
+    write_image(out, result)
+    t2 = time.perf_counter()
+    return {"scan_s": t1 - t0, "write_s": t2 - t1, "total_s": t2 - t0, "peak_rss_mib": _peak_rss_mib(),
+            "rss_after_imports_mib": base}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=20000)
+    ap.add_argument("--chunk", type=int, default=1024)
+    ap.add_argument("--k", nargs="+", default=["0", "10", "50", "100", "200", "all"],
+                    help="numbers of defect chunks to try; 'all' = realistic mask touching every chunk")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (image reused next time)")
+    ap.add_argument("--run", nargs=3, metavar=("IMAGE", "MASK", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.run:
+        print(json.dumps(run_one(*map(Path, args.run))))
+        return
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="inpaint-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    image = work / f"image-{args.size}-{args.chunk}.zarr"
+    if not image.exists():
+        t = time.perf_counter()
+        make_image(image, args.size, args.chunk)
+        print(f"made {image} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
+    nchunks = (-(-args.size // args.chunk)) ** 2
+    rows = []
+    try:
+        for k in args.k:
+            mask, out = work / "mask.zarr", work / "out.zarr"
+            hit = make_mask(mask, args.size, args.chunk, k if k == "all" else int(k))
+            res = subprocess.run([sys.executable, __file__, "--run", str(image), str(mask), str(out)],
+                                 check=True, capture_output=True, text=True)
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            r.update(k=k, defect_chunks=hit)
+            rows.append(r)
+            print(json.dumps(r), file=sys.stderr)
+            shutil.rmtree(out, ignore_errors=True)
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"\n{args.size} x {args.size} uint16 zarr, {args.chunk} x {args.chunk} chunks ({nchunks} chunks of "
+          f"{args.chunk * args.chunk * 2 / 2**20:.1f} MiB), method biharmonic, dask threads, {cpus} CPU(s)\n")
+    print("| defect chunks | scan (s) | fill + write (s) | total (s) | peak RSS (MiB) |")
+    print("|---:|---:|---:|---:|---:|")
+    for r in rows:
+        label = f"{r['defect_chunks']} (realistic)" if r["k"] == "all" else str(r["defect_chunks"])
+        print(f"| {label} | {r['scan_s']:.1f} | {r['write_s']:.1f} | {r['total_s']:.1f} | {r['peak_rss_mib']:.0f} |")
+    base = rows[0]["rss_after_imports_mib"] if rows else 0
+    print(f"\n(peak RSS includes ~{base:.0f} MiB for Python, numpy, dask and zarr after imports)")
+
+
+if __name__ == "__main__":
+    main()
