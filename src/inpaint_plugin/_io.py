@@ -390,21 +390,13 @@ def _write_zarr(tmp: Path, x, pbar) -> None:
 
     x, chunkshape = _regular(x)
     target = zarr.create_array(str(tmp), shape=x.shape, dtype=x.dtype, chunks=chunkshape)
-
-    def write(region, value):
-        target[region] = value
-
-    _stream_blocks(x, write, pbar)
+    _stream_blocks(x, target.__setitem__, pbar)
 
 
 def _write_npy(tmp: Path, x, pbar) -> None:
     """Write ``x`` to a ``.npy`` file through a memory map."""
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=x.dtype, shape=x.shape)
-
-    def write(region, value):
-        out[region] = value
-
-    _stream_blocks(x, write, pbar)
+    _stream_blocks(x, out.__setitem__, pbar)
     out.flush()
     del out
 
@@ -448,13 +440,14 @@ def _write_tiff(tmp: Path, x, pbar, compression) -> None:
         raise ValueError(f"a TIFF image needs at least 2 dimensions, got shape {x.shape}")
     tile = (256, 256)
     if any(max(c) > 1 for c in x.chunks[:pages]):
-        # a chunk spanning several pages would be computed once per page: stage through zarr instead
+        # a chunk spanning several pages would be computed once per page: stage it in a zarr array
+        # (computed once), then read that back a page at a time
         import dask.array as da
 
         staging = _temp_name(tmp.with_suffix(".zarr"))
         try:
-            _write_zarr(staging, x.rechunk({a: 1 for a in range(pages)}), _NoBar())
-            staged = da.from_zarr(str(staging))
+            _write_zarr(staging, x, _NoBar())
+            staged = da.from_zarr(str(staging), chunks=(1,) * pages + tuple(max(c) for c in x.chunks[pages:]))
             _write_tiff(tmp, staged, pbar, compression)
         finally:
             _remove(staging)
