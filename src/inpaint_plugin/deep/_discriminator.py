@@ -1,0 +1,60 @@
+"""SN-PatchGAN discriminator and hinge losses (DeepFill v2, Yu et al., ICCV 2019).
+
+The discriminator of the official ``build_sn_patch_gan_discriminator``: six 5 x 5 convolutions
+with stride 2, widths ``cnum, 2cnum, 4cnum, 4cnum, 4cnum, 4cnum`` (cnum = 64), each spectrally
+normalised and followed by a leaky ReLU (slope 0.2). Every value of the last feature map (4 cnum
+channels at 1/64 of the input size) scores one patch of the input; they are flattened to ``(N, -1)``. The input is the RGB
+image in [-1, 1] with the hole mask appended as a fourth channel ("gan_with_mask").
+
+Losses (hinge, as ``gan_hinge_loss`` of the official code)::
+
+    d_loss = mean(relu(1 - D(real))) + mean(relu(1 + D(fake)))
+    g_loss = -mean(D(fake))
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["SNPatchGAN", "hinge_d_loss", "hinge_g_loss"]
+
+
+class SNPatchGAN(nn.Module):
+    """Spectral-normalised patch discriminator.
+
+    Parameters
+    ----------
+    in_channels : int
+        Input channels (4: RGB + mask).
+    cnum : int
+        Width of the first layer (64 in the paper).
+    n_layers : int
+        Number of stride-2 convolutions (6 in the paper).
+    """
+
+    def __init__(self, in_channels: int = 4, cnum: int = 64, n_layers: int = 6):
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers!r}")
+        widths = [cnum * min(2**i, 4) for i in range(n_layers)]
+        layers, c_in = [], in_channels
+        for c_out in widths:
+            layers.append(nn.utils.parametrizations.spectral_norm(nn.Conv2d(c_in, c_out, 5, 2, padding=2)))
+            layers.append(nn.LeakyReLU(0.2))
+            c_in = c_out
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Patch scores ``(N, P)`` of ``image`` ``(N, 3, H, W)`` in [-1, 1] with ``mask`` ``(N, 1, H, W)``."""
+        return self.layers(torch.cat([image, mask], dim=1)).flatten(1)
+
+
+def hinge_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Discriminator hinge loss: ``mean(relu(1 - real)) + mean(relu(1 + fake))``."""
+    return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
+
+
+def hinge_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """Generator hinge loss: ``-mean(fake)``."""
+    return -fake_scores.mean()

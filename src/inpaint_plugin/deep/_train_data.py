@@ -1,0 +1,253 @@
+"""Training data for :func:`inpaint_plugin.train`: images -> normalised 2-D planes -> random crops.
+
+Images are a list of arrays or files, a directory (every TIFF/PNG/JPEG/npy file in it), a glob
+pattern or one file (read with :func:`inpaint_plugin._io.read_image`). Every array is cut into 2-D
+planes: the channel axis (``channel_axis``; for PNG/JPEG/TIFF files a last axis of length 3 or 4 is
+taken as RGB(A) and the alpha channel is dropped) is moved last and all other leading axes (z,
+time, ...) are stacks of planes.
+
+Each plane is normalised per channel, like :func:`inpaint_plugin.inpaint` does for the deep
+methods: ``"minmax"`` maps the plane's finite minimum and maximum to 0 and 1 (what inference does,
+so the default); ``"percentile"`` maps the 0.5th and 99.5th percentiles to 0 and 1 and clips
+(robust to hot pixels, at the price of a small mismatch with inference). Channels are mapped to the
+network's RGB input with the API's own grouping (:func:`inpaint_plugin._api._channel_groups`): a
+grey plane becomes a grey RGB triple, a 2-channel plane ``(c0, c1, c0)``, 5 channels two triples
+``(c0, c1, c2)`` and ``(c3, c4, c3)``, each a training sample of its own.
+
+Planes keep their original dtype in memory; crops are converted when they are drawn. Crops holding
+NaN/inf are drawn again.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["NORMALIZATIONS", "Plane", "load_sources", "plane_weights", "sample_crop", "split_sources"]
+
+NORMALIZATIONS = ("minmax", "percentile")
+_PERCENTILES = (0.5, 99.5)
+_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy")
+_RGB_FILES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+_MAX_REDRAWS = 50
+
+
+@dataclass(frozen=True)
+class Plane:
+    """One 2-D plane as a network sees it: raw data ``(H, W, C)``, per-channel ``lo``/``scale`` and the
+    three channels that make its RGB input."""
+
+    data: np.ndarray
+    lo: np.ndarray
+    scale: np.ndarray
+    group: tuple
+    name: str
+
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape[:2]
+
+    def crop(self, r: int, c: int, size: int) -> np.ndarray:
+        """The ``size`` x ``size`` crop at ``(r, c)`` as float32 ``(size, size, 3)`` in [0, 1] (NaN kept)."""
+        g = list(self.group)
+        block = self.data[r : r + size, c : c + size][..., g].astype(np.float32)
+        block -= self.lo[g].astype(np.float32)
+        block /= self.scale[g].astype(np.float32)
+        return np.clip(block, 0.0, 1.0)
+
+
+def _files_of(spec: str) -> list:
+    """The image files named by a directory, a glob pattern or a file path."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in _SUFFIXES)
+        if not files:
+            raise ValueError(f"images={spec!r}: the directory holds no image files ({', '.join(_SUFFIXES)})")
+        return files
+    if path.is_file():
+        return [path]
+    if any(ch in spec for ch in "*?["):
+        files = sorted(Path(p) for p in glob.glob(os.path.expanduser(spec)) if Path(p).is_file())
+        if not files:
+            raise ValueError(f"images={spec!r}: the pattern matches no file")
+        return files
+    raise ValueError(f"images={spec!r}: no such file or directory (give image arrays, files, a directory or a glob)")
+
+
+def _collect(images) -> list:
+    """``[(name, array, from_file_with_suffix)]`` for the user's ``images`` argument."""
+    from inpaint_plugin._io import read_image
+
+    if isinstance(images, (str, os.PathLike)):
+        items = [os.fspath(images)]
+    elif isinstance(images, np.ndarray):
+        items = [images]
+    elif isinstance(images, (list, tuple)):
+        items = list(images)
+    else:
+        raise TypeError(f"images must be an array, a list of arrays or paths, a directory or a glob pattern, "
+                        f"got {type(images).__name__}")
+    if not items:
+        raise ValueError("images is empty")
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, (str, os.PathLike)):
+            for f in _files_of(os.fspath(item)):
+                out.append((str(f), np.asarray(read_image(f)), f.suffix.lower()))
+        elif isinstance(item, np.ndarray) or hasattr(item, "__array__"):
+            out.append((f"images[{i}]", np.asarray(item), None))
+        else:
+            raise TypeError(f"images[{i}] must be an array or a path, got {type(item).__name__}")
+    return out
+
+
+def _planes_of(name: str, arr: np.ndarray, suffix, channel_axis) -> list:
+    """``[(name, (H, W, C) array)]``: the 2-D planes of one array."""
+    kind = arr.dtype.kind
+    if kind not in "iuf":
+        raise TypeError(f"{name}: images must be integer or float arrays, got dtype {arr.dtype}")
+    if channel_axis is None and suffix in _RGB_FILES and arr.ndim >= 3 and arr.shape[-1] in (3, 4):
+        arr = arr[..., :3]  # an RGB(A) picture or TIFF: drop alpha
+    elif channel_axis is None:
+        arr = arr[..., np.newaxis]
+    else:
+        if not -arr.ndim <= channel_axis < arr.ndim:
+            raise ValueError(f"channel_axis={channel_axis} is out of range for {name} with shape {arr.shape}")
+        arr = np.moveaxis(arr, channel_axis, -1)
+    if arr.ndim < 3:
+        raise ValueError(f"{name}: an image needs two spatial axes, got shape {arr.shape}"
+                         + (f" with channel_axis={channel_axis}" if channel_axis is not None else ""))
+    flat = arr.reshape((-1,) + arr.shape[-3:])
+    if len(flat) == 1:
+        return [(name, flat[0])]
+    return [(f"{name}[{i}]", plane) for i, plane in enumerate(flat)]
+
+
+def _range(plane: np.ndarray, normalize: str):
+    """Per-channel ``(lo, scale)`` of a plane's finite values; None if it has none."""
+    values = plane.reshape(-1, plane.shape[-1])
+    if plane.dtype.kind == "f":
+        finite = np.isfinite(values).all(axis=1)
+        if not finite.any():
+            return None
+        if not finite.all():
+            values = values[finite]
+    if normalize == "percentile":
+        lo, hi = np.percentile(values, _PERCENTILES, axis=0)
+    else:
+        lo, hi = values.min(axis=0), values.max(axis=0)
+    lo, hi = lo.astype(np.float64), hi.astype(np.float64)
+    return lo, np.where(hi > lo, hi - lo, 1.0)
+
+
+def load_sources(images, *, channel_axis=None, normalize: str = "minmax", channels: str = "rgb") -> list:
+    """The training sources of ``images``: a list with, for every 2-D plane, its list of :class:`Plane`
+    (one per RGB channel group; planes without any finite value are skipped).
+
+    Parameters
+    ----------
+    images : array, path, or list of arrays and paths
+        See the module docstring.
+    channel_axis : int, optional
+        Axis of the channels in every array (None: none, except RGB(A) files).
+    normalize : {"minmax", "percentile"}
+    channels : str
+        The backend's channel handling (``Backend.channels``), for the channel grouping.
+    """
+    from types import SimpleNamespace
+
+    from inpaint_plugin._api import _channel_groups
+
+    if normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {list(NORMALIZATIONS)}, got {normalize!r}")
+    if channel_axis is not None and (isinstance(channel_axis, bool) or not isinstance(channel_axis, (int, np.integer))):
+        raise TypeError(f"channel_axis must be an int or None, got {channel_axis!r}")
+    sources = []
+    for name, arr, suffix in _collect(images):
+        for pname, plane in _planes_of(name, arr, suffix, channel_axis):
+            rng = _range(plane, normalize)
+            if rng is None:
+                warnings.warn(f"images: {pname} has no finite pixel and is skipped", stacklevel=3)
+                continue
+            groups = _channel_groups(plane.shape[-1], SimpleNamespace(channels=channels))
+            sources.append([Plane(plane, rng[0], rng[1], tuple(g), pname) for g in groups])
+    if not sources:
+        raise ValueError("images: no usable 2-D image found")
+    return sources
+
+
+def _rows(source: list, start: int, stop: int, tag: str) -> list:
+    return [Plane(p.data[start:stop], p.lo, p.scale, p.group, f"{p.name}{tag}") for p in source]
+
+
+def split_sources(sources: list, val_fraction: float, crop_size: int, rng: np.random.Generator):
+    """Split into training and validation planes (flat lists of :class:`Plane`).
+
+    With several 2-D sources, ``max(1, round(val_fraction * n))`` of them, chosen with ``rng``, are
+    held out. A single source is cut in two: its bottom ``val_fraction`` of rows (at least
+    ``crop_size``) is held out. Sources smaller than ``crop_size`` are dropped with a warning.
+
+    Raises
+    ------
+    ValueError
+        If no source (or training part) is at least ``crop_size`` x ``crop_size``.
+    """
+    big = [s for s in sources if min(s[0].shape) >= crop_size]
+    if len(big) < len(sources):
+        small = [s[0].name for s in sources if min(s[0].shape) < crop_size]
+        if not big:
+            raise ValueError(f"crop_size={crop_size} is larger than every image (e.g. {small[0]} has shape "
+                             f"{sources[0][0].shape}); lower crop_size (a multiple of 8), or, if the last axis "
+                             f"holds colour channels, pass channel_axis=-1")
+        warnings.warn(f"{len(small)} image(s) smaller than crop_size={crop_size} are not used "
+                      f"(e.g. {small[0]})", stacklevel=3)
+    if val_fraction == 0:
+        return [p for s in big for p in s], []
+    if len(big) >= 2:
+        n_val = min(len(big) - 1, max(1, int(round(val_fraction * len(big)))))
+        held = set(rng.permutation(len(big))[:n_val].tolist())
+        train = [p for i, s in enumerate(big) for p in s if i not in held]
+        val = [p for i, s in enumerate(big) for p in s if i in held]
+        return train, val
+    source = big[0]
+    h = source[0].shape[0]
+    n_val = max(crop_size, int(round(val_fraction * h)))
+    if h - n_val < crop_size:
+        raise ValueError(f"images: a single image of height {h} cannot be split into training and validation "
+                         f"parts of at least crop_size={crop_size} rows each; give more images, lower crop_size "
+                         f"or set val_fraction=0")
+    return _rows(source, 0, h - n_val, "[top]"), _rows(source, h - n_val, h, "[bottom]")
+
+
+def sample_crop(planes: list, weights: np.ndarray, size: int, rng: np.random.Generator, augment: bool) -> np.ndarray:
+    """A random ``size`` x ``size`` crop ``(size, size, 3)`` in [0, 1] of a plane drawn with probability
+    ``weights``; with ``augment``, a random rotation by a multiple of 90 degrees and a random flip.
+
+    Raises
+    ------
+    ValueError
+        If no crop without NaN/inf is found in 50 draws.
+    """
+    for _ in range(_MAX_REDRAWS):
+        plane = planes[int(rng.choice(len(planes), p=weights))]
+        h, w = plane.shape
+        r, c = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+        crop = plane.crop(r, c, size)
+        if augment:
+            crop = np.rot90(crop, int(rng.integers(0, 4)))
+            if rng.random() < 0.5:
+                crop = crop[:, ::-1]
+        if np.isfinite(crop).all():
+            return np.ascontiguousarray(crop)
+    raise ValueError(f"images: no {size}x{size} crop without NaN/inf found in {_MAX_REDRAWS} draws; mask the "
+                     f"non-finite areas out of the training images or lower crop_size")
+
+
+def plane_weights(planes: list) -> np.ndarray:
+    """Sampling probability of each plane: proportional to its pixel count."""
+    w = np.array([p.shape[0] * p.shape[1] for p in planes], dtype=np.float64)
+    return w / w.sum()

@@ -1,0 +1,371 @@
+"""Self-supervised training (inpaint_plugin.train, ``inpaint-plugin train``): tiny CPU runs.
+
+The training images are synthetic fluorescence "nuclei" (blurred blobs on a dark background, uint16),
+cut to 64 x 64; held-out images of the same kind measure whether training helps.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import inpaint_plugin as ip  # noqa: E402
+from inpaint_plugin import _masks, cli  # noqa: E402
+from inpaint_plugin._train import state_path  # noqa: E402
+from inpaint_plugin.deep import _train_data  # noqa: E402
+from inpaint_plugin.deep._discriminator import SNPatchGAN, hinge_d_loss, hinge_g_loss  # noqa: E402
+from inpaint_plugin.deep._infra import random_checkpoint  # noqa: E402
+from inpaint_plugin.deep._train_losses import (  # noqa: E402
+    VGG19Features, id_mrf_loss, load_vgg19, perceptual_loss, spatial_discount,
+)
+
+#: small runs that every test may use (quiet, CPU)
+TINY = dict(crop_size=32, batch_size=1, epochs=1, steps_per_epoch=1, val_crops=1, device="cpu", progress=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a shared 2-core CI machine, oversubscribed OpenMP threads spin for seconds."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def nuclei(seed: int, n: int = 6, size: int = 64) -> list:
+    """``n`` uint16 images of blurred blobs (nuclei) on a dark, noisy background."""
+    from skimage import data, filters
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        blobs = data.binary_blobs(length=size, blob_size_fraction=0.15, volume_fraction=0.15,
+                                  rng=int(rng.integers(1 << 31)))
+        img = 100 + 1500 * filters.gaussian(blobs.astype(float), 1.5) + rng.normal(0, 20, (size, size))
+        out.append(np.clip(img, 0, 65535).astype(np.uint16))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """DeepFill v2 from scratch: 2 epochs of 3 steps on 64 x 64 crops of 4 images (2 held out)."""
+    out = tmp_path_factory.mktemp("train") / "nuclei.pth"
+    result = ip.train("deepfill_v2", nuclei(0), out=out, crop_size=64, batch_size=1, epochs=2, steps_per_epoch=3,
+                      lr=1e-3, adv_weight=0, val_crops=4, val_fraction=0.34, seed=0, device="cpu", progress=False)
+    return result
+
+
+def _state_dict(path):
+    return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def _assert_same_tensors(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+# --------------------------------------------------------------------------------------------------
+# training: loss, checkpoint, inference
+# --------------------------------------------------------------------------------------------------
+def test_training_reduces_the_loss_on_held_out_crops(trained):
+    assert trained.step == 6 and not trained.stopped_early
+    assert [h["step"] for h in trained.history] == [3, 6]
+    assert [h["epoch"] for h in trained.history] == [1.0, 2.0]
+    first, last = trained.initial, trained.history[-1]
+    for h in trained.history:
+        assert np.isfinite([h["loss"], h["reconstruction"], h["val_loss"], h["val_psnr"], h["val_l1"]]).all()
+        assert "adversarial" not in h  # adv_weight=0: no discriminator
+    # the same fixed held-out crops and masks before and after six steps
+    assert last["val_loss"] < 0.8 * first["val_loss"]
+    assert last["val_l1"] < first["val_l1"]
+    assert last["val_psnr"] > first["val_psnr"] + 1.0
+
+
+def test_checkpoint_is_the_official_format_and_improves_inpaint(trained, tmp_path):
+    raw = _state_dict(trained.checkpoint)
+    assert set(raw) == {"G"}  # what states_tf_*.pth hold for the generator
+    from inpaint_plugin.backends.deepfill_v2 import SPEC
+
+    assert raw["G"].keys() == SPEC.build().state_dict().keys()
+
+    image = nuclei(99, n=1)[0]  # never seen in training
+    mask = _masks.random_mask(image.shape, np.random.default_rng(5), ["strokes"])
+    start = random_checkpoint("deepfill_v2", tmp_path / "start.pth", seed=0)  # the weights training began with
+    errors = {}
+    for name, weights in (("start", start), ("trained", trained.checkpoint)):
+        out = ip.inpaint(image, mask, method="deepfill_v2", weights=str(weights), device="cpu")
+        assert out.dtype == np.uint16 and np.array_equal(out[~mask], image[~mask])
+        errors[name] = np.abs(out[mask].astype(float) - image[mask]).mean()
+    assert errors["trained"] < 0.7 * errors["start"]
+
+
+def test_epochs_zero_saves_the_seeded_starting_weights(tmp_path):
+    a = ip.train("deepfill_v2", nuclei(1, n=2), out=tmp_path / "a.pth", **{**TINY, "epochs": 0})
+    assert a.step == 0 and len(a.history) == 1 and a.history[0]["val_loss"] == a.initial["val_loss"]
+    ref = random_checkpoint("deepfill_v2", tmp_path / "ref.pth", seed=0)
+    _assert_same_tensors(_state_dict(a.checkpoint)["G"], _state_dict(ref)["G"])
+
+
+def test_same_seed_same_weights(tmp_path):
+    images = nuclei(2, n=3)
+    runs = [ip.train("deepfill_v2", images, out=tmp_path / f"{i}.pth", seed=seed, **TINY)
+            for i, seed in enumerate((7, 7, 8))]
+    a, b, c = (_state_dict(r.checkpoint)["G"] for r in runs)
+    _assert_same_tensors(a, b)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    assert runs[0].history == runs[1].history
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path):
+    """Two epochs in one go == one epoch, then resume for the second (with the discriminator)."""
+    images = nuclei(3, n=3)
+    kwargs = {**TINY, "seed": 4}
+    straight = ip.train("deepfill_v2", images, out=tmp_path / "straight.pth", **{**kwargs, "epochs": 2})
+    first = ip.train("deepfill_v2", images, out=tmp_path / "split.pth", **kwargs)
+    assert first.step == 1 and state_path(first.checkpoint).is_file()
+    resumed = ip.train("deepfill_v2", images, out=tmp_path / "split.pth", resume=True, **{**kwargs, "epochs": 2})
+    assert resumed.step == 2 and resumed.initial is None
+    assert [h["step"] for h in resumed.history] == [1, 2]
+    assert resumed.history == straight.history
+    assert "adversarial" in resumed.history[-1] and "discriminator" in resumed.history[-1]
+    _assert_same_tensors(_state_dict(resumed.checkpoint)["G"], _state_dict(straight.checkpoint)["G"])
+    s1, s2 = _state_dict(resumed.state), _state_dict(straight.state)
+    _assert_same_tensors(s1["discriminator"], s2["discriminator"])
+    # nothing left to do: resuming again changes nothing
+    again = ip.train("deepfill_v2", images, out=tmp_path / "split.pth", resume=True, **{**kwargs, "epochs": 2})
+    assert again.step == 2 and again.history == resumed.history
+
+
+def test_deepfill_v1_with_feature_losses(tmp_path):
+    vgg_file = tmp_path / "vgg19.pth"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        vgg_state = VGG19Features().state_dict()
+    vgg_state["classifier.0.weight"] = torch.zeros(4, 4)  # torchvision's head: ignored
+    torch.save(vgg_state, vgg_file)
+    result = ip.train("deepfill_v1", nuclei(4, n=3), out=tmp_path / "v1.pth", vgg_weights=vgg_file,
+                      perceptual_weight=0.1, idmrf_weight=0.1, **TINY)
+    entry = result.history[-1]
+    assert entry["perceptual"] > 0 and entry["id_mrf"] > 0 and np.isfinite(entry["adversarial"])
+    raw = _state_dict(result.checkpoint)
+    assert all(k.startswith(("coarse_generator.", "fine_generator.")) for k in raw)  # bare gen_*.pt format
+    image = nuclei(98, n=1)[0]
+    mask = np.zeros(image.shape, bool)
+    mask[20:36, 24:40] = True
+    out = ip.inpaint(image, mask, method="deepfill_v1", weights=str(result.checkpoint), device="cpu")
+    assert np.array_equal(out[~mask], image[~mask])
+
+
+# --------------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------------
+def _write_images(folder):
+    import imageio.v3 as iio
+    import tifffile
+
+    folder.mkdir()
+    imgs = nuclei(5, n=4)
+    iio.imwrite(folder / "a.png", (imgs[0] // 8).astype(np.uint8))
+    tifffile.imwrite(folder / "stack.tif", np.stack(imgs[1:3]))  # a z-stack: two 2-D images
+    np.save(folder / "c.npy", imgs[3].astype(np.float32))
+    rgb = np.stack([imgs[0], imgs[1], imgs[2]], axis=-1) // 8
+    iio.imwrite(folder / "rgb.png", rgb.astype(np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    folder = _write_images(tmp_path / "imgs")
+    out = tmp_path / "model.pth"
+
+    def args(epochs):
+        return ["train", "--method", "deepfill_v2", "--images", str(folder), "--out", str(out), "--crop-size", "32",
+                "--batch-size", "1", "--epochs", str(epochs), "--steps-per-epoch", "1", "--val-crops", "1",
+                "--device", "cpu", "--masks", "boxes,scratches", "--quiet"]
+
+    assert cli.main(args(1)) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert cli.main(args(2) + ["--resume"]) == 0
+    assert _state_dict(state_path(out))["step"] == 2
+    image = nuclei(97, n=1)[0]
+    mask = np.zeros(image.shape, bool)
+    mask[10:20, 30:50] = True
+    filled = ip.inpaint(image, mask, method="deepfill_v2", weights=str(out), device="cpu")
+    assert np.array_equal(filled[~mask], image[~mask])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "pennet"], "cannot be trained"),
+    (["--crop-size", "36"], "multiple of 8"),
+    (["--images", "/nonexistent/dir"], "no such file"),
+    (["--masks", "blobs"], "unknown mask families"),
+])
+def test_cli_bad_arguments(tmp_path, capsys, extra, message):
+    folder = _write_images(tmp_path / "imgs")
+    args = ["train", "--method", "deepfill_v2", "--images", str(folder), "--out", str(tmp_path / "m.pth"),
+            "--quiet"] + extra
+    assert cli.main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m.pth").exists()
+
+
+def test_cli_requires_out(capsys):
+    assert cli.main(["train", "--method", "deepfill_v2", "--images", "x"]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# argument errors (before any training)
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(method="medfe"), ValueError, r"trainable methods: \['deepfill_v1', 'deepfill_v2'\]"),
+    (dict(crop_size=36), ValueError, "crop_size must be a multiple of 8"),
+    (dict(crop_size=16), ValueError, "crop_size must be >= 32"),
+    (dict(crop_size=128), ValueError, "crop_size=128 is larger than every image"),
+    (dict(batch_size=0), ValueError, "batch_size must be >= 1"),
+    (dict(epochs=1.5), TypeError, "epochs must be an integer"),
+    (dict(lr=0), ValueError, "lr must be in"),
+    (dict(val_fraction=0.95), ValueError, "val_fraction"),
+    (dict(masks=["blobs"]), ValueError, "unknown mask families"),
+    (dict(normalize="zscore"), ValueError, "normalize must be one of"),
+    (dict(channel_axis=5), ValueError, "channel_axis=5 is out of range"),
+    (dict(perceptual_weight=1.0), ValueError, "need vgg_weights"),
+    (dict(weights="/nonexistent.pth"), ValueError, "weights='/nonexistent.pth': no such file"),
+    (dict(resume=True), ValueError, "no training state"),
+    (dict(images=[]), ValueError, "images is empty"),
+    (dict(images=[np.zeros((64, 64), bool)]), TypeError, "integer or float"),
+    (dict(images=42), TypeError, "images must be"),
+    (dict(device="tpu"), ValueError, "device must be one of"),
+])
+def test_bad_arguments(tmp_path, kwargs, error, match):
+    args = dict(method="deepfill_v2", images=nuclei(6, n=2), out=tmp_path / "m.pth", progress=False)
+    args.update(kwargs)
+    method, images = args.pop("method"), args.pop("images")
+    with pytest.raises(error, match=match):
+        ip.train(method, images, **{**dict(crop_size=32), **args})
+    assert not (tmp_path / "m.pth").exists()
+
+
+def test_weights_and_resume_exclude_each_other(tmp_path):
+    start = random_checkpoint("deepfill_v2", tmp_path / "start.pth")
+    with pytest.raises(ValueError, match="either weights .* or resume"):
+        ip.train("deepfill_v2", nuclei(6, n=2), out=tmp_path / "m.pth", weights=start, resume=True)
+
+
+def test_resume_refuses_another_methods_state(tmp_path):
+    images = nuclei(7, n=2)
+    ip.train("deepfill_v2", images, out=tmp_path / "m.pth", **{**TINY, "epochs": 0})
+    with pytest.raises(ValueError, match="belongs to method 'deepfill_v2'"):
+        ip.train("deepfill_v1", images, out=tmp_path / "m.pth", resume=True, **TINY)
+
+
+def test_starting_from_a_checkpoint_uses_its_weights(tmp_path):
+    start = random_checkpoint("deepfill_v2", tmp_path / "start.pth", seed=123)
+    result = ip.train("deepfill_v2", nuclei(8, n=2), out=tmp_path / "m.pth", weights=start,
+                      **{**TINY, "epochs": 0})
+    _assert_same_tensors(_state_dict(result.checkpoint)["G"], _state_dict(start)["G"])
+
+
+# --------------------------------------------------------------------------------------------------
+# data: images -> planes -> crops
+# --------------------------------------------------------------------------------------------------
+def test_sources_stacks_channels_and_normalisation(tmp_path):
+    stack = np.stack(nuclei(9, n=3, size=40))  # (3, 40, 40): three 2-D images
+    sources = _train_data.load_sources([stack])
+    assert len(sources) == 3 and all(len(s) == 1 and s[0].group == (0, 0, 0) for s in sources)
+    full = sources[0][0].crop(0, 0, 40)
+    assert full.shape == (40, 40, 3) and full.dtype == np.float32
+    assert full.min() == 0.0 and full.max() == 1.0  # min/max of the image -> 0/1, as inpaint() does
+    five = np.random.default_rng(0).random((5, 40, 40)).astype(np.float32)
+    groups = [p.group for p in _train_data.load_sources(five, channel_axis=0)[0]]
+    assert groups == [(0, 1, 2), (3, 4, 3)]  # the API's mapping of 5 channels to RGB triples
+    import imageio.v3 as iio
+
+    rgba = np.random.default_rng(1).integers(0, 255, (40, 40, 4), dtype=np.uint8)
+    iio.imwrite(tmp_path / "x.png", rgba)
+    (src,) = _train_data.load_sources(str(tmp_path / "*.png"))
+    assert src[0].group == (0, 1, 2) and src[0].data.shape == (40, 40, 3)  # alpha dropped
+
+
+def test_percentile_normalisation_clips_hot_pixels():
+    img = nuclei(10, n=1, size=48)[0]
+    img[5, 5] = 60000  # a hot pixel
+    mm = _train_data.load_sources([img], normalize="minmax")[0][0].crop(0, 0, 48)
+    pc = _train_data.load_sources([img], normalize="percentile")[0][0].crop(0, 0, 48)
+    assert mm[5, 5, 0] == 1.0 and pc[5, 5, 0] == 1.0
+    assert np.median(pc) > 3 * np.median(mm)  # the rest of the image keeps its contrast
+
+
+def test_split_holds_out_images_or_bottom_rows():
+    rng = np.random.default_rng(0)
+    sources = _train_data.load_sources(nuclei(11, n=5))
+    train, val = _train_data.split_sources(sources, 0.2, 32, rng)
+    assert len(train) == 4 and len(val) == 1
+    assert {p.name for p in train}.isdisjoint({p.name for p in val})
+    single = _train_data.load_sources([nuclei(12, n=1, size=128)[0]])
+    train, val = _train_data.split_sources(single, 0.25, 32, rng)
+    assert train[0].shape == (96, 128) and val[0].shape == (32, 128)
+    assert np.shares_memory(train[0].data, single[0][0].data)  # views, no copies
+    with pytest.raises(ValueError, match="cannot be split"):
+        _train_data.split_sources(_train_data.load_sources([nuclei(12, n=1, size=48)[0]]), 0.25, 32, rng)
+    train, val = _train_data.split_sources(single, 0.0, 32, rng)
+    assert val == []
+
+
+def test_crops_with_nan_are_drawn_again():
+    img = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    img[:, :40] = np.nan  # only columns 40..63 are finite
+    planes = [p for s in _train_data.load_sources([img]) for p in s]
+    weights = _train_data.plane_weights(planes)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        crop = _train_data.sample_crop(planes, weights, 24, rng, augment=True)
+        assert np.isfinite(crop).all()
+    with pytest.raises(ValueError, match="NaN"):
+        _train_data.sample_crop(planes, weights, 32, rng, augment=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# losses and discriminator
+# --------------------------------------------------------------------------------------------------
+def test_sn_patchgan_scores_patches_and_hinge_losses():
+    d = SNPatchGAN()
+    x, m = torch.rand(2, 3, 64, 64) * 2 - 1, torch.zeros(2, 1, 64, 64)
+    # six stride-2 layers, 256 channels: 256 scores per 64 x 64 patch
+    assert d(x, m).shape == (2, 256)
+    assert d(torch.rand(1, 3, 128, 96), torch.zeros(1, 1, 128, 96)).shape == (1, 256 * 2 * 2)
+    for _ in range(20):  # power iterations converge: every layer has spectral norm ~1
+        d(x, m)
+    conv = d.layers[0]
+    sigma = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2)
+    assert abs(float(sigma) - 1.0) < 0.05
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    assert float(hinge_d_loss(real, fake)) == pytest.approx(0.25 + 0.5)
+    assert float(hinge_g_loss(fake)) == pytest.approx(1.0)
+
+
+def test_spatial_discount():
+    mask = np.zeros((12, 12), bool)
+    mask[2:9, 2:9] = True  # a 7 x 7 hole
+    w = spatial_discount(mask, gamma=0.9)
+    assert (w[~mask] == 0).all()
+    assert w[2, 5] == pytest.approx(1.0)  # next to a known pixel
+    assert w[3, 5] == pytest.approx(0.9)
+    assert w[5, 5] == pytest.approx(0.9**3)  # the centre, 4 px from the known border
+
+
+def test_feature_losses_vanish_for_identical_images(tmp_path):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        torch.save(VGG19Features().state_dict(), tmp_path / "vgg.pth")
+    vgg = load_vgg19(tmp_path / "vgg.pth")
+    a = torch.rand(2, 3, 32, 32)
+    b = torch.rand(2, 3, 32, 32)
+    assert float(perceptual_loss(vgg, a, a)) == 0.0
+    assert float(perceptual_loss(vgg, a, b)) > 0
+    assert float(id_mrf_loss(vgg, a, a)) < 0.05 * float(id_mrf_loss(vgg, a, b))
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="vgg_weights"):
+        load_vgg19(tmp_path / "bad.pth")
