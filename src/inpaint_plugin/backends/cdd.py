@@ -77,7 +77,7 @@ def cdd_step(u: np.ndarray, hole: np.ndarray, p: float, eps: float):
     return dt * ut, rate
 
 
-def cdd_fill(image: np.ndarray, mask: np.ndarray, iterations: int = 1000, p: float = 1.0,
+def cdd_fill(image: np.ndarray, mask: np.ndarray, iterations: int = 300, p: float = 1.0,
              eps: float = 0.05, tol: float = 1e-4) -> np.ndarray:
     """Fill ``image[mask]`` (``(*spatial, C)`` float) by curvature-driven diffusion, per channel."""
     from .._classical._pde import harmonic_fill, hole_crop
@@ -112,7 +112,7 @@ BACKENDS = [
         spatial_ndim=None,
         channels="per_channel",
         params=(
-            Param("iterations", "int", 1000, "maximum number of explicit time steps", min=1, max=1_000_000),
+            Param("iterations", "int", 300, "maximum number of explicit time steps", min=1, max=1_000_000),
             Param("p", "float", 1.0, "exponent of the curvature factor g(s) = s**p", min=0.0, max=4.0),
             Param("eps", "float", 0.05, "regularisation of |grad u|, relative to the data range",
                   min=1e-6, max=10.0),

@@ -1,0 +1,421 @@
+"""Benchmark of the classical methods against their peers, on the shared bench cases.
+
+Runs every registered method that needs no weights (``inpaint_plugin.methods()``) and the peers
+(scikit-image ``inpaint_biharmonic``, OpenCV ``INPAINT_TELEA`` / ``INPAINT_NS``, PyPatchMatch) on every
+case of ``../shared/bench`` (``image``, ``mask``, ``family``), in this process, one after the other, and
+reports per mask family: hole PSNR (on the hole pixels), SSIM (on the bounding box of the hole), seconds
+and peak traced memory (``tracemalloc``: numpy and Python allocations; memory allocated inside C
+libraries such as SuperLU or OpenCV is not seen). Ratios are against the peers of the same run.
+
+The scaling part times ``biharmonic`` against ``skimage.restoration.inpaint_biharmonic`` on the camera
+image resized to 512 ... 4096 with a seeded free-form stroke mask covering ~10%; each run is a fresh
+subprocess so its peak resident memory (``ru_maxrss``) is comparable, and the two solutions are
+compared (largest difference on the hole relative to the data range).
+
+Writes ``benchmarks/results/results.json``, ``benchmarks/results/montage.png`` (one case per family,
+each method) and the markdown tables to ``benchmarks/results/RESULTS.md`` and ``benchmarks/RESULTS.md``.
+
+Usage::
+
+    python benchmarks/bench_classical.py            # all 30 cases, scaling 512..4096
+    python benchmarks/bench_classical.py --quick    # 2 images x 5 families, scaling 512, 1024
+
+Timings depend on the machine's load: on a shared machine, compare only ratios from one run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+
+#: the peer each of our methods is compared with
+PEER_OF = {
+    "biharmonic": "skimage_biharmonic",
+    "telea": "cv2_telea",
+    "navier_stokes": "cv2_ns",
+    "patchmatch": "pypatchmatch",
+    "criminisi": "pypatchmatch",
+    "tv": "skimage_biharmonic",
+    "cdd": "skimage_biharmonic",
+}
+
+
+# ------------------------------------------------------------------------------------------ peers
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def peer_skimage_biharmonic(img, mask):
+    from skimage.restoration import inpaint_biharmonic
+
+    return inpaint_biharmonic(img, mask, channel_axis=-1 if img.ndim == 3 else None)
+
+
+def _cv2(img, mask, flag):
+    import cv2
+
+    out = cv2.inpaint(_to_uint8(img), mask.astype(np.uint8) * 255, 5, flag)
+    return out.astype(np.float64) / 255.0
+
+
+def peer_cv2_telea(img, mask):
+    import cv2
+
+    return _cv2(img, mask, cv2.INPAINT_TELEA)
+
+
+def peer_cv2_ns(img, mask):
+    import cv2
+
+    return _cv2(img, mask, cv2.INPAINT_NS)
+
+
+def peer_pypatchmatch(img, mask):
+    from patchmatch import patch_match
+
+    if not patch_match.patchmatch_available:
+        raise RuntimeError("PyPatchMatch library not available")
+    rgb = _to_uint8(img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=-1))
+    out = patch_match.inpaint(rgb, mask.astype(np.uint8) * 255, patch_size=7).astype(np.float64) / 255.0
+    return out if img.ndim == 3 else out.mean(axis=-1)
+
+
+PEERS = {
+    "skimage_biharmonic": peer_skimage_biharmonic,
+    "cv2_telea": peer_cv2_telea,
+    "cv2_ns": peer_cv2_ns,
+    "pypatchmatch": peer_pypatchmatch,
+}
+
+
+def peer_status() -> dict:
+    """Which peers can run here (name -> None or the reason they cannot)."""
+    status = {}
+    for name, fn in PEERS.items():
+        try:
+            fn(np.full((16, 16), 0.5), np.pad(np.ones((4, 4), bool), 6))
+            status[name] = None
+        except Exception as exc:  # a peer that cannot be installed or built is reported, not fatal
+            status[name] = f"{type(exc).__name__}: {exc}"
+    return status
+
+
+# ---------------------------------------------------------------------------------------- metrics
+def hole_psnr(ref, out, mask) -> float:
+    err = np.mean((ref[mask] - out[mask]) ** 2)
+    return float("inf") if err == 0 else float(10 * np.log10(1.0 / err))
+
+
+def bbox_ssim(ref, out, mask) -> float:
+    from skimage.metrics import structural_similarity
+
+    idx = np.nonzero(mask)
+    box = tuple(slice(max(int(i.min()) - 3, 0), int(i.max()) + 4) for i in idx)
+    a, b = ref[box], out[box]
+    win = min(7, *a.shape[:2])
+    win -= 1 - win % 2
+    if win < 3:
+        return float("nan")
+    return float(structural_similarity(a, b, data_range=1.0, win_size=win,
+                                       channel_axis=-1 if a.ndim == 3 else None))
+
+
+def run_one(fn, img, mask):
+    """``(output, seconds, peak traced MiB)`` of ``fn(img, mask)``."""
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    out = fn(img, mask)
+    dt = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return np.asarray(out, dtype=np.float64).reshape(img.shape), dt, peak
+
+
+# ------------------------------------------------------------------------------------------ cases
+def bench_dir() -> Path:
+    shared = Path(os.environ.get("INPAINT_PLUGIN_SHARED", REPO.parent / "shared"))
+    return shared / "bench"
+
+
+def load_cases(quick: bool):
+    files = sorted(bench_dir().glob("*.npz"))
+    if not files:
+        sys.exit(f"no bench cases in {bench_dir()} (set INPAINT_PLUGIN_SHARED)")
+    cases = []
+    for f in files:
+        d = np.load(f)
+        name = str(d["name"]) if "name" in d.files else f.stem.split("__")[0]
+        if quick and name not in ("camera", "astronaut"):
+            continue
+        cases.append({"file": f.stem, "name": name, "family": str(d["family"]),
+                      "image": d["image"].astype(np.float64) / 255.0, "mask": d["mask"].astype(bool)})
+    return cases
+
+
+def our_methods() -> dict:
+    import inpaint_plugin
+
+    out = {}
+    for name, backend in inpaint_plugin.methods().items():
+        if backend.needs_weights:
+            continue
+        out[name] = (lambda n: lambda img, mask: inpaint_plugin.inpaint(
+            img, mask, method=n, channel_axis=-1 if img.ndim == 3 else None))(name)
+    return out
+
+
+def warm_up(methods: dict):
+    """Run every method once on a tiny case so numba compilation is not timed."""
+    img = np.random.default_rng(0).random((96, 96, 3))
+    mask = np.zeros((96, 96), bool)
+    mask[8:88, 10:90] = True  # large enough for biharmonic's multigrid path
+    mask[2, 2] = True
+    for fn in methods.values():
+        try:
+            fn(img, mask)
+            fn(img[..., 0], mask)
+        except Exception:
+            pass
+
+
+# ---------------------------------------------------------------------------------------- scaling
+def free_form_mask(shape, coverage=0.10, seed=0) -> np.ndarray:
+    """Seeded free-form strokes (thick polylines with round joints) up to ``coverage``."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    m = np.zeros(shape, np.uint8)
+    s = min(shape)
+    while m.mean() < coverage:
+        width = max(int(rng.uniform(0.03, 0.07) * s), 1)
+        p = rng.uniform(0.1, 0.9, 2) * (shape[1], shape[0])
+        for _ in range(int(rng.integers(3, 7))):
+            ang = rng.uniform(0, 2 * np.pi)
+            q = np.clip(p + rng.uniform(0.05, 0.15) * s * np.array([np.cos(ang), np.sin(ang)]),
+                        0, (shape[1] - 1, shape[0] - 1))
+            cv2.line(m, tuple(int(v) for v in p), tuple(int(v) for v in q), 1, width)
+            cv2.circle(m, tuple(int(v) for v in q), width // 2, 1, -1)
+            p = q
+    return m.astype(bool)
+
+
+def scaling_case(size: int):
+    from skimage import data, transform
+
+    img = transform.resize(data.camera().astype(np.float64) / 255.0, (size, size), order=1)
+    return img, free_form_mask((size, size))
+
+
+def _scaling_child(size: int, which: str, outfile: str):
+    """Run one scaling measurement (in a fresh process) and write its result to ``outfile``."""
+    img, mask = scaling_case(size)
+    if which == "biharmonic":
+        import inpaint_plugin
+
+        warm = np.zeros((96, 96))
+        wm = np.zeros((96, 96), bool)
+        wm[8:88, 8:88] = True  # multigrid path
+        inpaint_plugin.inpaint(warm, wm, method="biharmonic")  # numba cache load, not timed
+        fn = lambda: inpaint_plugin.inpaint(img, mask, method="biharmonic")  # noqa: E731
+    else:
+        from skimage.restoration import inpaint_biharmonic
+
+        fn = lambda: inpaint_biharmonic(img, mask)  # noqa: E731
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    out = fn()
+    res = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
+           "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           "rss_before_mib": rss0, "hole_fraction": float(mask.mean())}
+    np.save(outfile + ".npy", out[mask])
+    Path(outfile).write_text(json.dumps(res))
+
+
+def run_scaling(sizes, skimage_max: int):
+    rows = []
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for size in sizes:
+        row = {"size": size}
+        for which in ("biharmonic", "skimage"):
+            if which == "skimage" and size > skimage_max:
+                continue
+            tmp = str(RESULTS / f"scaling_{size}_{which}.json")
+            subprocess.run([sys.executable, __file__, "--_child", str(size), which, tmp], check=True)
+            row[which] = json.loads(Path(tmp).read_text())
+        if "skimage" in row:
+            img, mask = scaling_case(size)
+            a = np.load(str(RESULTS / f"scaling_{size}_biharmonic.json.npy"))
+            b = np.load(str(RESULTS / f"scaling_{size}_skimage.json.npy"))
+            span = np.ptp(img[~mask])
+            row["rel_diff"] = float(np.abs(a - b).max() / span)
+        rows.append(row)
+        print("scaling", json.dumps(row), flush=True)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------- output
+def fmt(x, nd=2):
+    return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{nd}f}"
+
+
+def write_markdown(records, peers_status, scaling, methods, path_list, note):
+    fam = sorted({r["family"] for r in records})
+    agg = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        if r.get("error"):
+            continue
+        for k in ("psnr", "ssim", "seconds", "peak_mib"):
+            agg[(r["method"], r["family"])][k].append(r[k])
+
+    def mean(method, family, key):
+        v = agg[(method, family)][key]
+        return float(np.nanmean(v)) if v else None
+
+    lines = ["# Classical inpainting benchmark", "", note, ""]
+    lines.append("Peers: " + ", ".join(f"`{k}`" + ("" if v is None else f" (not available: {v})")
+                                      for k, v in peers_status.items()) + ".")
+    lines += ["", "## Mean per mask family (hole PSNR dB / bbox SSIM / seconds per case / peak traced MiB)", ""]
+    lines.append("| method | " + " | ".join(fam) + " |")
+    lines.append("|---|" + "---|" * len(fam))
+    for m in methods:
+        cells = []
+        for f in fam:
+            if not agg[(m, f)]["psnr"]:
+                cells.append("failed")
+                continue
+            cells.append(f"{fmt(mean(m, f, 'psnr'))} / {fmt(mean(m, f, 'ssim'), 3)} / "
+                         f"{fmt(mean(m, f, 'seconds'), 3)} / {fmt(mean(m, f, 'peak_mib'), 1)}")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "## Against the peer of the same run (ΔPSNR dB / ΔSSIM / speed-up × / memory ratio)", "",
+              "Speed-up = peer seconds / our seconds; memory ratio = our peak / peer peak (traced).", ""]
+    lines.append("| method | peer | " + " | ".join(fam) + " |")
+    lines.append("|---|---|" + "---|" * len(fam))
+    for m in methods:
+        peer = PEER_OF.get(m)
+        if peer is None or peer not in methods:
+            continue
+        cells = []
+        for f in fam:
+            a, b = agg[(m, f)], agg[(peer, f)]
+            if not a["psnr"] or not b["psnr"]:
+                cells.append("n/a")
+                continue
+            dp = mean(m, f, "psnr") - mean(peer, f, "psnr")
+            ds = mean(m, f, "ssim") - mean(peer, f, "ssim")
+            sp = mean(peer, f, "seconds") / max(mean(m, f, "seconds"), 1e-9)
+            mr = mean(m, f, "peak_mib") / max(mean(peer, f, "peak_mib"), 1e-9)
+            cells.append(f"{dp:+.2f} / {ds:+.3f} / {sp:.1f}× / {mr:.2f}")
+        lines.append(f"| {m} | {peer} | " + " | ".join(cells) + " |")
+    if scaling:
+        lines += ["", "## Scaling: biharmonic vs skimage.restoration.inpaint_biharmonic "
+                      "(camera, free-form strokes ~10%, fresh process each)", "",
+                  "| size | hole % | ours s (cpu s) | skimage s (cpu s) | speed-up × (cpu) | ours peak RSS MiB | "
+                  "skimage peak RSS MiB | max diff / range |", "|---|---|---|---|---|---|---|---|"]
+        for r in scaling:
+            o = r["biharmonic"]
+            s = r.get("skimage")
+            lines.append(
+                f"| {r['size']}² | {100 * o['hole_fraction']:.1f} | {o['seconds']:.2f} ({o['cpu_seconds']:.2f}) | "
+                + (f"{s['seconds']:.2f} ({s['cpu_seconds']:.2f}) | {s['seconds'] / o['seconds']:.1f} "
+                   f"({s['cpu_seconds'] / o['cpu_seconds']:.1f}) | " if s else "not run | n/a | ")
+                + f"{o['peak_rss_mib']:.0f} | " + (f"{s['peak_rss_mib']:.0f} | {r['rel_diff']:.1e} |" if s else
+                                                   "n/a | n/a |"))
+    text = "\n".join(lines) + "\n"
+    for p in path_list:
+        Path(p).write_text(text)
+    return text
+
+
+def write_montage(records_out, cases, methods, path):
+    """One case per family (first image name in order): damaged input, then every method."""
+    from PIL import Image, ImageDraw
+
+    thumb = 128
+    fams = {}
+    for c in cases:
+        fams.setdefault(c["family"], c)
+    cols = ["input"] + list(methods)
+    canvas = Image.new("RGB", (thumb * len(cols), (thumb + 14) * len(fams) + 14), "white")
+    draw = ImageDraw.Draw(canvas)
+    for j, col in enumerate(cols):
+        draw.text((j * thumb + 2, 1), col[:20], fill="black")
+    for i, (fam, c) in enumerate(sorted(fams.items())):
+        y = 14 + i * (thumb + 14)
+        draw.text((2, y), fam, fill="black")
+        for j, col in enumerate(cols):
+            if col == "input":
+                img = c["image"].copy()
+                img[c["mask"]] = 1.0 if img.ndim == 2 else (1.0, 0.0, 1.0)
+            else:
+                img = records_out.get((c["file"], col))
+                if img is None:
+                    continue
+            rgb = _to_uint8(img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=-1))
+            canvas.paste(Image.fromarray(rgb).resize((thumb, thumb)), (j * thumb, y + 12))
+    canvas.save(path)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="2 images per family, scaling 512 and 1024 only")
+    ap.add_argument("--sizes", type=int, nargs="*", default=None, help="scaling sizes (default 512 1024 2048 4096)")
+    ap.add_argument("--skimage-max", type=int, default=4096, help="largest scaling size skimage is run at")
+    ap.add_argument("--methods", nargs="*", default=None, help="only these of our methods")
+    ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args._child:
+        _scaling_child(int(args._child[0]), args._child[1], args._child[2])
+        return
+    sys.path.insert(0, str(REPO / "src"))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    cases = load_cases(args.quick)
+    ours = our_methods()
+    if args.methods:
+        ours = {k: v for k, v in ours.items() if k in args.methods}
+    status = peer_status()
+    peers = {k: v for k, v in PEERS.items() if status[k] is None}
+    methods = {**ours, **peers}
+    warm_up(methods)
+    records, outputs = [], {}
+    for c in cases:
+        for name, fn in methods.items():
+            rec = {"case": c["file"], "family": c["family"], "method": name}
+            try:
+                out, dt, peak = run_one(fn, c["image"], c["mask"])
+                rec.update(psnr=hole_psnr(c["image"], out, c["mask"]), ssim=bbox_ssim(c["image"], out, c["mask"]),
+                           seconds=dt, peak_mib=peak)
+                outputs[(c["file"], name)] = out
+            except Exception as exc:
+                rec["error"] = f"{type(exc).__name__}: {exc}"
+            records.append(rec)
+            print(json.dumps(rec), flush=True)
+    sizes = args.sizes if args.sizes is not None else ([512, 1024] if args.quick else [512, 1024, 2048, 4096])
+    scaling = run_scaling(sizes, args.skimage_max) if sizes else []
+    load = os.getloadavg()
+    note = (f"Run: `python benchmarks/bench_classical.py{' --quick' if args.quick else ''}`, {len(cases)} cases, "
+            f"{os.cpu_count()} CPU(s), load average at the end {load[0]:.1f}. Seconds are wall-clock on a "
+            "shared machine: compare ratios from one run only.")
+    (RESULTS / "results.json").write_text(json.dumps({"records": records, "scaling": scaling,
+                                                      "peers": status}, indent=1))
+    write_montage(outputs, cases, list(methods), RESULTS / "montage.png")
+    text = write_markdown(records, status, scaling, list(methods),
+                          [RESULTS / "RESULTS.md", HERE / "RESULTS.md"], note)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
