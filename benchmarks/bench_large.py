@@ -136,7 +136,7 @@ def main(argv=None) -> None:
             mask, out = work / "mask.zarr", work / "out.zarr"
             hit = make_mask(mask, args.size, args.chunk, k if k == "all" else int(k))
             res = subprocess.run([sys.executable, __file__, "--run", str(image), str(mask), str(out)],
-                                 check=True, capture_output=True, text=True)
+                                 stdout=subprocess.PIPE, text=True, check=True)
             r = json.loads(res.stdout.strip().splitlines()[-1])
             r.update(k=k, defect_chunks=hit)
             rows.append(r)

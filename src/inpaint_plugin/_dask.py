@@ -289,6 +289,9 @@ def _prepare_mask(mask, spatial_shape, spatial_chunks):
 
     if mask is None:
         return None
+    if not (_is_dask(mask) or isinstance(mask, np.ndarray)) and all(hasattr(mask, a) for a in
+                                                                    ("shape", "dtype", "__getitem__")):
+        mask = da.from_array(mask, chunks=spatial_chunks)  # zarr / h5py arrays: read lazily, chunk by chunk
     if _is_dask(mask):
         if mask.dtype.kind not in "biuf":
             raise TypeError(f"mask must be a boolean (or 0/1 integer) array, got dtype {mask.dtype}")
@@ -314,8 +317,8 @@ def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: 
         Integer or float image (e.g. ``dask.array.from_zarr``). Chunks along ``channel_axis``
         are merged (channels are never split); other axes may be chunked freely.
     mask : dask array, array_like or None
-        True where pixels must be filled; the image shape without the channel axis. ``None``
-        fills the NaNs of a float image.
+        True where pixels must be filled; the image shape without the channel axis (zarr and
+        other lazy arrays are read chunk by chunk). ``None`` fills the NaNs of a float image.
     method : str
         A registered method (``"auto"`` is not available for dask arrays).
     channel_axis, nodata, clip, **params
