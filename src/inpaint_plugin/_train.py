@@ -17,7 +17,8 @@ or ``inpaint-plugin train --method deepfill_v2 --images my_tiles/ --out tiles.pt
 The checkpoint ``out`` is written in the official format that ``inpaint()`` loads (see
 :mod:`inpaint_plugin.deep._train_recipes`); the full training state (generator, discriminator,
 optimisers, step, history) goes to ``<out>.state.pt`` beside it, for ``resume``. Both are written
-after every epoch, when ``time_limit`` is reached and on Ctrl-C.
+after every epoch, when ``time_limit`` is reached and on Ctrl-C (a step cut short by Ctrl-C is done
+again when resuming, so only an interrupted run can differ from an uninterrupted one).
 
 Determinism: every step draws its crops, augmentation and mask from its own generator
 ``numpy.random.default_rng([seed, 0, step])``, the validation crops from ``[seed, 1]`` and the split
@@ -320,6 +321,9 @@ def train(method: str, images, *, out, weights=None, resume=False, crop_size: in
         raise ValueError("out is required: the checkpoint file to write")
     if out.is_dir():
         raise ValueError(f"out={str(out)!r} is a directory; give a checkpoint file name (e.g. model.pth)")
+    if out.suffix.lower() == ".safetensors":
+        raise ValueError(f"out={str(out)!r}: checkpoints are written with torch.save in the official format; "
+                         f"use a .pth or .pt name")
     weights = _path_arg("weights", weights, must_exist=True)
     if resume is True:
         resume_path = state_path(out)

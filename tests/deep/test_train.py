@@ -234,6 +234,7 @@ def test_cli_requires_out(capsys):
     (dict(perceptual_weight=1.0), ValueError, "need vgg_weights"),
     (dict(weights="/nonexistent.pth"), ValueError, "weights='/nonexistent.pth': no such file"),
     (dict(resume=True), ValueError, "no training state"),
+    (dict(out="model.safetensors"), ValueError, "use a .pth or .pt name"),
     (dict(images=[]), ValueError, "images is empty"),
     (dict(images=[np.zeros((64, 64), bool)]), TypeError, "integer or float"),
     (dict(images=42), TypeError, "images must be"),
