@@ -292,6 +292,15 @@ def test_auto_with_an_empty_mask_and_nodata():
     assert (out > -10).all()
 
 
+def test_auto_respects_the_parameters_given(test_methods):
+    image = _smooth((32, 32))
+    mask = _blobs(image.shape, n=2)
+    assert ev.choose_method(image, mask, accepts=["offset"]) == "t_offset"  # the only one taking it
+    assert ev.choose_method(image, mask, accepts=["seed"]) == ev.choose_method(image, mask)
+    with pytest.raises(TypeError, match="'no_such_param'"):
+        ev.choose_method(image, mask, accepts=["no_such_param"])
+
+
 def test_auto_candidates_policy(test_methods, monkeypatch):
     table = ip.methods()
     small = ev._auto_candidates(table, 2, 100)

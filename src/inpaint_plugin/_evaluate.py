@@ -25,7 +25,8 @@ dimensionality; methods listed in :data:`SLOW_METHODS` are left out when the ima
 :data:`LARGE_IMAGE` spatial pixels. Each candidate runs :data:`AUTO_TRIALS` trials in windows of at
 most :data:`AUTO_WINDOW` pixels (seed 0, so the choice is reproducible), and the method with the
 lowest mean RMSE wins. An empty mask, or trials that cannot be made (a mask covering almost all of
-the image), give :data:`FALLBACK_METHOD`.
+the image), give :data:`FALLBACK_METHOD`. Parameters given with ``method="auto"`` restrict the
+candidates to the methods that take them (``accepts``), except ``seed``.
 """
 from __future__ import annotations
 
@@ -412,7 +413,7 @@ def evaluate(image, mask=None, methods=None, *, channel_axis=None, nodata=None, 
     return _evaluate_prepared(prep, names, per_params, int(n_trials), int(seed), window)
 
 
-def choose_method(image, mask=None, *, channel_axis=None, nodata=None) -> str:
+def choose_method(image, mask=None, *, channel_axis=None, nodata=None, accepts=()) -> str:
     """The method ``inpaint(..., method="auto")`` uses: the best of a quick :func:`evaluate`.
 
     See the module documentation for the policy (cheap candidates only, a few small trials, seed 0).
@@ -421,25 +422,40 @@ def choose_method(image, mask=None, *, channel_axis=None, nodata=None) -> str:
     ----------
     image, mask, channel_axis, nodata
         As for :func:`inpaint_plugin.inpaint`.
+    accepts : iterable of str
+        Names of parameters the user gave with ``method="auto"``: only methods that take all of them
+        are candidates. ``seed`` does not restrict the choice (deterministic methods simply have none).
 
     Returns
     -------
     str
         A registered method name.
+
+    Raises
+    ------
+    TypeError
+        If no candidate method takes all the parameters in ``accepts``.
     """
     from . import methods as registered
     from ._api import prepare
 
+    if isinstance(accepts, str):
+        accepts = (accepts,)
+    wanted = set(accepts) - {"seed"}
     prep = prepare(image, mask, FALLBACK_METHOD, channel_axis=channel_axis, nodata=nodata)
-    if not prep.mask.any():
-        return FALLBACK_METHOD
     table = registered()
     names = _auto_candidates(table, len(prep.spatial_shape), int(np.prod(prep.spatial_shape)))
-    if len(names) <= 1:
-        return names[0] if names else FALLBACK_METHOD
+    if wanted:
+        names = [n for n in names if wanted <= set(table[n].param_map)]
+        if not names:
+            raise TypeError(f"method='auto': no method that needs no weights takes the parameter(s) "
+                            f"{', '.join(map(repr, sorted(wanted)))}; choose a method explicitly")
+    fallback = FALLBACK_METHOD if FALLBACK_METHOD in names or not names else names[0]
+    if not prep.mask.any() or len(names) <= 1:
+        return names[0] if len(names) == 1 else fallback
     per_params = _method_params(names, {}, table, 0)
     try:
         result = _evaluate_prepared(prep, names, per_params, AUTO_TRIALS, 0, AUTO_WINDOW)
     except ValueError:  # no trial possible: nothing to compare
-        return FALLBACK_METHOD
-    return result.best or FALLBACK_METHOD
+        return fallback
+    return result.best or fallback
