@@ -1,0 +1,1 @@
+"""Private numba kernels of the classical inpainting methods."""
