@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import ndimage
 
 import inpaint_plugin as ip
@@ -237,3 +239,29 @@ def test_few_false_alarms_on_clean_benchmark_images(bench_dir):
         image = np.load(path)["image"]
         mask = ip.detect(image, ["hot", "dead", "zeros"], channel_axis=-1 if image.ndim == 3 else None)
         assert mask.mean() < 0.002, path.name
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(shape=st.lists(st.integers(1, 12), min_size=1, max_size=3).map(tuple),
+       nchan=st.sampled_from([None, 1, 3]),
+       dtype=st.sampled_from([np.uint8, np.uint16, np.int16, np.float32, np.float64]),
+       constant=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_any_image_gives_a_mask_of_its_spatial_shape(shape, nchan, dtype, constant, seed):
+    rng = np.random.default_rng(seed)
+    full = shape if nchan is None else shape + (nchan,)
+    if constant:
+        image = np.full(full, 7, dtype)
+    elif np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        image = rng.integers(info.min, info.max, full, dtype=dtype, endpoint=True)
+    else:
+        image = (rng.normal(0, 1000, full)).astype(dtype)
+        image[rng.random(full) < 0.1] = np.nan
+    mask = ip.detect(image, "all", channel_axis=None if nchan is None else -1)
+    assert mask.shape == shape and mask.dtype == bool
+    if constant:
+        assert not mask.any()  # nothing stands out in a constant image (7 is not saturated)
+    if image.dtype.kind == "f":
+        bad = ~np.isfinite(image)
+        bad = bad if nchan is None else bad.any(axis=-1)
+        assert mask[bad].all()

@@ -10,8 +10,8 @@ thresholds (see :data:`PARAMS`):
 ``"saturated"``
     Pixels at the saturation level in any channel: ``saturation`` when given; otherwise the dtype
     maximum for integer images, and for float images the largest finite value when at least 0.1 % of
-    the pixels (and at least 2) share it exactly (a clipped float image has a plateau at its maximum,
-    a natural one almost never has).
+    the pixels (and at least 2, but not all) share it exactly (a clipped float image has a plateau at
+    its maximum, a natural one almost never has).
 ``"hot"`` / ``"dead"``
     Robust local outliers, alone or in pairs: a pixel is hot when it exceeds the second brightest of
     its neighbours (3x3, or 3**ndim, window) by more than ``max(sigma * s, min_contrast)`` *and* by more
@@ -133,7 +133,7 @@ def _saturated(img: np.ndarray, valid: np.ndarray, level: Optional[float]) -> np
                 return np.zeros(valid.shape, bool)
             top = vals.max()
             count = int((vals == top).any(axis=-1).sum())
-            if count < max(2, 0.001 * valid.size):
+            if count < max(2, 0.001 * valid.size) or top == vals.min():  # no plateau, or a constant image
                 return np.zeros(valid.shape, bool)
             level = top
     return (img >= level).any(axis=-1) & valid
