@@ -50,30 +50,6 @@ def test_dtype_known_pixels_and_no_mutation(dtype):
     assert np.abs(out[mask].astype(np.float64) - expected).max() <= tol
 
 
-def test_integer_output_rounded_and_clipped():
-    img = np.full((20, 20), 255, np.uint8)
-    img[:, :8] = np.linspace(0, 255, 8)  # a ramp running into a plateau: biharmonic overshoots past 255
-    mask = np.zeros_like(img, bool)
-    mask[5:15, 8:14] = True
-    out = ip.inpaint(img, mask, clip=False)
-    assert out.dtype == np.uint8
-    assert out[mask].min() >= 0 and out[mask].max() <= 255
-    f = ip.inpaint(img.astype(np.float64), mask, clip=False)
-    assert f[mask].max() > 255 or f[mask].min() < 0  # overshoot really happens, so clipping mattered
-    np.testing.assert_array_equal(out[mask], np.clip(np.rint(f[mask]), 0, 255).astype(np.uint8))
-
-
-def test_clip_keeps_known_range_for_floats():
-    img = np.zeros((20, 20))
-    img[:, 10:] = 1.0
-    mask = np.zeros_like(img, bool)
-    mask[5:15, 7:13] = True
-    out = ip.inpaint(img, mask)
-    assert out[mask].min() >= 0.0 and out[mask].max() <= 1.0
-    raw = ip.inpaint(img, mask, clip=False)
-    np.testing.assert_array_equal(out[mask], np.clip(raw[mask], 0, 1))
-
-
 def test_empty_mask_returns_copy():
     img = ramp()
     out = ip.inpaint(img, np.zeros(img.shape, bool))
@@ -193,6 +169,31 @@ def test_iter_inpaint_can_be_abandoned(slice_backend):
     assert next(gen) == (1, 4)
     gen.close()  # cancelled: nothing written anywhere
     np.testing.assert_array_equal(stack, before)
+
+
+def test_integer_output_rounded_and_clipped(slice_backend):
+    img = np.full((20, 20), 250, np.uint8)
+    img[0, :4] = 251
+    mask = box_mask((20, 20), (slice(5, 15), slice(5, 15)))
+    mean = img[~mask].mean()
+    # far above the dtype's range: clipped to 255, not wrapped around
+    out = ip.inpaint(img, mask, method="test_mean2d", value_offset=10, clip=False)
+    assert out.dtype == np.uint8 and (out[mask] == 255).all()
+    # rounded to the nearest integer, not truncated
+    out = ip.inpaint(img, mask, method="test_mean2d", value_offset=0.6, clip=False)
+    assert (out[mask] == round(mean + 0.6)).all()
+    # clip=True (default): within the known values' range
+    out = ip.inpaint(img, mask, method="test_mean2d", value_offset=10)
+    assert (out[mask] == 251).all()
+
+
+def test_clip_keeps_known_range_for_floats(slice_backend):
+    img = ramp() / ramp().max()
+    mask = box_mask()
+    out = ip.inpaint(img, mask, method="test_mean2d", value_offset=5)
+    assert (out[mask] == 1.0).all()
+    raw = ip.inpaint(img, mask, method="test_mean2d", value_offset=5, clip=False)
+    np.testing.assert_allclose(raw[mask], img[~mask].mean() + 5)
 
 
 def test_params_validated_and_passed(slice_backend):
