@@ -14,9 +14,10 @@ SIGGRAPH 2009):
    image without hole pixels. The NNF starts from the coarser NNF (offsets doubled) or, without one,
    from the nearest source, which is already a good match for small holes.
 4. EM iterations alternate
-   - *search*: PatchMatch propagation and random search (two sweeps in alternating scan order)
-     for the source patch with the smallest sum of squared differences over all channels; after
-     the first iteration only targets whose patch changed noticeably are searched again, and
+   - *search*: PatchMatch propagation and random search (sweeps in alternating scan order: two in
+     the first iteration of a level, one later) for the source patch with the smallest sum of
+     squared differences over all channels; after the first iteration only targets whose patch
+     changed noticeably are searched again, and
    - *vote*: every hole pixel becomes the weighted mean of what the matched source patches of all
      targets covering it put there, a patch weighing ``exp(-d / (2 sigma^2))`` with ``d`` its mean
      squared difference and ``sigma^2`` the 75th percentile of ``d`` (Wexler's similarity weight);
@@ -39,8 +40,9 @@ _TOL = 5e-4
 #: ... or once no patch changed by more than this anywhere (same units). Later EM iterations only
 #: search again for the targets whose patch changed by more than this in the previous vote.
 _ACTIVE = 0.01
-#: PatchMatch sweeps (alternating scan order) per EM iteration.
-_SWEEPS = 2
+#: PatchMatch sweeps (alternating scan order) in the first EM iteration of a level and in the later ones.
+_SWEEPS_FIRST = 2
+_SWEEPS_LATER = 1
 #: Percentile of the patch distances used as ``2 sigma^2`` scale of the vote weights (Wexler et al.).
 _SIGMA_PERCENTILE = 75
 #: Below this many fully known source patches a level also accepts patches with hole pixels.
@@ -408,10 +410,11 @@ def patchmatch_inpaint(image: np.ndarray, mask: np.ndarray, *, patch_size: int =
 
         dist = np.empty(tys.size, np.float64)
         active = np.ones(tys.size, bool)
-        for _ in range(iterations + 2 * level):
+        for em in range(iterations + 2 * level):
             _all_ssd(img, tys, txs, nnf, r, dist)
-            _search(img, tys, txs, tindex, nnf, dist, valid, r, _SWEEPS, sweep, state, active)
-            sweep += _SWEEPS
+            nsw = _SWEEPS_FIRST if em == 0 else _SWEEPS_LATER
+            _search(img, tys, txs, tindex, nnf, dist, valid, r, nsw, sweep, state, active)
+            sweep += nsw
             before = img[lmask]
             _vote(img, lmask, tys, txs, nnf, _similarity_weights(dist, counts), r)
             delta = np.abs(img[lmask] - before)
