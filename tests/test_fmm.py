@@ -147,3 +147,21 @@ def test_navier_stokes_keeps_float_precision_for_large_offsets():
     mask[20:24, 20:24] = True
     out = navier_stokes_fill(img, mask)
     assert np.abs(out[mask] - img[mask]).max() < 0.05
+
+
+@pytest.mark.parametrize("method", FMM)
+@pytest.mark.parametrize("transpose", [False, True])
+def test_long_hole_in_a_one_pixel_thin_image(method, transpose):
+    """OpenCV's INPAINT_NS reads outside one-pixel-thin images (garbage, sometimes NaN)."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        img = rng.random((1, 31))
+        mask = np.zeros(img.shape, bool)
+        mask[0, 5:] = True
+        if transpose:
+            img, mask = img.T, mask.T
+        out = ip.inpaint(img, mask, method=method)
+        assert np.isfinite(out).all()
+        # a weighted mean of / extrapolation from the known values, nothing wild
+        assert np.abs(out[mask] - img[~mask].mean()).max() < 1.0
+        np.testing.assert_array_equal(out, ip.inpaint(img, mask, method=method))

@@ -23,9 +23,15 @@ def navier_stokes_fill(image: np.ndarray, mask: np.ndarray, *, radius: int = 5) 
     known = chan[~mask]
     lo = float(known.min())
     span = float(known.max()) - lo or 1.0
-    src = np.ascontiguousarray((chan - lo) / span, dtype=np.float32)
-    out = cv2.inpaint(src, mask.astype(np.uint8), float(radius), cv2.INPAINT_NS)
-    return (out.astype(np.float64) * span + lo)[..., np.newaxis]
+    src = (chan - lo) / span
+    h, w = mask.shape
+    if h == 1 or w == 1:
+        # OpenCV reads outside a one-pixel-thin image (garbage, even NaN): give it the line twice
+        reps = (2, 1) if h == 1 else (1, 2)
+        src, mask = np.tile(src, reps), np.tile(mask, reps)
+    out = cv2.inpaint(np.ascontiguousarray(src, dtype=np.float32), mask.astype(np.uint8), float(radius),
+                      cv2.INPAINT_NS)
+    return (out[:h, :w].astype(np.float64) * span + lo)[..., np.newaxis]
 
 
 BACKENDS = [
