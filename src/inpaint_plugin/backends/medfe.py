@@ -9,7 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..deep._infra import ModelSpec, WeightsEntry, WeightsFile, load_checked, load_state_dict_file, make_backend
+from ..deep._infra import (
+    ModelSpec,
+    WeightsEntry,
+    WeightsFile,
+    load_checked,
+    load_state_dict_file,
+    make_backend,
+)
 
 DRIVE_FOLDER = "https://drive.google.com/drive/folders/1uLC9YN_34mLod5kIE1nMb9P5L40Iqbkp"
 #: Official file of each sub-module, as test.py of the reference loads them (note the spelling MEDEF).

@@ -571,7 +571,7 @@ def _crop_windows(mask: np.ndarray, side: int, margin: int) -> tuple:
 
     def place(center, size, length):
         size = min(size, length)
-        start = int(round(center - size / 2))
+        start = round(center - size / 2)
         return max(0, min(start, length - size)), size
 
     for idx, (rs, cs) in enumerate(boxes, start=1):
@@ -583,7 +583,7 @@ def _crop_windows(mask: np.ndarray, side: int, margin: int) -> tuple:
         if 2 * ndimage.distance_transform_edt(own).max() + 2 * margin <= side:
             thin[rs, cs] |= own[1:-1, 1:-1]
             continue
-        size = max(side, int(math.ceil(max(bh, bw) * 1.5)) + 2 * margin)
+        size = max(side, math.ceil(max(bh, bw) * 1.5) + 2 * margin)
         r0, sh = place((rs.start + rs.stop) / 2, size, h)
         c0, sw = place((cs.start + cs.stop) / 2, size, w)
         windows.append((r0, r0 + sh, c0, c0 + sw, labels[r0:r0 + sh, c0:c0 + sw] == idx))

@@ -31,10 +31,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Base", "Decoder", "Encoder", "InnerCos", "MEDFE", "PCBlock", "PCConv", "PartialConv",
-           "gaussian_bank", "hole_fill_values"]
+__all__ = [
+    "MEDFE",
+    "Base",
+    "Decoder",
+    "Encoder",
+    "InnerCos",
+    "PCBlock",
+    "PCConv",
+    "PartialConv",
+    "gaussian_bank",
+    "hole_fill_values",
+]
 
-#: Value given to hole pixels of the [-1, 1] input image, per channel (the reference's ImageNet mean).
+#: Value (0-255 scale) the reference gives to hole pixels of the input image, per channel.
 HOLE_FILL = (123.0, 104.0, 117.0)
 _SLOPE = 0.2
 _GRID = 32  # side of the feature maps the feature equalisation works on
