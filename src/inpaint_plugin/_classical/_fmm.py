@@ -17,7 +17,7 @@ known pixels only (one-sided or central differences of known pixels); pixels fil
 their value only. Extrapolating from gradients of filled pixels compounds the errors of every ring and
 diverges on large holes (measured: hole PSNR below 0 dB on 128 x 128 boxes of the shared bench), while
 this form keeps the paper's sharp first-order boundary behaviour (exact on linear ramps next to the
-boundary, +2.6 dB over OpenCV's ``INPAINT_TELEA`` on dead pixels) and stays a bounded weighted mean
+boundary, +2.8 dB over OpenCV's ``INPAINT_TELEA`` on dead pixels) and stays a bounded weighted mean
 inside large holes.
 
 All channels are filled in one march (they share the weights). The kernels are compiled with
