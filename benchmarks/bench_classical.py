@@ -89,7 +89,8 @@ def peer_pypatchmatch(img, mask):
     if not patch_match.patchmatch_available:
         raise RuntimeError("PyPatchMatch library not available")
     rgb = _to_uint8(img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=-1))
-    out = patch_match.inpaint(rgb, mask.astype(np.uint8) * 255, patch_size=7).astype(np.float64) / 255.0
+    # PyPatchMatch's patch_size is a radius: 3 means 7x7 patches, our patchmatch default
+    out = patch_match.inpaint(rgb, mask.astype(np.uint8) * 255, patch_size=3).astype(np.float64) / 255.0
     return out if img.ndim == 3 else out.mean(axis=-1)
 
 
