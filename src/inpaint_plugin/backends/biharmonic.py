@@ -21,9 +21,12 @@ def biharmonic_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     from .._classical._bilaplace import biharmonic_solve
 
     nchan = image.shape[-1]
-    known = image[~mask]
+    spatial = tuple(range(mask.ndim))
+    known = ~mask[..., np.newaxis]
+    lo = np.min(image, axis=spatial, where=known, initial=np.inf)
+    hi = np.max(image, axis=spatial, where=known, initial=-np.inf)
     values = biharmonic_solve(image, mask)
-    np.clip(values, known.min(axis=0), known.max(axis=0), out=values)
+    np.clip(values, lo, hi, out=values)
     out = np.array(image, dtype=np.float64, copy=True)
     out.reshape(-1, nchan)[mask.reshape(-1)] = values
     return out
