@@ -19,6 +19,8 @@ Usage::
 
     python benchmarks/bench_classical.py            # all 30 cases, scaling 512..4096
     python benchmarks/bench_classical.py --quick    # 2 images x 5 families, scaling 512, 1024
+    python benchmarks/bench_classical.py --scaling-only --sizes 512 1024 2048 4096
+                                                    # only the scaling table of benchmarks/RESULTS.md
 
 Timings depend on the machine's load: on a shared machine, compare only ratios from one run.
 """
@@ -321,8 +323,21 @@ def write_markdown(records, peers_status, scaling, methods, path_list, note):
             mr = mean(m, f, "peak_mib") / max(mean(peer, f, "peak_mib"), 1e-9)
             cells.append(f"{dp:+.2f} / {ds:+.3f} / {sp:.1f}× / {mr:.2f}")
         lines.append(f"| {m} | {peer} | " + " | ".join(cells) + " |")
+    lines += scaling_markdown(scaling)
+    text = "\n".join(lines) + "\n"
+    for p in path_list:
+        Path(p).write_text(text)
+    return text
+
+
+SCALING_TITLE = "## Scaling: biharmonic vs skimage.restoration.inpaint_biharmonic"
+
+
+def scaling_markdown(scaling) -> list:
+    """Markdown lines of the scaling table (empty without scaling results)."""
+    lines = []
     if scaling:
-        lines += ["", "## Scaling: biharmonic vs skimage.restoration.inpaint_biharmonic "
+        lines += ["", SCALING_TITLE + " "
                       "(camera, free-form strokes ~10%, fresh process each)", "",
                   "| size | hole % | ours s (cpu s) | skimage s (cpu s) | speed-up × (cpu) | ours peak RSS MiB | "
                   "skimage peak RSS MiB | max diff / range |", "|---|---|---|---|---|---|---|---|"]
@@ -335,10 +350,14 @@ def write_markdown(records, peers_status, scaling, methods, path_list, note):
                    f"({s['cpu_seconds'] / o['cpu_seconds']:.1f}) | " if s else "not run | n/a | ")
                 + f"{o['peak_rss_mib']:.0f} | " + (f"{s['peak_rss_mib']:.0f} | {r['rel_diff']:.1e} |" if s else
                                                    "n/a | n/a |"))
-    text = "\n".join(lines) + "\n"
-    for p in path_list:
-        Path(p).write_text(text)
-    return text
+    return lines
+
+
+def replace_scaling_section(path: Path, scaling, note: str):
+    """Rewrite only the scaling section (to the end of the file) of an existing results file."""
+    text = path.read_text() if path.exists() else "# Classical inpainting benchmark\n"
+    head = text.split("\n" + SCALING_TITLE)[0].rstrip("\n")
+    path.write_text(head + "\n" + "\n".join(scaling_markdown(scaling)) + "\n\n" + note + "\n")
 
 
 def write_montage(records_out, cases, methods, path):
@@ -376,10 +395,23 @@ def main(argv=None):
     ap.add_argument("--sizes", type=int, nargs="*", default=None, help="scaling sizes (default 512 1024 2048 4096)")
     ap.add_argument("--skimage-max", type=int, default=4096, help="largest scaling size skimage is run at")
     ap.add_argument("--methods", nargs="*", default=None, help="only these of our methods")
+    ap.add_argument("--scaling-only", action="store_true",
+                    help="run only the scaling part and replace the scaling table of benchmarks/RESULTS.md")
     ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._child:
         _scaling_child(int(args._child[0]), args._child[1], args._child[2])
+        return
+    if args.scaling_only:
+        sizes = args.sizes if args.sizes is not None else [512, 1024, 2048, 4096]
+        scaling = run_scaling(sizes, args.skimage_max)
+        load = os.getloadavg()
+        note = (f"Scaling table from `python benchmarks/bench_classical.py --scaling-only --sizes "
+                f"{' '.join(map(str, sizes))}`, {os.cpu_count()} CPU(s) shared with other jobs, load average at the "
+                f"end {load[0]:.1f}: wall seconds are noisy, the CPU seconds (`time.process_time()`) are the "
+                "fairer comparison.")
+        replace_scaling_section(HERE / "RESULTS.md", scaling, note)
+        print("\n".join(scaling_markdown(scaling)))
         return
     sys.path.insert(0, str(REPO / "src"))
     RESULTS.mkdir(parents=True, exist_ok=True)
