@@ -185,7 +185,7 @@ def main(argv=None) -> None:
         warm = max(r["warmup_s"] for r in rows)
         print(f"\nPeak RSS of the whole process, including up to {base:.0f} MiB for Python, numpy, dask, zarr and "
               f"the method before the run; each run starts with an untimed {warm:.1f} s warm-up call (kernel "
-              f"compilation). Times: fastest of {max(1, args.repeats)} runs.")
+              f"compilation). Each time column: the fastest of {max(1, args.repeats)} runs.")
 
 
 if __name__ == "__main__":

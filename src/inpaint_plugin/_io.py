@@ -242,11 +242,9 @@ def read_image(path: PathLike, *, lazy: bool = False, chunks=None):
         import imageio.v3 as iio
 
         data = np.asarray(iio.imread(path))
-    except (FileNotFoundError, ValueError) as exc:
-        if str(path) in str(exc):
-            raise
-        raise ValueError(f"cannot read {path}: {exc}") from exc
     except Exception as exc:
+        if isinstance(exc, (FileNotFoundError, ValueError)) and str(path) in str(exc):
+            raise  # already names the file
         raise ValueError(f"cannot read {path}: {exc}") from exc
     if lazy:
         import dask.array as da
