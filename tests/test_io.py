@@ -131,6 +131,19 @@ def test_read_errors_name_the_path(tmp_path):
         for lazy in (False, True):
             with pytest.raises(ValueError, match=rf"cut-{name}: the file is truncated"):
                 read_image(tmp_path / f"cut-{name}", lazy=lazy)
+    # a stack cut where its second page begins, and a header cut inside the first page's tag values:
+    # tifffile reads what it can (the first page; a blank bool image) and only logs the damage
+    stack = _image((5, 30, 40), np.uint16, seed=8)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, tile=(16, 16), compression="zlib")
+    with tifffile.TiffFile(tmp_path / "stack.tif") as tif:
+        second = tif.pages[1].offset
+    (tmp_path / "cut-stack.tif").write_bytes((tmp_path / "stack.tif").read_bytes()[:second])
+    tifffile.imwrite(tmp_path / "floats.tif", _image((4, 24, 28), np.float32, seed=9))
+    (tmp_path / "cut-header.tif").write_bytes((tmp_path / "floats.tif").read_bytes()[:220])
+    for name in ("cut-stack.tif", "cut-header.tif"):
+        for lazy in (False, True):
+            with pytest.raises(ValueError, match=rf"{name}: the file is damaged or truncated"):
+                read_image(tmp_path / name, lazy=lazy)
     np.save(tmp_path / "x.npy", x)
     (tmp_path / "cut.npy").write_bytes((tmp_path / "x.npy").read_bytes()[:500])
     for lazy in (False, True):

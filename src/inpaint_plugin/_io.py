@@ -19,6 +19,7 @@ import os
 import shutil
 import threading
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -253,10 +254,41 @@ def read_image(path: PathLike, *, lazy: bool = False, chunks=None):
     return data
 
 
+@contextmanager
+def _tifffile_errors(path: Path):
+    """Turn the errors tifffile only logs (damaged tags, a page chain cut short) into a ValueError.
+
+    tifffile reads what it can of a damaged file and logs the rest; a truncated stack would
+    otherwise come back as its first pages, or a cut header as a blank image of the wrong type.
+    """
+    import logging
+
+    found = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record):
+            found.append(record.getMessage())
+
+    logger = logging.getLogger("tifffile")
+    handler = _Collect(level=logging.ERROR)
+    logger.addHandler(handler)
+    try:
+        yield
+    except Exception as exc:
+        if found:
+            raise ValueError(f"cannot read {path}: the file is damaged or truncated ({found[0]})") from exc
+        raise
+    finally:
+        logger.removeHandler(handler)
+    if found:
+        raise ValueError(f"cannot read {path}: the file is damaged or truncated ({found[0]})")
+
+
 def _read_tiff(path: Path, lazy: bool, chunks):
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    with _tifffile_errors(path), tifffile.TiffFile(path) as tif:
+        len(tif.pages)  # walks the whole page chain: a cut chain is reported
         _check_tiff_complete(path, tif)
         level = tif.series[0].levels[0]
         if not lazy:
