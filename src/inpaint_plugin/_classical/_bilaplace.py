@@ -292,6 +292,29 @@ def _residual(pos, reg, off, coef, c0, indptr, indices, data, xg, b, out, mode):
 
 
 @njit(cache=True, nogil=True)
+def _residual_after_sweep(pos, reg, off, coef, first_up, indptr, indices, data, xg, rg):
+    """The residual ``b - A x`` into the padded grid ``rg`` right after one forward Gauss-Seidel sweep
+    from ``x = 0``: row ``i`` of ``D + L`` is then satisfied exactly, so ``r_i = -sum_{j > i} a_ij x_j``
+    (``off[first_up:]`` are the stencil offsets to later unknowns) -- half the work of a residual."""
+    n = pos.shape[0]
+    nchan = xg.shape[1]
+    nk = off.shape[0]
+    for i in range(n):
+        p = pos[i]
+        for ch in range(nchan):
+            acc = 0.0
+            if reg[i]:
+                for k in range(first_up, nk):
+                    acc += coef[k] * xg[p + off[k], ch]
+            else:
+                for kk in range(indptr[i], indptr[i + 1]):
+                    j = indices[kk]
+                    if j > i:
+                        acc += data[kk] * xg[pos[j], ch]
+            rg[p, ch] = -acc
+
+
+@njit(cache=True, nogil=True)
 def _restrict(fpos, hoff, hw, rg, out):
     """``out = P^T r``: each coarse unknown (at fine grid position ``fpos``) gathers the fine residual
     grid ``rg`` (zero off the unknowns) with the multilinear hat weights ``(hoff, hw)``."""
@@ -436,6 +459,70 @@ def _interpolation(coords: np.ndarray):
     return p, ccoords
 
 
+@njit(cache=True, nogil=True)
+def _galerkin_kernel(fpos, hoff, hw, uidgrid, a_indptr, a_indices, a_data, p_indptr, p_indices, p_data,
+                     ccoords, interior, f2c, st_off, st_val):
+    """CSR rows (sorted) of the Galerkin product ``P^T A P``.
+
+    Coarse unknown ``I`` sits at the fine grid position ``fpos[I]``; its column of ``P`` is the hat
+    ``(hoff, hw)`` around it restricted to the fine unknowns (``uidgrid``: padded fine grid -> fine
+    unknown number or -1; ``f2c``: fine unknown -> coarse unknown or -1). An ``interior`` row (every
+    fine node within four nodes is an unknown with the constant stencil) is the coarse stencil
+    ``(st_off`` as fine grid offsets, ``st_val)``; any other row sums ``P[f, I] A[f, g] P[g, J]`` in a
+    dense ``5**ndim`` window (every ``J`` lies within two coarse nodes of ``I``).
+    """
+    nc, nd = ccoords.shape
+    wsize = 5 ** nd
+    win = np.zeros(wsize, np.float64)
+    wcol = np.full(wsize, -1, np.int64)
+    cap = nc * min(wsize, 32) + wsize
+    indices = np.empty(cap, np.int32)
+    data = np.empty(cap, np.float64)
+    indptr = np.zeros(nc + 1, np.int64)
+    k = 0
+    for i in range(nc):
+        if k + wsize > cap:
+            cap = 2 * cap + wsize
+            ni = np.empty(cap, np.int32)
+            nv = np.empty(cap, np.float64)
+            ni[:k] = indices[:k]
+            nv[:k] = data[:k]
+            indices = ni
+            data = nv
+        p0 = fpos[i]
+        if interior[i]:
+            for t in range(st_off.shape[0]):
+                indices[k] = f2c[uidgrid[p0 + st_off[t]]]
+                data[k] = st_val[t]
+                k += 1
+            indptr[i + 1] = k
+            continue
+        for h in range(hoff.shape[0]):
+            f = uidgrid[p0 + hoff[h]]
+            if f < 0:
+                continue
+            for kk in range(a_indptr[f], a_indptr[f + 1]):
+                g = a_indices[kk]
+                v = hw[h] * a_data[kk]
+                for m in range(p_indptr[g], p_indptr[g + 1]):
+                    j = p_indices[m]
+                    w = 0
+                    for ax in range(nd):
+                        w = w * 5 + (ccoords[j, ax] - ccoords[i, ax] + 2)
+                    win[w] += v * p_data[m]
+                    wcol[w] = j
+        for w in range(wsize):
+            if wcol[w] >= 0:
+                if win[w] != 0.0:
+                    indices[k] = wcol[w]
+                    data[k] = win[w]
+                    k += 1
+                win[w] = 0.0
+                wcol[w] = -1
+        indptr[i + 1] = k
+    return indptr, indices[:k].copy(), data[:k].copy()
+
+
 def _coarse_stencil(stencil: np.ndarray) -> np.ndarray:
     """Galerkin coarsening of a constant ``5**ndim`` stencil with the multilinear interpolation."""
     from scipy.signal import convolve
@@ -489,11 +576,38 @@ class _Level:
         self.c0 = float(coefall[centre][0])
         self.off = np.ascontiguousarray(offall[~centre])
         self.coef = np.ascontiguousarray(coefall[~centre])
+        self.first_up = int(np.searchsorted(self.off, 0))  # offsets to later unknowns start here
         uidgrid = np.full(self.size, -1, dtype=np.int32)
         uidgrid[self.pos] = np.arange(self.n, dtype=np.int32)
+        self.gshape = gshape
+        self.uidgrid = uidgrid
         tol = 1e-10 * abs(self.c0)
         self.reg = _regular_rows(self.pos, uidgrid, offall, coefall, self.indptr, self.indices, self.data, tol)
         self.buffers = {}
+
+    def galerkin(self, p, even: np.ndarray, cstencil: np.ndarray):
+        """The coarse matrix ``P^T A P`` (CSR) for the interpolation ``p`` from the unknowns at
+        ``even``; ``cstencil`` is its constant interior stencil."""
+        from scipy import sparse
+        from scipy.ndimage import minimum_filter
+
+        nd = self.coords.shape[1]
+        fpos = np.ascontiguousarray(self.pos[even])
+        hat = np.argwhere(np.ones((3,) * nd)) - 1
+        regular = np.zeros(self.size, np.uint8)
+        regular[self.pos[self.reg]] = 1
+        interior = minimum_filter(regular.reshape(self.gshape), size=9, mode="constant").reshape(-1)[fpos]
+        f2c = np.full(self.n, -1, dtype=np.int32)
+        f2c[even] = np.arange(int(even.sum()), dtype=np.int32)
+        nz = np.argwhere(cstencil != 0)  # lexicographic: increasing coarse unknown numbers
+        st_off = (2 * (nz - 2)) @ self.gstrides
+        st_val = cstencil[tuple(nz.T)]
+        ccoords = np.ascontiguousarray(self.coords[even] >> 1)
+        indptr, indices, data = _galerkin_kernel(
+            fpos, hat @ self.gstrides, np.ldexp(1.0, -np.abs(hat).sum(axis=1)), self.uidgrid, self.indptr,
+            self.indices, self.data, p.indptr, p.indices, p.data, ccoords, interior.astype(np.bool_), f2c,
+            st_off, st_val)
+        return sparse.csr_array((data, indices, indptr), shape=(p.shape[1], p.shape[1]))
 
     def link(self, coarse: "_Level", p, even: np.ndarray):
         """Precompute the grid transfers to ``coarse`` (whose unknowns are ours at ``even``; ``p`` the
@@ -541,8 +655,11 @@ class Multigrid:
             p, ccoords = _interpolation(lvl.coords)
             if p is None or ccoords.shape[0] >= lvl.n:
                 break
-            coarse = _Level(p.T.tocsr() @ (lvl.a @ p), ccoords, _coarse_stencil(lvl.stencil))
-            lvl.link(coarse, p, ~(lvl.coords & 1).any(axis=1))
+            even = ~(lvl.coords & 1).any(axis=1)
+            cstencil = _coarse_stencil(lvl.stencil)
+            coarse = _Level(lvl.galerkin(p, even, cstencil), ccoords, cstencil)
+            lvl.link(coarse, p, even)
+            lvl.uidgrid = None  # only needed for the Galerkin product
             self.levels.append(coarse)
         # SuperLU rather than a dense LAPACK Cholesky: no BLAS threads to fight over on a busy machine
         self.coarse_lu = splu(self.levels[-1].a.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
@@ -568,7 +685,8 @@ class Multigrid:
         _zero(lvl.pos, xg)
         _gauss_seidel(*args, lvl.diag, xg, b, True)
         rg = lvl.grid(nchan, 1)
-        _residual(*args, xg, b, rg, 2)
+        _residual_after_sweep(lvl.pos, lvl.reg, lvl.off, lvl.coef, lvl.first_up, lvl.indptr, lvl.indices,
+                              lvl.data, xg, rg)
         nxt = self.levels[level + 1]
         rc = np.empty((nxt.n, nchan))
         _restrict(lvl.fpos, lvl.hoff, lvl.hw, rg, rc)
