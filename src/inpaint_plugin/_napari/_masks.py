@@ -6,7 +6,9 @@ Helpers of the dock widget, kept free of Qt so they are easy to test and reuse:
 - the indices of the slice the viewer currently shows;
 - masks from Labels layers (whose shape must match the image, or its last axes: a 2-D mask then
   applies to every slice of a stack) and from Shapes layers, rasterized on the image's grid
-  through the layers' world transforms.
+  through the layers' world transforms;
+- for lazy layers (dask, zarr, multiscale): the data as dask arrays and masks built as dask
+  arrays on the image's chunks, so nothing is read before dask computes it.
 
 Nothing here calls ``np.asarray`` on a whole layer when only one slice is needed, so dask-backed
 layers stay lazy.
@@ -18,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 __all__ = ["level0", "spatial_shape", "current_index", "check_mask_shape", "take_region", "shapes_to_mask",
-           "detector"]
+           "detector", "is_lazy", "as_dask", "spatial_chunks", "lazy_mask", "shapes_to_lazy_mask"]
 
 
 def level0(layer):
@@ -72,6 +74,57 @@ def take_region(array, spatial: tuple, index: tuple) -> np.ndarray:
     return np.broadcast_to(part, spatial[len(index):])
 
 
+def is_lazy(layer) -> bool:
+    """True for layers whose data must not be read into memory: multiscale, dask, zarr, ...
+
+    Only plain numpy arrays count as in memory.
+    """
+    return bool(getattr(layer, "multiscale", False)) or not isinstance(layer.data, np.ndarray)
+
+
+def as_dask(array, chunks=None):
+    """``array`` as a dask array, without reading it.
+
+    Dask arrays are returned as they are. Other arrays (numpy, zarr, h5py, ...) are wrapped with
+    ``chunks`` when given, else with their own chunks (zarr, h5py) or dask's automatic chunks.
+    """
+    import dask.array as da
+
+    from .._api import _is_dask
+
+    if _is_dask(array):
+        return array
+    if chunks is None:
+        chunks = getattr(array, "chunks", None) or "auto"
+    return da.from_array(array, chunks=chunks)
+
+
+def spatial_chunks(array, rgb: bool) -> tuple:
+    """The chunks of a dask image along its spatial axes (without the RGB(A) axis)."""
+    return tuple(array.chunks[:-1] if rgb else array.chunks)
+
+
+def lazy_mask(array, chunks: tuple):
+    """A boolean dask mask (non-zero = fill) on the image grid from mask-like ``array``.
+
+    Parameters
+    ----------
+    array : array_like
+        Numpy, dask or zarr array with the image's spatial shape or its last axes (checked by
+        :func:`check_mask_shape`); fewer axes apply to every slice of the image.
+    chunks : tuple of tuple of int
+        The image's spatial chunks (see :func:`spatial_chunks`): the mask gets the same chunks,
+        so the tiled inpainting reads mask and image chunk by chunk together.
+    """
+    import dask.array as da
+
+    shape = tuple(sum(c) for c in chunks)
+    mask = as_dask(array, chunks=chunks[len(chunks) - array.ndim:]) != 0
+    if mask.shape != shape:
+        mask = da.broadcast_to(mask, shape, chunks=chunks)
+    return mask.rechunk(chunks)
+
+
 def _to_image_grid(shapes_layer, image_layer, vertices: np.ndarray, ndim: int) -> np.ndarray:
     """Vertices of one shape, in image data coordinates (the last ``ndim`` axes)."""
     out = []
@@ -90,17 +143,56 @@ def shapes_to_mask(shapes_layer, image_layer) -> np.ndarray:
     they cross. The result has the image's spatial shape, or its last axes when the Shapes layer
     has fewer dimensions (2-D shapes over a stack then apply to every slice).
     """
-    from napari.layers import Shapes
+    grid, vertices = _shapes_on_grid(shapes_layer, image_layer)
+    if not vertices:
+        return np.zeros(grid, dtype=bool)
+    return _rasterize(shapes_layer, vertices, grid)
 
+
+def _shapes_on_grid(shapes_layer, image_layer):
+    """The grid the shapes are rasterized on (the image's last axes) and their vertices on it."""
     spatial = spatial_shape(image_layer)
     ndim = min(shapes_layer.ndim, len(spatial))
     grid = spatial[len(spatial) - ndim:]
-    data = list(shapes_layer.data)
-    if not data:
-        return np.zeros(grid, dtype=bool)
-    vertices = [_to_image_grid(shapes_layer, image_layer, np.asarray(v, dtype=float), ndim) for v in data]
-    on_grid = Shapes(vertices, shape_type=list(shapes_layer.shape_type), ndim=ndim)
+    vertices = [_to_image_grid(shapes_layer, image_layer, np.asarray(v, dtype=float), ndim)
+                for v in shapes_layer.data]
+    return grid, vertices
+
+
+def _rasterize(shapes_layer, vertices: list, grid: tuple) -> np.ndarray:
+    """Rasterize shapes of ``shapes_layer``'s types with the given ``vertices`` on an array of shape ``grid``."""
+    from napari.layers import Shapes
+
+    on_grid = Shapes(vertices, shape_type=list(shapes_layer.shape_type), ndim=len(grid))
     return np.asarray(on_grid.to_labels(grid)) > 0
+
+
+def shapes_to_lazy_mask(shapes_layer, image_layer, chunks: tuple):
+    """:func:`shapes_to_mask` as a dask mask on the image's spatial ``chunks``, for large images.
+
+    Only the bounding box of the shapes (on the image grid, clipped to it) is rasterized in memory,
+    one byte per pixel; the rest of the mask is lazy zeros. Shapes drawn by hand cover a small part
+    of a large image, so this stays small; shapes spanning a huge image need that much memory.
+    The result equals :func:`shapes_to_mask` (broadcast to the image's spatial shape): filled
+    shapes are rasterized at pixel centres, which a shift by whole pixels does not change, and
+    paths are clipped to the grid edge exactly as on the full grid.
+    """
+    import dask.array as da
+
+    grid, vertices = _shapes_on_grid(shapes_layer, image_layer)
+    shape = tuple(sum(c) for c in chunks)
+    if not vertices:
+        return da.zeros(shape, dtype=bool, chunks=chunks)
+    every = np.concatenate(vertices)
+    start = np.clip(np.floor(every.min(axis=0)).astype(int) - 1, 0, grid)
+    stop = np.clip(np.ceil(every.max(axis=0)).astype(int) + 2, start, grid)
+    box = tuple(int(b - a) for a, b in zip(start, stop))
+    if 0 in box:  # every shape lies outside the image
+        return da.zeros(shape, dtype=bool, chunks=chunks)
+    inside = _rasterize(shapes_layer, [v - start for v in vertices], box)
+    mask = da.pad(da.from_array(inside, chunks=inside.shape),
+                  [(int(a), int(n - b)) for a, b, n in zip(start, stop, grid)], mode="constant")
+    return lazy_mask(mask, chunks)
 
 
 def detector() -> Optional[object]:

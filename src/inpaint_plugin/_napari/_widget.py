@@ -8,19 +8,30 @@ Cancel stops after the current slice without touching any layer, and errors appe
 notifications. The result goes to an image layer named ``"<image> inpainted"`` (updated on re-run)
 with the input's geometry and display settings, and the method and parameters in its metadata.
 
+Lazy layers (dask or zarr data, multiscale pyramids) are never read into memory: the mask is
+built as a dask array on the image's chunks, the worker calls the tiled dask inpainting (which
+scans image and mask once, chunk by chunk, to find the holes) and the output layer holds the lazy
+result, of which napari computes only the tiles it shows; a multiscale layer gives a multiscale
+output, each level filled on its own. The progress bar stays busy during the scan, and Cancel
+stops it at the next chunk (with dask's local schedulers). The "current slice" scope takes the
+slice lazily, so only that plane is read. "Detected defects" needs the image in memory and is
+not available for lazy layers.
+
 Nothing heavy (torch, ...) is imported here: a deep method imports it when it runs.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
 
 from .. import __version__, iter_inpaint, methods
-from ._masks import check_mask_shape, current_index, detector, level0, shapes_to_mask, spatial_shape, take_region
+from ._masks import (as_dask, check_mask_shape, current_index, detector, is_lazy, lazy_mask, level0, shapes_to_lazy_mask,
+                     shapes_to_mask, spatial_chunks, spatial_shape, take_region)
 from ._params import params_container, read_params
 
 __all__ = ["InpaintWidget"]
@@ -38,14 +49,17 @@ OUTPUT_SUFFIX = " inpainted"
 class _Job:
     """What the worker thread needs: arrays and plain values only, no layers."""
 
-    image: Any  # the image or the current slice of it (may be a lazy dask array)
-    mask: Any  # bool array, None (fill the NaNs) or DETECT_SOURCE
+    image: Any  # the image or the current slice of it; for lazy layers a list of dask levels
+    mask: Any  # bool array (dask for lazy layers), None (fill the NaNs) or DETECT_SOURCE
     method: str
     params: dict
     channel_axis: Optional[int]
     index: tuple = ()  # leading-axis indices of the slice; () for the whole image
-    base: Any = None  # full array that receives the filled slice (when index is not empty)
+    base: Any = None  # full array(s) that receive the filled slice (when index is not empty)
     detect: Optional[Callable] = None
+    lazy: bool = False  # dask path: image, base are lists of dask arrays (one per pyramid level)
+    nothing: str = ""  # the message when the lazy path finds nothing to fill
+    cancel: threading.Event = field(default_factory=threading.Event)  # set by Cancel: stop the dask scan
 
 
 @dataclass
@@ -54,6 +68,7 @@ class _Target:
 
     name: str
     rgb: bool
+    multiscale: bool
     geometry: dict
     display: dict
     record: dict
@@ -66,6 +81,11 @@ class _Outcome:
 
     result: Any = None
     error: Optional[BaseException] = None
+    cancelled: bool = False
+
+
+class _Cancelled(Exception):
+    """Raised inside a dask computation of the worker when Cancel was pressed."""
 
 
 class _Nothing(Exception):
@@ -78,6 +98,8 @@ def _run_job(job: _Job):
     Exceptions are returned rather than raised, so that the widget shows them as a notification
     instead of napari's traceback dialog.
     """
+    if job.lazy:
+        return (yield from _run_lazy(job))
     try:
         image, mask = job.image, job.mask
         if mask is None:  # the NaNs of the image
@@ -100,6 +122,52 @@ def _run_job(job: _Job):
     return _Outcome(result=result)
 
 
+def _replace_region(base, index: tuple, region):
+    """A lazy copy of the dask array ``base`` whose region ``index`` is ``region`` (``base`` is not changed)."""
+    out = base.copy()
+    out[index] = region
+    return out
+
+
+def _run_lazy(job: _Job):
+    """The dask path of :func:`_run_job`: builds the lazy result; only the scan for holes runs here.
+
+    Yields ``(1, 1)`` once the lazy result is built, so that a Cancel pressed during the scan
+    stops the worker before the result is returned. A dask callback raises :class:`_Cancelled` in
+    this thread's computations as soon as Cancel is pressed, so the scan stops at its next chunk.
+    """
+    from dask.callbacks import Callback
+
+    from .._dask import inpaint_multiscale
+    from .. import inpaint
+
+    thread = threading.get_ident()
+
+    def stop_when_cancelled(key, dsk, state):
+        if job.cancel.is_set() and threading.get_ident() == thread:
+            raise _Cancelled()
+
+    kwargs = {} if job.channel_axis is None else {"channel_axis": job.channel_axis}
+    try:
+        with Callback(pretask=stop_when_cancelled):
+            if len(job.image) > 1:
+                result = inpaint_multiscale(job.image, job.mask, job.method, **kwargs, **job.params)
+            else:
+                result = [inpaint(job.image[0], job.mask, job.method, **kwargs, **job.params)]
+        if result[0] is job.image[0]:  # the dask path returns its input when there is nothing to fill
+            return _Outcome(error=_Nothing(job.nothing))
+        if job.index:
+            result = [_replace_region(base, job.index, level) for base, level in zip(job.base, result)]
+    except Exception as exc:  # reported to the user by the widget
+        if job.cancel.is_set():
+            return _Outcome(cancelled=True)
+        if not isinstance(exc, (ValueError, TypeError)):
+            log.warning("inpainting with %r failed", job.method, exc_info=True)
+        return _Outcome(error=exc)
+    yield (1, 1)
+    return _Outcome(result=result if len(result) > 1 else result[0])
+
+
 class InpaintWidget(Container):
     """Dock widget that inpaints an image layer of a napari viewer.
 
@@ -113,6 +181,7 @@ class InpaintWidget(Container):
         super().__init__(labels=True)
         self._viewer = napari_viewer
         self._worker = None
+        self._job: Optional[_Job] = None
         self._target: Optional[_Target] = None
         self._published = False
 
@@ -232,7 +301,7 @@ class InpaintWidget(Container):
         except (TypeError, ValueError) as exc:
             show_error(f"Inpaint: {exc}")
             return
-        self._target = target
+        self._target, self._job = target, job
         self._published = False
         worker = create_worker(_run_job, job, _start_thread=False)
         worker.yielded.connect(self._on_progress)
@@ -246,6 +315,7 @@ class InpaintWidget(Container):
         """Stop the running job after its current slice; no layer is created or changed (Cancel)."""
         if self._worker is not None:
             self._worker.quit()
+            self._job.cancel.set()
             self._cancel_button.enabled = False
 
     def _prepare(self):
@@ -267,19 +337,22 @@ class InpaintWidget(Container):
             index = current_index(layer, self._viewer.dims.point, nlead)
 
         source = self._mask.value
-        mask, mask_text = self._mask_for(source, layer, spatial, index)
-
-        base = None
-        update_slice = bool(index)
-        if index:
-            previous = self._output_layer(layer.name + OUTPUT_SUFFIX)
-            if previous is not None and previous.data.shape == data.shape and previous.data.dtype == data.dtype:
-                base = previous.data
-            else:
-                base, update_slice = data, False
-        job = _Job(image=data[index] if index else data, mask=mask, method=backend.name, params=params,
-                   channel_axis=channel_axis, index=index, base=base,
-                   detect=detector() if source == DETECT_SOURCE else None)
+        if is_lazy(layer):
+            job, mask_text, update_slice = self._prepare_lazy(layer, source, index)
+            job.method, job.params, job.channel_axis = backend.name, params, channel_axis
+        else:
+            mask, mask_text = self._mask_for(source, layer, spatial, index)
+            base = None
+            update_slice = bool(index)
+            if index:
+                previous = self._output_layer(layer.name + OUTPUT_SUFFIX)
+                if previous is not None and previous.data.shape == data.shape and previous.data.dtype == data.dtype:
+                    base = previous.data
+                else:
+                    base, update_slice = data, False
+            job = _Job(image=data[index] if index else data, mask=mask, method=backend.name, params=params,
+                       channel_axis=channel_axis, index=index, base=base,
+                       detect=detector() if source == DETECT_SOURCE else None)
         record = {
             "method": backend.name,
             "params": {**{p.name: p.default for p in backend.params}, **params},
@@ -292,6 +365,7 @@ class InpaintWidget(Container):
         target = _Target(
             name=layer.name + OUTPUT_SUFFIX,
             rgb=bool(layer.rgb),
+            multiscale=bool(layer.multiscale),
             geometry={"scale": layer.scale, "translate": layer.translate, "rotate": layer.rotate,
                       "shear": layer.shear, "affine": layer.affine},
             display={"colormap": layer.colormap, "contrast_limits": layer.contrast_limits, "gamma": layer.gamma},
@@ -299,6 +373,60 @@ class InpaintWidget(Container):
             update_slice=update_slice,
         )
         return job, target
+
+    def _prepare_lazy(self, layer, source, index: tuple):
+        """The job for a lazy (dask, zarr, multiscale) layer: dask arrays only, nothing is read.
+
+        Returns the job (method and parameters still to set), the mask's description and whether a
+        previous output layer receives the slice ``index``.
+        """
+        from napari.layers import Labels, Shapes
+
+        levels = [as_dask(level) for level in (layer.data if layer.multiscale else [layer.data])]
+        rgb = bool(layer.rgb)
+        spatial = spatial_shape(layer)
+        chunks = spatial_chunks(levels[0], rgb)
+        where = f"the slice {index}" if index else "the image"
+        if source is None:
+            raise ValueError("mask: choose a Labels or Shapes layer, or 'NaNs of the image'")
+        if isinstance(source, str) and source == NAN_SOURCE:
+            if np.dtype(levels[0].dtype).kind != "f":
+                raise ValueError(f"mask: image layer {layer.name!r} has dtype {levels[0].dtype} and cannot hold "
+                                 "NaNs; choose a Labels or Shapes layer as mask")
+            mask, text, nothing = None, "NaNs of the image", f"the image has no NaNs in {where}; nothing to inpaint"
+        elif isinstance(source, str) and source == DETECT_SOURCE:
+            raise ValueError(f"mask: 'detected defects' needs the whole image in memory; image layer {layer.name!r} "
+                             "is lazy (dask, zarr or multiscale): use a Labels or Shapes layer as mask")
+        elif isinstance(source, Labels):
+            array = level0(source)
+            check_mask_shape(array.shape, spatial, f"mask layer {source.name!r}")
+            mask, text = lazy_mask(array, chunks), f"Labels layer {source.name!r}"
+        elif isinstance(source, Shapes):
+            mask, text = shapes_to_lazy_mask(source, layer, chunks), f"Shapes layer {source.name!r}"
+        else:
+            raise TypeError(f"mask: unsupported mask source {source!r}")
+        if mask is not None:
+            nothing = f"the mask ({text}) is empty in {where}; nothing to inpaint"
+
+        base, update_slice = None, bool(index)
+        if index:
+            lead = spatial[:len(index)]
+            if any(tuple(level.shape[:len(index)]) != lead for level in levels):
+                raise ValueError(f"scope: the levels of the multiscale layer {layer.name!r} do not all have the "
+                                 f"leading shape {lead}; choose '{WHOLE_STACK}'")
+            previous = self._output_layer(layer.name + OUTPUT_SUFFIX)
+            old = None
+            if previous is not None and bool(previous.multiscale) == bool(layer.multiscale):
+                old = list(previous.data) if previous.multiscale else [previous.data]
+            if old is not None and [(a.shape, a.dtype) for a in old] == [(a.shape, a.dtype) for a in levels]:
+                base = [as_dask(a, chunks=b.chunks) for a, b in zip(old, levels)]
+            else:
+                base, update_slice = levels, False
+            levels = [level[index] for level in levels]
+            mask = None if mask is None else mask[index]
+        job = _Job(image=levels, mask=mask, method="", params={}, channel_axis=None, index=index, base=base,
+                   lazy=True, nothing=nothing)
+        return job, text, update_slice
 
     def _mask_for(self, source, layer, spatial: tuple, index: tuple):
         """The mask for the region ``index`` of ``layer`` and a description of where it came from."""
@@ -347,6 +475,8 @@ class InpaintWidget(Container):
     def _on_returned(self, outcome: _Outcome) -> None:
         from napari.utils.notifications import show_error, show_warning
 
+        if outcome.cancelled:
+            return
         if isinstance(outcome.error, _Nothing):
             show_warning(f"Inpaint: {outcome.error}")
             return
@@ -367,14 +497,21 @@ class InpaintWidget(Container):
         if cancelled:
             show_info("Inpaint: cancelled; no layer was changed")
 
-    def _publish(self, result: np.ndarray) -> None:
-        """Put ``result`` into the output layer (created, or updated when it exists)."""
+    def _publish(self, result) -> None:
+        """Put ``result`` into the output layer (created, or updated when it exists).
+
+        ``result`` is a numpy or dask array, or a list of dask arrays for a multiscale layer. The
+        display settings (contrast limits included) are the input layer's, so a lazy result is
+        never computed to find them.
+        """
         target = self._target
         previous = self._output_layer(target.name)
         history = list(previous.metadata.get("inpaint_history", [])) if previous is not None else []
         history = history + [target.record] if target.update_slice else [target.record]
         metadata = {"inpaint": target.record, "inpaint_history": history}
-        if previous is not None and previous.rgb == target.rgb and previous.data.ndim == result.ndim:
+        ndim = result[0].ndim if target.multiscale else result.ndim
+        if (previous is not None and previous.rgb == target.rgb and bool(previous.multiscale) == target.multiscale
+                and level0(previous).ndim == ndim):
             previous.data = result
             for key, value in target.geometry.items():
                 setattr(previous, key, value)
@@ -382,5 +519,5 @@ class InpaintWidget(Container):
             return
         if previous is not None:
             self._viewer.layers.remove(previous)
-        self._viewer.add_image(result, name=target.name, rgb=target.rgb, metadata=metadata,
-                               **target.geometry, **target.display)
+        self._viewer.add_image(result, name=target.name, rgb=target.rgb, multiscale=target.multiscale,
+                               metadata=metadata, **target.geometry, **target.display)
