@@ -388,3 +388,232 @@ def test_detected_defects_mask_source(viewer_widget, qtbot):
     np.testing.assert_array_equal(out.data, inpaint(image, detected, "biharmonic"))
     assert out.metadata["inpaint"]["mask"] == "detected defects"
     assert layer.data.max() == 255 and out.data.max() < 255
+
+
+# --- lazy layers: dask, multiscale -------------------------------------------------------------------
+
+class ReadCounter:
+    """A read-only array-like that records the index of every read (as dask's ``from_array`` does).
+
+    ``gate`` (set by default) is waited for before each read, so a test can hold a run in its scan.
+    """
+
+    def __init__(self, array):
+        self.array = array
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+        self.reads = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def __getitem__(self, key):
+        self.entered.set()
+        assert self.gate.wait(30)
+        self.reads.append(key)
+        return self.array[key]
+
+    def planes_read(self) -> set:
+        """Indices along the first axis of every non-empty read."""
+        out = set()
+        for key in self.reads:
+            first = key[0]
+            if isinstance(first, slice):
+                out.update(range(*first.indices(self.shape[0])))
+            else:
+                out.add(int(first))
+        return out
+
+
+def counted_dask(array, chunks):
+    """A dask array over ``array`` that records its reads in ``.counter`` (the meta read is forgotten)."""
+    import dask.array as da
+
+    counter = ReadCounter(array)
+    lazy = da.from_array(counter, chunks=chunks)
+    counter.reads.clear()
+    return lazy, counter
+
+
+class CountingPlugin:
+    """The biharmonic method under another name, recording the spatial shape of every image it fills."""
+
+    def __init__(self):
+        self.shapes = []
+
+    @hookimpl
+    def inpaint_plugin_backends(self):
+        import dataclasses
+
+        biharmonic = inpaint_plugin.get_backend("biharmonic")
+
+        def fill(image, mask, **params):
+            self.shapes.append(mask.shape)
+            return biharmonic.func(image, mask, **params)
+
+        return [dataclasses.replace(biharmonic, name="test-counting", func=fill)]
+
+
+@pytest.fixture
+def counting():
+    plugin = CountingPlugin()
+    inpaint_plugin.register(plugin, name="tests.napari.counting")
+    yield plugin
+    inpaint_plugin.unregister(name="tests.napari.counting")
+
+
+def test_dask_layer_is_filled_lazily(viewer_widget, qtbot, notes, counting):
+    import dask.array as da
+
+    viewer, widget = viewer_widget
+    image = ramp((64, 64))
+    mask = np.zeros(image.shape, np.uint8)
+    mask[20:24, 22:26] = 1  # inside chunk (1, 1) of 16 x 16 chunks
+    image[mask != 0] = 7.0
+    lazy, counter = counted_dask(image, chunks=16)
+    layer = viewer.add_image(lazy, name="big", contrast_limits=(-2.0, 3.0), colormap="viridis")
+    viewer.add_labels(mask, name="holes")
+    widget.reset_choices()
+    widget.method.value = "test-counting"
+    run(qtbot, widget)
+    assert _errors(notes) == []
+
+    out = viewer.layers["big inpainted"]
+    assert isinstance(out.data, da.Array) and not out.multiscale
+    assert out.data.chunks == lazy.chunks
+    assert out.colormap.name == "viridis"
+    np.testing.assert_allclose(out.contrast_limits, (-2.0, 3.0))  # the input's, not computed
+
+    # a chunk far from the hole is the input chunk: reading it fills nothing, reads nothing else
+    counting.shapes.clear()
+    counter.reads.clear()
+    np.testing.assert_array_equal(np.asarray(out.data[48:, 48:]), image[48:, 48:])
+    assert counting.shapes == []
+    assert counter.reads == [(slice(48, 64), slice(48, 64))]
+
+    # the whole result equals the in-memory one; the method only saw the window around the hole
+    result = np.asarray(out.data)
+    expected = inpaint(np.asarray(lazy), mask, "biharmonic")
+    np.testing.assert_allclose(result, expected, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(result[mask == 0], image[mask == 0])
+    margin = inpaint_plugin.get_backend("biharmonic").margin
+    assert counting.shapes and all(h <= 4 + 2 * margin and w <= 4 + 2 * margin for h, w in counting.shapes)
+    assert out.metadata["inpaint"]["method"] == "test-counting"
+
+
+def test_dask_stack_current_slice_reads_one_plane(viewer_widget, qtbot, notes):
+    import dask.array as da
+
+    viewer, widget = viewer_widget
+    stack = np.stack([ramp((32, 32), seed=i) for i in range(4)])
+    mask = np.zeros(stack.shape, np.uint8)
+    mask[:, 10:14, 12:18] = 1
+    lazy, counter = counted_dask(stack, chunks=(1, 16, 16))
+    viewer.add_image(lazy, name="stack")
+    viewer.add_labels(da.from_array(mask, chunks=(1, 16, 16)), name="holes")  # a dask mask too
+    widget.reset_choices()
+    widget.scope.value = "current slice"
+    viewer.dims.set_current_step(0, 2)
+    counter.reads.clear()
+    run(qtbot, widget)
+    assert _errors(notes) == []
+
+    out = viewer.layers["stack inpainted"]
+    assert isinstance(out.data, da.Array)
+    np.testing.assert_allclose(np.asarray(out.data[2]), inpaint(stack[2], mask[2], "biharmonic"), rtol=0, atol=1e-6)
+    assert counter.planes_read() == {2}  # the run and the displayed plane read slice 2 only
+    np.testing.assert_array_equal(np.asarray(out.data[[0, 1, 3]]), stack[[0, 1, 3]])
+    assert out.metadata["inpaint"]["slice"] == [2]
+
+
+def test_multiscale_layer_gives_multiscale_output(viewer_widget, qtbot, notes):
+    import dask.array as da
+
+    viewer, widget = viewer_widget
+    full = ramp((64, 64))
+    coarse = full.reshape(32, 2, 32, 2).mean(axis=(1, 3))
+    mask = np.zeros(full.shape, np.uint8)
+    mask[30:35, 40:45] = 1
+    levels = [da.from_array(full, chunks=16), da.from_array(coarse, chunks=16)]
+    layer = viewer.add_image(levels, multiscale=True, name="pyramid", contrast_limits=(-1.0, 2.5))
+    viewer.add_labels(mask, name="holes")
+    widget.reset_choices()
+    run(qtbot, widget)
+    assert _errors(notes) == []
+
+    out = viewer.layers["pyramid inpainted"]
+    assert out.multiscale and len(out.data) == 2
+    assert all(isinstance(level, da.Array) for level in out.data)
+    np.testing.assert_allclose(out.contrast_limits, layer.contrast_limits)
+    np.testing.assert_allclose(np.asarray(out.data[0]), inpaint(full, mask, "biharmonic"), rtol=0, atol=1e-6)
+    coarse_mask = mask.reshape(32, 2, 32, 2).any(axis=(1, 3))  # a coarse pixel covering any hole is a hole
+    np.testing.assert_allclose(np.asarray(out.data[1]), inpaint(coarse, coarse_mask, "biharmonic"), rtol=0, atol=1e-6)
+
+    run(qtbot, widget)  # a re-run updates the multiscale output layer
+    assert viewer.layers["pyramid inpainted"] is out and out.multiscale
+
+
+def test_nans_of_a_dask_image(viewer_widget, qtbot, notes):
+    import dask.array as da
+
+    viewer, widget = viewer_widget
+    image = ramp((48, 48))
+    image[:, 20:22] = np.nan  # a dead column crossing three chunks
+    viewer.add_image(da.from_array(image, chunks=16), name="nodata", contrast_limits=(-1.0, 2.0))
+    widget.reset_choices()
+    widget.mask.value = "nan"
+    run(qtbot, widget)
+    assert _errors(notes) == []
+    out = viewer.layers["nodata inpainted"]
+    assert isinstance(out.data, da.Array)
+    result = np.asarray(out.data)
+    assert np.isfinite(result).all()
+    np.testing.assert_allclose(result, inpaint(image, None, "biharmonic"), rtol=0, atol=1e-6)
+
+    # a dask image without NaNs: a warning, no new layer
+    viewer.layers.remove(out)
+    viewer.add_image(da.from_array(ramp((32, 32)), chunks=16), name="clean")
+    widget.reset_choices()
+    widget.image.value, widget.mask.value = viewer.layers["clean"], "nan"
+    run(qtbot, widget)
+    assert ("warning", "Inpaint: the image has no NaNs in the image; nothing to inpaint") in notes()
+    assert "clean inpainted" not in viewer.layers
+
+
+def test_cancel_during_the_dask_scan_leaves_no_layer(viewer_widget, qtbot, notes):
+    viewer, widget = viewer_widget
+    image = ramp((32, 32))
+    mask = np.zeros(image.shape, np.uint8)
+    mask[5:9, 5:9] = 1
+    lazy, counter = counted_dask(image, chunks=16)
+    viewer.add_image(lazy, name="slow", contrast_limits=(-1.0, 2.0))
+    viewer.add_labels(mask, name="holes")
+    widget.reset_choices()
+    counter.entered.clear()
+    counter.gate.clear()
+    widget.run_button.native.click()
+    assert counter.entered.wait(30)  # the worker's scan is waiting for a chunk
+    assert widget.progress.native.maximum() == 0  # busy indicator: no per-chunk progress
+    widget.cancel_button.native.click()
+    counter.gate.set()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    assert [layer.name for layer in viewer.layers] == ["slow", "holes"]
+    assert ("info", "Inpaint: cancelled; no layer was changed") in notes()
+    assert _errors(notes) == []
+
+
+def test_lazy_shapes_mask_equals_the_full_rasterization(make_napari_viewer):
+    from inpaint_plugin._napari._masks import shapes_to_lazy_mask, shapes_to_mask
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.zeros((3, 60, 70), np.float32), scale=(1, 2, 2), translate=(0, 10, 20))
+    shapes = viewer.add_shapes(
+        [np.array([[30, 40], [30, 60], [50, 60], [50, 40]]),  # rectangle
+         np.array([[60, 80], [60, 110], [90, 110], [90, 80]]),  # ellipse
+         np.array([[20, 30], [100, 190], [40, 170]])],  # path, leaving the image
+        shape_type=["rectangle", "ellipse", "path"])
+    chunks = ((1, 1, 1), (16, 16, 16, 12), (32, 32, 6))
+    expected = shapes_to_mask(shapes, layer)
+    assert expected.shape == (60, 70) and expected.sum() > 100
+    lazy = shapes_to_lazy_mask(shapes, layer, chunks)
+    assert lazy.chunks == chunks
+    np.testing.assert_array_equal(np.asarray(lazy), np.broadcast_to(expected, (3, 60, 70)))

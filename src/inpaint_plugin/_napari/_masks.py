@@ -119,10 +119,11 @@ def lazy_mask(array, chunks: tuple):
     import dask.array as da
 
     shape = tuple(sum(c) for c in chunks)
-    mask = as_dask(array, chunks=chunks[len(chunks) - array.ndim:]) != 0
+    own = chunks[len(chunks) - array.ndim:]
+    mask = as_dask(array, chunks=own).rechunk(own) != 0
     if mask.shape != shape:
         mask = da.broadcast_to(mask, shape, chunks=chunks)
-    return mask.rechunk(chunks)
+    return mask
 
 
 def _to_image_grid(shapes_layer, image_layer, vertices: np.ndarray, ndim: int) -> np.ndarray:
