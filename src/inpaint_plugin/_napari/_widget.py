@@ -377,8 +377,8 @@ class InpaintWidget(Container):
     def _prepare_lazy(self, layer, source, index: tuple):
         """The job for a lazy (dask, zarr, multiscale) layer: dask arrays only, nothing is read.
 
-        Returns the job (method and parameters still to set), the mask's description and whether a
-        previous output layer receives the slice ``index``.
+        Returns the job (its method, parameters and channel axis are set by the caller), the mask's
+        description and whether a previous output layer receives the slice ``index``.
         """
         from napari.layers import Labels, Shapes
 
