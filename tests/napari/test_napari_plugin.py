@@ -472,7 +472,7 @@ def test_dask_layer_is_filled_lazily(viewer_widget, qtbot, notes, counting):
     mask[20:24, 22:26] = 1  # inside chunk (1, 1) of 16 x 16 chunks
     image[mask != 0] = 7.0
     lazy, counter = counted_dask(image, chunks=16)
-    layer = viewer.add_image(lazy, name="big", contrast_limits=(-2.0, 3.0), colormap="viridis")
+    viewer.add_image(lazy, name="big", contrast_limits=(-2.0, 3.0), colormap="viridis")
     viewer.add_labels(mask, name="holes")
     widget.reset_choices()
     widget.method.value = "test-counting"

@@ -138,8 +138,8 @@ def _run_lazy(job: _Job):
     """
     from dask.callbacks import Callback
 
-    from .._dask import inpaint_multiscale
     from .. import inpaint
+    from .._dask import inpaint_multiscale
 
     thread = threading.get_ident()
 
