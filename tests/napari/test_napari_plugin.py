@@ -444,7 +444,9 @@ class CountingPlugin:
     def inpaint_plugin_backends(self):
         import dataclasses
 
-        from inpaint_plugin.backends.biharmonic import BACKENDS  # not get_backend: this hook builds the registry
+        from inpaint_plugin.backends.biharmonic import (
+            BACKENDS,  # not get_backend: this hook builds the registry
+        )
 
         (biharmonic,) = [b for b in BACKENDS if b.name == "biharmonic"]
 

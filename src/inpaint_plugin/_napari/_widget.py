@@ -30,8 +30,20 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
 
 from .. import __version__, iter_inpaint, methods
-from ._masks import (as_dask, check_mask_shape, current_index, detector, is_lazy, lazy_mask, level0, shapes_to_lazy_mask,
-                     shapes_to_mask, spatial_chunks, spatial_shape, take_region)
+from ._masks import (
+    as_dask,
+    check_mask_shape,
+    current_index,
+    detector,
+    is_lazy,
+    lazy_mask,
+    level0,
+    shapes_to_lazy_mask,
+    shapes_to_mask,
+    spatial_chunks,
+    spatial_shape,
+    take_region,
+)
 from ._params import params_container, read_params
 
 __all__ = ["InpaintWidget"]
