@@ -579,7 +579,7 @@ def test_nans_of_a_dask_image(viewer_widget, qtbot, notes):
     widget.reset_choices()
     widget.image.value, widget.mask.value = viewer.layers["clean"], "nan"
     run(qtbot, widget)
-    assert ("warning", "Inpaint: the image has no NaNs in the image; nothing to inpaint") in notes()
+    assert ("warning", "Inpaint: the image has no NaNs; nothing to inpaint") in notes()
     assert "clean inpainted" not in viewer.layers
 
 

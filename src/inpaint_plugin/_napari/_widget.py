@@ -405,7 +405,8 @@ class InpaintWidget(Container):
             if np.dtype(levels[0].dtype).kind != "f":
                 raise ValueError(f"mask: image layer {layer.name!r} has dtype {levels[0].dtype} and cannot hold "
                                  "NaNs; choose a Labels or Shapes layer as mask")
-            mask, text, nothing = None, "NaNs of the image", f"the image has no NaNs in {where}; nothing to inpaint"
+            mask, text = None, "NaNs of the image"
+            nothing = f"the image has no NaNs{f' in {where}' if index else ''}; nothing to inpaint"
         elif isinstance(source, str) and source == DETECT_SOURCE:
             raise ValueError(f"mask: 'detected defects' needs the whole image in memory; image layer {layer.name!r} "
                              "is lazy (dask, zarr or multiscale): use a Labels or Shapes layer as mask")
