@@ -117,17 +117,20 @@ def cases(draw, backend):
     else:
         ndim_choices = [2, 2, 3] + ([1] if backend.spatial_ndim is None else [])
     nsp = draw(st.sampled_from(ndim_choices))
+    side = st.integers(1, 24) if draw(st.booleans()) else st.integers(5, 24)  # one-pixel-thin images too
     if nsp == 1:
-        spatial = (draw(st.integers(3, 24)),)
+        spatial = (draw(st.integers(2, 24)),)
     elif nsp == 2:
-        spatial = (draw(st.integers(3, 24)), draw(st.integers(3, 24)))
+        spatial = (draw(side), draw(side))
     else:
-        spatial = (draw(st.integers(1, 3)), draw(st.integers(3, 12)), draw(st.integers(3, 12)))
+        spatial = (draw(st.integers(1, 3)), draw(st.integers(1, 12)), draw(st.integers(1, 12)))
+    if np.prod(spatial) < 2:  # a single pixel cannot be both known and a hole
+        spatial = spatial[:-1] + (2,)
     nchan = draw(st.sampled_from([None, 1, 2, 3, 4]))
     dtype = draw(st.sampled_from(DTYPES))
     kind = draw(st.sampled_from(["noise", "ramp", "constant", "extremes"]))
     scale = 10.0 ** draw(st.integers(-20, 12))
-    style = draw(st.sampled_from(["empty", "random", "random", "box"]))
+    style = draw(st.sampled_from(["empty", "random", "random", "random", "box", "box"]))
     density = draw(st.floats(0.02, 0.7))
     mask_type = draw(st.sampled_from(["bool", "labels", "float01"]))
     seed = draw(st.integers(0, 2**32 - 1))
