@@ -3,8 +3,10 @@
 Solves the discrete biharmonic equation inside the holes with the known pixels as boundary values,
 with exactly the discretisation of ``skimage.restoration.inpaint_biharmonic`` (the stencil
 ``laplace(laplace(delta))`` on a ``5**ndim`` window, clipped with ``scipy.ndimage.laplace``'s reflecting
-edges within two pixels of the image border; filled values clipped to each channel's known range),
-so the results agree with scikit-image to solver precision. The solver (see
+edges within two pixels of the image border), so the results agree with scikit-image to solver
+precision; scikit-image's clipping of the filled values to each channel's known range is what the API
+layer does with ``clip=True`` (the default), so ``clip=False`` gives the raw solution and tiles of a
+dask array are clipped to the whole image's range, not to their own. The solver (see
 :mod:`inpaint_plugin._classical._bilaplace`) splits the system into independent blocks, factorises the
 small ones directly and solves the large ones with multigrid-preconditioned conjugate gradients, so
 its cost grows linearly with the hole size instead of super-linearly (2048^2 image, 10% free-form
@@ -22,12 +24,7 @@ def biharmonic_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     from .._classical._bilaplace import biharmonic_solve
 
     nchan = image.shape[-1]
-    spatial = tuple(range(mask.ndim))
-    known = ~mask[..., np.newaxis]
-    lo = np.min(image, axis=spatial, where=known, initial=np.inf)
-    hi = np.max(image, axis=spatial, where=known, initial=-np.inf)
     values = biharmonic_solve(image, mask)
-    np.clip(values, lo, hi, out=values)
     out = np.array(image, dtype=np.float64, copy=True)
     out.reshape(-1, nchan)[mask.reshape(-1)] = values
     return out
