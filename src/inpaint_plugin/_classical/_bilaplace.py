@@ -50,12 +50,13 @@ rows whose whole support is regular and sums ``P^T A P`` only for the others. A 
 two passes over its unknowns: the forward sweep from zero reads only the earlier unknowns and
 computes the residual it leaves (``-U x``, strict upper part: half a residual) a few grid rows
 behind its front, and the backward sweep adds the interpolated coarse-grid correction a few grid
-rows ahead of its front (saves ~10% of the cycle over separate passes). Measured at 2048^2 with a
-10% free-form mask (one process, quiet machine, CPU seconds): labelling 0.06, assembly 0.07, hierarchy
-0.2, CG 0.7-0.9 (13-14 iterations of ~52 ms, ~57 before the fusion: the W-cycle costs about three fine-level sweeps' worth of
-work per level, dominated by Gauss-Seidel, which is bound by memory access: a float32 or
-hand-specialised 2-D sweep was slower, and adding the last-updated neighbour last to shorten the
-chain of dependent updates gained ~2%). All numba kernels are compiled with ``cache=True``; they run
+rows ahead of its front (3-8% off the cycle compared with separate passes; scattering the residual
+straight into the coarse right-hand side instead of restricting a residual grid gained nothing).
+Measured at 2048^2 with a 10% free-form mask (one process, CPU seconds): labelling 0.06, assembly
+0.07-0.1, hierarchy 0.2, CG 0.7-0.9 (13-14 iterations of 50-60 ms: the W-cycle costs about three
+fine-level sweeps' worth of work per level, dominated by Gauss-Seidel; a float32 or hand-specialised
+2-D sweep was slower, and adding the last-updated neighbour last to shorten the chain of dependent
+updates gained ~2%). All numba kernels are compiled with ``cache=True``; they run
 on one thread.
 
 Also measured without gain: a full-multigrid start (solve the first coarse level, interpolate as
@@ -339,11 +340,12 @@ def _forward_from_zero(pos, reg, off, coef, c0, first_up, indptr, indices, data,
 
     Regular rows (``reg``) are the level's constant stencil ``(off, coef, c0)`` (``off`` without the
     centre, sorted; ``off[first_up:]`` point to later unknowns) applied to the grid; the other rows
-    come from the CSR matrix. Row ``i`` reads only the unknowns ``j < i`` (``off[:first_up]``), already swept, so ``xg`` need not
-    be zeroed first. The residual of row ``m`` is ``-sum_{j > m} a_mj x_j`` (the strict upper part:
-    half a residual); it is computed as soon as the sweep has passed every unknown row ``m`` couples
-    to (grid positions up to ``pos[m] + reach``), while those values are still in cache, and it does
-    not depend on the sweep's chain of updates, so the two overlap.
+    come from the CSR matrix. Row ``i`` reads only the unknowns ``j < i`` (``off[:first_up]``),
+    already swept, so ``xg`` need not be zeroed first. The residual of row ``m`` is
+    ``-sum_{j > m} a_mj x_j`` (the strict upper part: half a residual); it is computed as soon as the
+    sweep has passed every unknown row ``m`` couples to (grid positions up to ``pos[m] + reach``),
+    while those values are still in cache, and it does not depend on the sweep's chain of updates,
+    so the two overlap.
     """
     n = pos.shape[0]
     nchan = b.shape[1]

@@ -10,7 +10,7 @@ dask array are clipped to the whole image's range, not to their own. The solver 
 :mod:`inpaint_plugin._classical._bilaplace`) splits the system into independent blocks, factorises the
 small ones directly and solves the large ones with multigrid-preconditioned conjugate gradients, so
 its cost grows linearly with the hole size instead of super-linearly (2048^2 image, 10% free-form
-strokes: ~4.5x faster than scikit-image; 4096^2: ~9x; see ``benchmarks/RESULTS.md``).
+strokes: ~4.5x faster than scikit-image, see ``benchmarks/RESULTS.md``; 4096^2: ~9x in an earlier run).
 """
 from __future__ import annotations
 
