@@ -280,3 +280,11 @@ def test_methods_metadata_is_complete():
                 assert p["min"] <= p["default"]
         if backend.needs_weights:
             assert "weights" in backend.param_map
+
+
+def test_backend_gets_c_contiguous_channels_last_block(slice_backend):
+    img = np.stack([ramp(), ramp() * 2, ramp() * 3]).astype(np.uint16)  # channels first
+    mask = box_mask()
+    out = ip.inpaint(img, mask, method="test_mean2d", channel_axis=0)
+    assert slice_backend == [((24, 32, 3), np.float64, int(mask.sum()), True)]
+    np.testing.assert_array_equal(out[:, ~mask], img[:, ~mask])

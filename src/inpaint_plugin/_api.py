@@ -168,15 +168,22 @@ def _channel_groups(n: int, backend: Backend):
     return [list(range(n))]
 
 
+def _call(backend: Backend, params: dict, block: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    filled = np.asarray(backend.func(block, mask, **params))
+    if filled.shape != block.shape:
+        raise RuntimeError(f"method {backend.name!r} returned shape {filled.shape}, expected {block.shape}")
+    return filled
+
+
 def _run_backend(backend: Backend, params: dict, work: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Run the backend on one prepared float block ``(*spatial, C)``; returns the filled float block."""
+    """Run the backend on one prepared C-contiguous float block ``(*spatial, C)``; returns the filled block."""
     n = work.shape[-1]
+    groups = _channel_groups(n, backend)
+    if groups == [list(range(n))]:  # all channels at once, in order: no regrouping copies
+        return _call(backend, params, work, mask)
     result = np.empty_like(work)
-    for group in _channel_groups(n, backend):
-        block = np.ascontiguousarray(work[..., group])
-        filled = np.asarray(backend.func(block, mask, **params))
-        if filled.shape != block.shape:
-            raise RuntimeError(f"method {backend.name!r} returned shape {filled.shape}, expected {block.shape}")
+    for group in groups:
+        filled = _call(backend, params, np.ascontiguousarray(work[..., group]), mask)
         # average the outputs of channels that appear more than once in the group (grey -> RGB)
         for c in set(group):
             idx = [i for i, g in enumerate(group) if g == c]
@@ -187,7 +194,7 @@ def _run_backend(backend: Backend, params: dict, work: np.ndarray, mask: np.ndar
 def _fill_block(prep: Prepared, img: np.ndarray, mask: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Fill one block (a 2-D slice or the whole nD image); returns the values at ``mask`` (n, C) as float."""
     backend = prep.backend
-    work = img.astype(backend.dtype, copy=True)
+    work = np.array(img, dtype=backend.dtype, order="C")  # private, C-contiguous copy
     known = ~mask
     if not known.any():
         raise ValueError("mask covers a whole slice; a 2-D method cannot fill it (use an nD method or fix the mask)")
