@@ -313,7 +313,9 @@ def inpaint(image, mask=None, method: str = "biharmonic", *, channel_axis: Optio
     if method == "auto":
         from ._evaluate import choose_method
 
-        method = choose_method(image, mask, channel_axis=channel_axis, nodata=nodata)
+        method = choose_method(image, mask, channel_axis=channel_axis, nodata=nodata, accepts=tuple(params))
+        if "seed" in params and "seed" not in get_backend(method).param_map:
+            params.pop("seed")  # the chosen method is deterministic: the seed has nothing to steer
     gen = iter_inpaint(image, mask, method, channel_axis=channel_axis, nodata=nodata, clip=clip, **params)
     while True:
         try:
