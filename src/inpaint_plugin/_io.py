@@ -271,6 +271,11 @@ def _tifffile_errors(path: Path):
 
     logger = logging.getLogger("tifffile")
     handler = _Collect(level=logging.ERROR)
+    # The records must reach our handler even where the application silenced tifffile's logger;
+    # they are turned into the ValueError below, so they need not reach the user's handlers too.
+    saved = logger.level, logger.propagate
+    logger.setLevel(logging.ERROR)
+    logger.propagate = False
     logger.addHandler(handler)
     try:
         yield
@@ -280,6 +285,8 @@ def _tifffile_errors(path: Path):
         raise
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
     if found:
         raise ValueError(f"cannot read {path}: the file is damaged or truncated ({found[0]})")
 
