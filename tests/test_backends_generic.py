@@ -138,3 +138,12 @@ def test_backend_stack_and_nan(method, weights_dir):
     known = ~np.isnan(damaged)
     np.testing.assert_array_equal(out[known], damaged[known])
     np.testing.assert_array_equal(out[1], stack[1])
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if ip.get_backend(m).needs_weights])
+def test_deep_backend_without_weights_says_where_to_get_them(method):
+    image = np.zeros((16, 16, 3), np.float32)
+    mask = np.zeros((16, 16), bool)
+    mask[4:8, 4:8] = True
+    with pytest.raises(ValueError, match=r"(?s)drive\.google\.com.*weights="):
+        ip.inpaint(image, mask, method=method, channel_axis=-1)

@@ -130,11 +130,3 @@ def test_inpaint_api_keeps_known_pixels(tmp_path):
     assert out.shape == image.shape and out.dtype == image.dtype
     assert np.array_equal(out[~mask], image[~mask])
     assert np.isfinite(out).all() and not np.array_equal(out[mask], image[mask])
-
-
-def test_missing_weights_say_where_to_get_them():
-    image = np.zeros((16, 16, 3), np.float32)
-    mask = np.zeros((16, 16), bool)
-    mask[4:8, 4:8] = True
-    with pytest.raises(ValueError, match=r"(?s)drive\.google\.com.*weights="):
-        inpaint_plugin.inpaint(image, mask, method="gmcnn", channel_axis=-1)
