@@ -172,3 +172,80 @@ def test_pcg_refuses_an_indefinite_preconditioner():
         _bilaplace.pcg(lambda x: a @ x, b, lambda r: -r)
     x = _bilaplace.pcg(lambda x: a @ x, b, lambda r: r / a.diagonal()[:, None])
     np.testing.assert_allclose(x[:, 0], 1.0 / np.arange(1.0, 11.0))
+
+
+def test_blocks_solved_on_their_boxes_in_threads_match_skimage(monkeypatch, small_coarsest):
+    """Several large blocks (interleaved bounding boxes, one along the border, one in a corner) plus
+    small ones: each large block is solved on its own box; the result does not depend on the number
+    of threads (bit for bit) and matches scikit-image."""
+    monkeypatch.setattr(_bilaplace, "DIRECT_MAX", 400)
+    shape = (230, 210)
+    img = _smooth_volume(shape, seed=7)
+    mask = np.zeros(shape, bool)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    mask |= (np.abs(yy - xx) < 6) & (yy > 10) & (yy < 200)  # a diagonal stroke
+    mask |= (np.abs(yy + xx - 230) < 5) & (yy > 40) & (yy < 100)  # crosses its bounding box, not it
+    mask[150:227, 60:66] = True  # ends three pixels from the bottom border
+    mask[0:30, 180:210] = True  # in the top-right corner
+    mask[200:230, 0:25] = True  # in the bottom-left corner
+    mask[5:9, 60:64] = True  # small blocks: direct path
+    mask[120, 190] = True
+    from scipy import ndimage as ndi
+
+    labels, n = ndi.label(ndi.binary_dilation(mask, ndi.generate_binary_structure(2, 1)))
+    sizes = np.bincount(labels[mask])
+    assert (sizes > _bilaplace.DIRECT_MAX).sum() >= 4 and ((sizes > 0) & (sizes <= _bilaplace.DIRECT_MAX)).any()
+
+    boxes = []
+    solve_box = _bilaplace._solve_box
+
+    def spy(values, mask, labels, box, lab):
+        boxes.append(box)
+        return solve_box(values, mask, labels, box, lab)
+
+    monkeypatch.setattr(_bilaplace, "_solve_box", spy)
+    one = _bilaplace.biharmonic_solve(img[..., None], mask, threads=1)
+    assert len(boxes) >= 4 and all(any(s.stop - s.start < n for s, n in zip(b, shape)) for b in boxes)
+    many = _bilaplace.biharmonic_solve(img[..., None], mask, threads=3)
+    np.testing.assert_array_equal(one, many)
+    ours = img.copy()
+    ours[mask] = one[:, 0]
+    ref = skimage_restoration.inpaint_biharmonic(img, mask)
+    assert rel_diff(ours[..., None], ref[..., None], img[..., None], mask) <= 1e-4
+
+
+def test_pcg_initial_guess_keeps_the_accuracy_and_an_exact_guess_costs_nothing(small_coarsest):
+    shape = (160, 150)
+    img = _smooth_volume(shape, seed=8)
+    mask = _strokes(shape, seed=9)
+    a, b, pix = _bilaplace.assemble(img[..., None], mask)
+    coords = np.stack(np.unravel_index(pix, shape), axis=1)
+    mg = _bilaplace.Multigrid(a, coords)
+    calls = []
+
+    def precond(r):
+        calls.append(1)
+        return mg.cycle(r)
+
+    cold = _bilaplace.pcg(mg.matvec, b, precond)
+    n_cold = len(calls)
+    calls.clear()
+    warm = _bilaplace.pcg(mg.matvec, b, precond, x0=np.full_like(b, img[~mask].mean()))
+    assert np.abs(warm - cold).max() <= 1e-5 * np.ptp(img)
+    assert 0 < len(calls) <= n_cold + 1
+    calls.clear()
+    again = _bilaplace.pcg(mg.matvec, b, precond, x0=cold)
+    assert len(calls) <= 1 and np.abs(again - cold).max() <= 1e-6 * np.ptp(img)
+
+
+def test_num_threads_reads_the_environment(monkeypatch):
+    from inpaint_plugin._config import THREADS_ENV, num_threads
+
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    assert num_threads() >= 1
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert num_threads() == 3
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(THREADS_ENV, bad)
+        with pytest.raises(ValueError, match=THREADS_ENV):
+            num_threads()

@@ -198,18 +198,36 @@ def _fill_block(prep: Prepared, img: np.ndarray, mask: np.ndarray, lo: np.ndarra
     known = ~mask
     if not known.any():
         raise ValueError("mask covers a whole slice; a 2-D method cannot fill it (use an nD method or fix the mask)")
-    fillv = work[known].mean(axis=0)
-    work[mask] = fillv
+    # reductions with where= instead of work[known]: no copy of the known pixels (a third of the time of
+    # a fast backend on a large image went into such copies)
+    axes = tuple(range(mask.ndim))
+    fillv = np.mean(work, axis=axes, where=known[..., np.newaxis], dtype=np.float64)
+    work[mask] = fillv.astype(work.dtype)
     if backend.normalize:
         scale = np.where(hi > lo, hi - lo, 1.0).astype(backend.dtype)
         work -= lo.astype(backend.dtype)
         work /= scale
-    filled = _run_backend(backend, prep.params, work, mask)[mask].astype(np.float64)
+    filled = np.asarray(_run_backend(backend, prep.params, work, mask)[mask], dtype=np.float64)
     if backend.normalize:
         filled = filled * np.where(hi > lo, hi - lo, 1.0) + lo
     if not np.isfinite(filled).all():
         raise RuntimeError(f"method {backend.name!r} produced NaN or inf values; this is a bug in the method")
     return filled
+
+
+def _known_range(img: np.ndarray, mask: np.ndarray):
+    """Per-channel ``(min, max)`` of the known pixels of a channel-last ``img`` as float64 (``mask`` has at
+    least one known pixel)."""
+    known = ~mask[..., np.newaxis]
+    axes = tuple(range(mask.ndim))
+    if img.dtype.kind == "f":
+        first, last = np.inf, -np.inf
+    else:
+        info = np.iinfo(img.dtype)
+        first, last = info.max, info.min
+    lo = np.min(img, axis=axes, where=known, initial=first)
+    hi = np.max(img, axis=axes, where=known, initial=last)
+    return lo.astype(np.float64), hi.astype(np.float64)
 
 
 def _cast(values: np.ndarray, dtype: np.dtype, lo, hi, clip: bool) -> np.ndarray:
@@ -243,9 +261,7 @@ def _iter_prepared(prep: Prepared):
         return prep.image.copy()
     if mask.all():
         raise ValueError("mask covers the whole image; there are no known pixels to inpaint from")
-    known = img[~mask]
-    lo, hi = known.min(axis=0).astype(np.float64), known.max(axis=0).astype(np.float64)
-    del known
+    lo, hi = _known_range(img, mask)
 
     out = np.array(img, copy=True)  # channel-last copy in the input dtype (known pixels bit-exact)
     nd = prep.backend.spatial_ndim
@@ -263,8 +279,7 @@ def _iter_prepared(prep: Prepared):
                              f"{prep.backend.name!r} has no known pixels there to inpaint from")
         sub_lo, sub_hi = lo, hi
         if prep.backend.normalize:  # the network sees the slice's own range
-            k = img[idx][~m]
-            sub_lo, sub_hi = k.min(axis=0).astype(np.float64), k.max(axis=0).astype(np.float64)
+            sub_lo, sub_hi = _known_range(img[idx], m)
         values = _fill_block(prep, img[idx], m, sub_lo, sub_hi)
         out[idx][m] = _cast(values, img.dtype, lo, hi, prep.clip)
         yield (done, total)

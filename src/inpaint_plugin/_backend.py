@@ -8,6 +8,7 @@ only ever sees:
   dtype ``Backend.dtype``, with no NaN/inf anywhere; masked pixels hold an arbitrary finite value
   (the API sets them to the mean of the known pixels), and the backend must not rely on them.
   When ``Backend.normalize`` is true, every channel is scaled so that its known pixels span ``[0, 1]``.
+  The array is the API's private copy for this call: the backend may overwrite it (and return it).
 - ``mask``: a boolean array of shape ``spatial`` (True = fill), never empty and never full.
 - keyword parameters, already validated against ``Backend.params``, plus ``seed`` when the
   backend declares a ``seed`` parameter.

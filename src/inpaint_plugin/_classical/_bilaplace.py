@@ -314,16 +314,15 @@ def _prolong_backward(pos, reg, off, coef, c0, indptr, indices, data, diag, reac
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _upper_residual(m, pos, reg, off, coef, first_up, indptr, indices, data, xg, rg):
+def _upper_residual(m, pos, reg, uoff, ucoef, indptr, indices, data, xg, rg):
     """``rg[pos[m]] = -sum_{j > m} a_mj x_j``: the residual of row ``m`` after a forward sweep from
-    zero (rows ``j <= m`` of ``(D + L) x = b`` hold exactly)."""
+    zero (rows ``j <= m`` of ``(D + L) x = b`` hold exactly); ``(uoff, ucoef)``: the upper half of the
+    level's stencil."""
     p = pos[m]
-    nk = off.shape[0]
     for ch in range(xg.shape[1]):
         acc = 0.0
         if reg[m]:
-            for k in range(first_up, nk):
-                acc += coef[k] * xg[p + off[k], ch]
+            acc = _stencil_sum(xg, p, uoff, ucoef, ch)
         else:
             for kk in range(indptr[m + 1] - 1, indptr[m] - 1, -1):
                 j = indices[kk]
@@ -352,6 +351,8 @@ def _forward_from_zero(pos, reg, off, coef, c0, first_up, indptr, indices, data,
     inv0 = 1.0 / c0
     loff = off[:first_up]
     lcoef = coef[:first_up]
+    uoff = off[first_up:]
+    ucoef = coef[first_up:]
     m = 0
     for i in range(n):
         p = pos[i]
@@ -369,10 +370,10 @@ def _forward_from_zero(pos, reg, off, coef, c0, first_up, indptr, indices, data,
                     acc -= data[kk] * xg[pos[j], ch]
                 xg[p, ch] = acc * inv
         while m < n and pos[m] + reach < p:
-            _upper_residual(m, pos, reg, off, coef, first_up, indptr, indices, data, xg, rg)
+            _upper_residual(m, pos, reg, uoff, ucoef, indptr, indices, data, xg, rg)
             m += 1
     while m < n:
-        _upper_residual(m, pos, reg, off, coef, first_up, indptr, indices, data, xg, rg)
+        _upper_residual(m, pos, reg, uoff, ucoef, indptr, indices, data, xg, rg)
         m += 1
 
 
@@ -780,17 +781,25 @@ class IndefinitePreconditioner(ArithmeticError):
     """Raised by :func:`pcg` when ``r^T M r <= 0`` or ``p^T A p <= 0`` before convergence."""
 
 
-def pcg(matvec, b: np.ndarray, precond, rtol: float = RTOL, maxiter: int = MAXITER) -> np.ndarray:
+def pcg(matvec, b: np.ndarray, precond, rtol: float = RTOL, maxiter: int = MAXITER,
+        x0: np.ndarray | None = None) -> np.ndarray:
     """Preconditioned conjugate gradients on every column of ``b`` at once.
 
     Each column has its own step sizes; iteration stops when every column's residual norm is at most
-    ``rtol`` times its right-hand side's norm. Raises :class:`IndefinitePreconditioner` when a
-    column that has not converged meets a non-positive curvature (the preconditioner is not SPD).
+    ``rtol`` times its right-hand side's norm (so a good initial guess ``x0`` saves iterations without
+    changing the accuracy reached). Raises :class:`IndefinitePreconditioner` when a column that has
+    not converged meets a non-positive curvature (the preconditioner is not SPD).
     """
-    x = np.zeros_like(b)
     bnorm = np.linalg.norm(b, axis=0)
     goal = rtol * bnorm
-    r = b.copy()
+    if x0 is None:
+        x = np.zeros_like(b)
+        r = b.copy()
+    else:
+        x = np.array(x0, dtype=b.dtype, copy=True).reshape(b.shape)
+        r = b - matvec(x)
+    if not (np.linalg.norm(r, axis=0) > goal).any():
+        return x
     z = precond(r)
     p = z.copy()
     rz = np.einsum("ij,ij->j", r, z)
@@ -814,36 +823,99 @@ def pcg(matvec, b: np.ndarray, precond, rtol: float = RTOL, maxiter: int = MAXIT
     return x
 
 
-def biharmonic_solve(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _solve_direct(values: np.ndarray, mask: np.ndarray):
+    """``(flat pixel indices, solution)`` of the blocks in ``mask``, stacked into one direct solve."""
+    from scipy.sparse.linalg import splu
+
+    a, b, pix = assemble(values, mask)
+    lu = splu(a.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
+    return pix, lu.solve(b).reshape(pix.size, -1)
+
+
+def _ring_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-channel mean of the known pixels that touch the hole ``mask`` (the initial guess of CG)."""
+    from scipy import ndimage as ndi
+
+    ring = ndi.binary_dilation(mask, ndi.generate_binary_structure(mask.ndim, 1)) & ~mask
+    if not ring.any():
+        return np.zeros(values.shape[-1])
+    return values[ring].mean(axis=0)
+
+
+def _solve_multigrid(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The solution at ``mask`` (C order) of one block too large for a direct solve: CG preconditioned
+    with the multigrid W-cycle, started from the mean of the known pixels around the hole."""
+    a, b, pix = assemble(values, mask)
+    coords = np.stack(np.unravel_index(pix, mask.shape), axis=1)
+    mg = Multigrid(a, coords)
+    x0 = np.broadcast_to(_ring_mean(values, mask), b.shape)
+    try:
+        return pcg(mg.matvec, b, mg.cycle, x0=x0)
+    except IndefinitePreconditioner:  # over-correction too strong for this hole: plain W-cycle
+        mg.omega = 1.0
+        return pcg(mg.matvec, b, mg.cycle, x0=x0)
+
+
+def biharmonic_solve(values: np.ndarray, mask: np.ndarray, threads: int | None = None) -> np.ndarray:
     """The biharmonic solution at the hole pixels, ``(n_hole, C)`` in C order of the pixels.
 
     ``values``: ``(*spatial, C)`` float image (hole values are ignored); ``mask``: ``spatial`` bool.
+    ``threads``: how many independent blocks are solved at once (default:
+    :func:`inpaint_plugin._config.num_threads`); the result does not depend on it.
+
+    The hole splits into independent blocks; the small ones are solved together by one sparse direct
+    factorisation, every large one on its own bounding box (plus the two-pixel reach of the stencil)
+    by multigrid-preconditioned CG. The large blocks run in a thread pool, largest first: the numba
+    kernels release the GIL, and a thread that finds no free core merely waits its turn (no spinning).
     """
     from scipy import ndimage as ndi
-    from scipy.sparse.linalg import splu
+
+    from .._config import num_threads
 
     # Independent blocks: two hole pixels are coupled when the stencil (|d|_1 <= 2) links them, i.e.
     # when their cross-shaped neighbourhoods overlap; labelling the dilated mask finds (unions of) blocks.
     cross = ndi.generate_binary_structure(mask.ndim, 1)
     labels, nlab = ndi.label(ndi.binary_dilation(mask, cross), cross)
     sizes = np.bincount(labels[mask], minlength=nlab + 1)
-    small = (sizes <= DIRECT_MAX)[labels] & mask
-    big = mask & ~small
     pix = np.flatnonzero(mask.reshape(-1))
     x = np.empty((pix.size, values.shape[-1]))
+    tasks = []
+    small = (sizes <= DIRECT_MAX)[labels] & mask
     if small.any():
-        a, b, spix = assemble(values, small)
-        lu = splu(a.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                  options={"SymmetricMode": True})
-        x[np.searchsorted(pix, spix)] = lu.solve(b).reshape(spix.size, -1)
-    if big.any():
-        a, b, bpix = assemble(values, big)
-        coords = np.stack(np.unravel_index(bpix, mask.shape), axis=1)
-        mg = Multigrid(a, coords)
-        try:
-            xb = pcg(mg.matvec, b, mg.cycle)
-        except IndefinitePreconditioner:  # over-correction too strong for this hole: plain W-cycle
-            mg.omega = 1.0
-            xb = pcg(mg.matvec, b, mg.cycle)
-        x[np.searchsorted(pix, bpix)] = xb
+        tasks.append((int(small.sum()), lambda: _solve_direct(values, small)))
+    for lab, box in enumerate(ndi.find_objects(labels), 1):
+        if box is None or sizes[lab] <= DIRECT_MAX:
+            continue
+        # the box of the labelled (dilated) block has a one-pixel ring of known pixels around the hole;
+        # one more pixel gives the stencil's two-pixel reach, so every hole pixel is at least two pixels
+        # from a cut edge and the cut is invisible to the discretisation (at the image border the box
+        # stops there, as the image does)
+        box = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, mask.shape))
+        tasks.append((int(sizes[lab]), lambda box=box, lab=lab: _solve_box(values, mask, labels, box, lab)))
+    tasks.sort(key=lambda t: -t[0])  # largest first: the best greedy schedule
+
+    def store(result):
+        where, xb = result
+        x[np.searchsorted(pix, where)] = xb
+
+    nthreads = min(num_threads() if threads is None else max(int(threads), 1), len(tasks))
+    if nthreads <= 1:
+        for _, run in tasks:
+            store(run())
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="inpaint-biharmonic") as pool:
+            for result in pool.map(lambda t: t[1](), tasks):
+                store(result)
     return x
+
+
+def _solve_box(values: np.ndarray, mask: np.ndarray, labels: np.ndarray, box: tuple, lab: int):
+    """One large block (label ``lab``) solved on its bounding ``box``; returns its flat pixel indices in
+    the whole image and the solution."""
+    bmask = (labels[box] == lab) & mask[box]
+    xb = _solve_multigrid(values[box], bmask)
+    local = np.nonzero(bmask)
+    glob = tuple(idx + s.start for idx, s in zip(local, box))
+    return np.ravel_multi_index(glob, mask.shape), xb

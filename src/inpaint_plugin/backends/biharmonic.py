@@ -10,7 +10,8 @@ dask array are clipped to the whole image's range, not to their own. The solver 
 :mod:`inpaint_plugin._classical._bilaplace`) splits the system into independent blocks, factorises the
 small ones directly and solves the large ones with multigrid-preconditioned conjugate gradients, so
 its cost grows linearly with the hole size instead of super-linearly (2048^2 image, 10% free-form
-strokes: ~4.5x faster than scikit-image, see ``benchmarks/RESULTS.md``; 4096^2: ~9x in an earlier run).
+strokes: see ``benchmarks/RESULTS.md``). Independent blocks of the hole are solved in parallel threads
+(``$INPAINT_PLUGIN_NUM_THREADS`` caps them).
 """
 from __future__ import annotations
 
@@ -25,9 +26,8 @@ def biharmonic_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
     nchan = image.shape[-1]
     values = biharmonic_solve(image, mask)
-    out = np.array(image, dtype=np.float64, copy=True)
-    out.reshape(-1, nchan)[mask.reshape(-1)] = values
-    return out
+    image.reshape(-1, nchan)[mask.reshape(-1)] = values  # the API's private copy (see _backend.py)
+    return image
 
 
 BACKENDS = [
