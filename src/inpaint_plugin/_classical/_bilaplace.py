@@ -45,28 +45,30 @@ Implementation and cost
 -----------------------
 Every level keeps its unknowns in a zero-padded grid, so the rows equal to the level's constant stencil
 (all but a few near holes' edges) are applied as a stencil and only the others read the CSR matrix.
+The kernels work channel-major (one contiguous 1-D grid per channel) and receive the constant stencil
+as tuples, so numba compiles one version per stencil length with the offsets and coefficients in
+registers (they cannot alias the grid being written); this cut a W-cycle at 2048^2 from 24 to 17 ms.
 The Galerkin products are built by a numba kernel that copies the constant coarse stencil into the
 rows whose whole support is regular and sums ``P^T A P`` only for the others. A level visit makes
-two passes over its unknowns: the forward sweep from zero reads only the earlier unknowns and
-computes the residual it leaves (``-U x``, strict upper part: half a residual) a few grid rows
-behind its front, and the backward sweep adds the interpolated coarse-grid correction a few grid
-rows ahead of its front (3-8% off the cycle compared with separate passes; scattering the residual
-straight into the coarse right-hand side instead of restricting a residual grid gained nothing).
-Measured at 2048^2 with a 10% free-form mask (one process, CPU seconds): labelling 0.06, assembly
-0.07-0.1, hierarchy 0.2, CG 0.7-0.9 (13-14 iterations of 50-60 ms: the W-cycle costs about three
-fine-level sweeps' worth of work per level, dominated by Gauss-Seidel; a float32 or hand-specialised
-2-D sweep was slower, and adding the last-updated neighbour last to shorten the chain of dependent
-updates gained ~2%). All numba kernels are compiled with ``cache=True``; they run
-on one thread.
+a forward sweep from zero (reading only the earlier unknowns), a pass computing the residual it leaves
+(``-U x``, strict upper part: half a residual; fusing it into the sweep was slower), and a backward
+sweep that adds the interpolated coarse-grid correction a few grid rows ahead of its front (faster than
+a separate pass).
 
-Also measured without gain: a full-multigrid start (solve the first coarse level, interpolate as
-CG's initial guess): the interpolated guess leaves 60% of the residual (bilinear interpolation of a
-fourth-order problem), and CG still needs the same 14 fine iterations. Parallel sweeps (numba
-``parallel=True``; the unknowns split into blocks along the first axis separated by two-plane
-separators, blocks swept in parallel, separators after them): the cycle went from 55 to 34 ms on two
-idle cores, but with one core busy with another process the whole solve took 7.4 s instead of 1.3 s
-with the OpenMP threading layer (its threads spin at barriers) and 1.45 s with the workqueue layer;
-the layers' fork- and thread-safety differ as well, so the solver stays single-threaded.
+The hole's independent blocks are solved separately, each on its bounding box (smaller grids), and the
+large ones in a thread pool: the kernels release the GIL, and unlike numba's parallel loops (tried:
+with one core busy with another process the solve took 5x longer with the OpenMP layer, whose threads
+spin at barriers) a pool thread that finds no free core just waits. CG starts from the mean of the
+known pixels around the block (one iteration fewer than from zero; the stopping rule is relative to
+``|b|``, so the accuracy reached is the same).
+
+Measured at 2048^2 with a 10% free-form mask (four blocks of 254k, 98k, 65k and 59k unknowns; wall
+seconds on an idle 2-core machine): the largest block 0.45 (assembly 0.035, hierarchy 0.08, CG 0.28:
+13 iterations of ~17 ms; the W-cycle costs about three fine-level sweeps' worth of work, dominated by
+Gauss-Seidel), all blocks 0.85 on one thread and 0.5 on two. Also measured without gain: a float32
+sweep; a full-multigrid start (the interpolated Galerkin solution of the first coarse level is *worse*
+than zero in the max norm, bilinear interpolation of a fourth-order problem); an error-based stopping
+rule (the error is about 0.3 of the last update, which would save one iteration at most).
 """
 from __future__ import annotations
 
@@ -243,44 +245,32 @@ def assemble(values: np.ndarray, mask: np.ndarray):
 PAD = 2
 
 
+# The kernels below work channel-major: every channel's values are a contiguous 1-D array (the work
+# grids are ``(C, grid size)``, vectors ``(C, n)``), and a level's constant stencil is passed as tuples
+# of offsets and coefficients, which numba compiles per stencil length: the offsets and coefficients
+# then live in registers, since they cannot alias the arrays being written (with the stencil in arrays
+# and ``(size, C)`` grids, a residual pass took 1.8x as long).
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _stencil_sum(xg, p, off, coef, ch):
-    """``sum_k coef[k] xg[p + off[k], ch]`` with four independent partial sums (shorter latency chain)."""
-    nk = off.shape[0]
+def _stencil_sum(x, p, off, coef):
+    """``sum_k coef[k] x[p + off[k]]`` (``off``, ``coef``: tuples) with two partial sums."""
+    nk = len(off)
     s0 = 0.0
     s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    k = 0
-    while k + 3 < nk:
-        s0 += coef[k] * xg[p + off[k], ch]
-        s1 += coef[k + 1] * xg[p + off[k + 1], ch]
-        s2 += coef[k + 2] * xg[p + off[k + 2], ch]
-        s3 += coef[k + 3] * xg[p + off[k + 3], ch]
-        k += 4
-    while k < nk:
-        s0 += coef[k] * xg[p + off[k], ch]
-        k += 1
-    return (s0 + s1) + (s2 + s3)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _prolong_row(m, pos, p_indptr, p_cpos, p_weight, scale, xcg, xg):
-    """``x_m += scale * (P xc)_m`` (fine unknown ``m`` adds its coarse parents' values, coarse grid
-    ``xcg`` at positions ``p_cpos[p_indptr[m]:p_indptr[m + 1]]``, with the interpolation weights)."""
-    p = pos[m]
-    for ch in range(xg.shape[1]):
-        acc = 0.0
-        for k in range(p_indptr[m], p_indptr[m + 1]):
-            acc += p_weight[k] * xcg[p_cpos[k], ch]
-        xg[p, ch] += scale * acc
+    for k in range(0, nk - 1, 2):
+        s0 += coef[k] * x[p + off[k]]
+        s1 += coef[k + 1] * x[p + off[k + 1]]
+    if nk % 2 == 1:
+        s0 += coef[nk - 1] * x[p + off[nk - 1]]
+    return s0 + s1
 
 
 @njit(cache=True, nogil=True)
 def _prolong_backward(pos, reg, off, coef, c0, indptr, indices, data, diag, reach, p_indptr, p_cpos, p_weight,
-                      scale, xcg, xg, b, x):
+                      scale, xcg, xg, b, xout):
     """The coarse-grid correction ``x += scale * P xc`` followed by one backward Gauss-Seidel sweep for
-    ``A x = b``, in one pass; the result is written to ``x`` (``(n, C)``) and to the padded grid ``xg``.
+    ``A x = b``, in one pass; the result is written to ``xout`` (``(C, n)``) and to the padded grid ``xg``.
 
     Regular rows (``reg``) are the level's constant stencil ``(off, coef, c0)`` (``off`` without the
     centre) applied to the grid, whose entries off the unknowns are zero; the other rows come from the
@@ -289,138 +279,126 @@ def _prolong_backward(pos, reg, off, coef, c0, indptr, indices, data, diag, reac
     to it (grid position ``pos[m] + reach``).
     """
     n = pos.shape[0]
-    nchan = b.shape[1]
     inv0 = 1.0 / c0
-    m = n - 1
-    for i in range(n - 1, -1, -1):
-        p = pos[i]
-        while m >= 0 and pos[m] + reach >= p:
-            _prolong_row(m, pos, p_indptr, p_cpos, p_weight, scale, xcg, xg)
-            m -= 1
-        if reg[i]:
-            for ch in range(nchan):
-                xg[p, ch] = (b[i, ch] - _stencil_sum(xg, p, off, coef, ch)) * inv0
-        else:
-            inv = 1.0 / diag[i]
-            for ch in range(nchan):
-                acc = b[i, ch]
+    for ch in range(b.shape[0]):
+        x = xg[ch]
+        xc = xcg[ch]
+        bc = b[ch]
+        xo = xout[ch]
+        m = n - 1
+        for i in range(n - 1, -1, -1):
+            p = pos[i]
+            while m >= 0 and pos[m] + reach >= p:
+                acc = 0.0
+                for k in range(p_indptr[m], p_indptr[m + 1]):
+                    acc += p_weight[k] * xc[p_cpos[k]]
+                x[pos[m]] += scale * acc
+                m -= 1
+            if reg[i]:
+                v = (bc[i] - _stencil_sum(x, p, off, coef)) * inv0
+            else:
+                acc = bc[i]
                 for kk in range(indptr[i], indptr[i + 1]):
                     j = indices[kk]
                     if j != i:
-                        acc -= data[kk] * xg[pos[j], ch]
-                xg[p, ch] = acc * inv
-        for ch in range(nchan):
-            x[i, ch] = xg[p, ch]
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _upper_residual(m, pos, reg, uoff, ucoef, indptr, indices, data, xg, rg):
-    """``rg[pos[m]] = -sum_{j > m} a_mj x_j``: the residual of row ``m`` after a forward sweep from
-    zero (rows ``j <= m`` of ``(D + L) x = b`` hold exactly); ``(uoff, ucoef)``: the upper half of the
-    level's stencil."""
-    p = pos[m]
-    for ch in range(xg.shape[1]):
-        acc = 0.0
-        if reg[m]:
-            acc = _stencil_sum(xg, p, uoff, ucoef, ch)
-        else:
-            for kk in range(indptr[m + 1] - 1, indptr[m] - 1, -1):
-                j = indices[kk]
-                if j <= m:
-                    break
-                acc += data[kk] * xg[pos[j], ch]
-        rg[p, ch] = -acc
+                        acc -= data[kk] * x[pos[j]]
+                v = acc / diag[i]
+            x[p] = v
+            xo[i] = v
 
 
 @njit(cache=True, nogil=True)
-def _forward_from_zero(pos, reg, off, coef, c0, first_up, indptr, indices, data, diag, reach, xg, b, rg):
+def _forward_from_zero(pos, reg, loff, lcoef, uoff, ucoef, c0, indptr, indices, data, diag, reach, xg, b, rg):
     """One forward Gauss-Seidel sweep for ``A x = b`` from ``x = 0`` (into the padded grid ``xg``) and
     the residual it leaves (into the padded grid ``rg``).
 
-    Regular rows (``reg``) are the level's constant stencil ``(off, coef, c0)`` (``off`` without the
-    centre, sorted; ``off[first_up:]`` point to later unknowns) applied to the grid; the other rows
-    come from the CSR matrix. Row ``i`` reads only the unknowns ``j < i`` (``off[:first_up]``),
+    Regular rows (``reg``) are the level's constant stencil, split into the offsets to earlier
+    unknowns ``(loff, lcoef)`` and to later ones ``(uoff, ucoef)``, with centre ``c0``, applied to the
+    grid; the other rows come from the CSR matrix. Row ``i`` reads only the unknowns ``j < i``,
     already swept, so ``xg`` need not be zeroed first. The residual of row ``m`` is
-    ``-sum_{j > m} a_mj x_j`` (the strict upper part: half a residual); it is computed as soon as the
-    sweep has passed every unknown row ``m`` couples to (grid positions up to ``pos[m] + reach``),
-    while those values are still in cache, and it does not depend on the sweep's chain of updates,
-    so the two overlap.
+    ``-sum_{j > m} a_mj x_j`` (the strict upper part: half a residual).
     """
     n = pos.shape[0]
-    nchan = b.shape[1]
     inv0 = 1.0 / c0
-    loff = off[:first_up]
-    lcoef = coef[:first_up]
-    uoff = off[first_up:]
-    ucoef = coef[first_up:]
-    m = 0
-    for i in range(n):
-        p = pos[i]
-        if reg[i]:
-            for ch in range(nchan):
-                xg[p, ch] = (b[i, ch] - _stencil_sum(xg, p, loff, lcoef, ch)) * inv0
-        else:
-            inv = 1.0 / diag[i]
-            for ch in range(nchan):
-                acc = b[i, ch]
+    for ch in range(b.shape[0]):
+        x = xg[ch]
+        bc = b[ch]
+        r = rg[ch]
+        for i in range(n):
+            p = pos[i]
+            if reg[i]:
+                x[p] = (bc[i] - _stencil_sum(x, p, loff, lcoef)) * inv0
+            else:
+                acc = bc[i]
                 for kk in range(indptr[i], indptr[i + 1]):
                     j = indices[kk]
                     if j >= i:
                         break
-                    acc -= data[kk] * xg[pos[j], ch]
-                xg[p, ch] = acc * inv
-        while m < n and pos[m] + reach < p:
-            _upper_residual(m, pos, reg, uoff, ucoef, indptr, indices, data, xg, rg)
-            m += 1
-    while m < n:
-        _upper_residual(m, pos, reg, uoff, ucoef, indptr, indices, data, xg, rg)
-        m += 1
+                    acc -= data[kk] * x[pos[j]]
+                x[p] = acc / diag[i]
+        # the residual of row m: -sum_{j > m} a_mj x_j (rows j <= m of (D + L) x = b hold exactly); a
+        # separate pass, since fusing it into the sweep (while the values are in cache) was slower
+        for m in range(n):
+            p = pos[m]
+            if reg[m]:
+                r[p] = -_stencil_sum(x, p, uoff, ucoef)
+            else:
+                acc = 0.0
+                kk = indptr[m + 1] - 1
+                while kk >= indptr[m] and indices[kk] > m:
+                    acc += data[kk] * x[pos[indices[kk]]]
+                    kk -= 1
+                r[p] = -acc
 
 
 @njit(cache=True, nogil=True)
 def _residual(pos, reg, off, coef, c0, indptr, indices, data, xg, b, out, mode):
-    """``A x`` for ``x`` in the padded grid ``xg``.
+    """``A x`` for ``x`` in the padded grid ``xg`` (``(C, size)``).
 
-    ``mode`` 0: ``out[i] = (A x)_i``; 1: ``out[i] = b_i - (A x)_i``; 2: the same into the padded
-    grid ``out[pos[i]]``.
+    ``mode`` 0: ``out[:, i] = (A x)_i`` (``b`` is not read); 1: ``out[:, i] = b_i - (A x)_i``; 2: the
+    same into the padded grid ``out[:, pos[i]]``.
     """
     n = pos.shape[0]
-    nchan = xg.shape[1]
-    for i in range(n):
-        p = pos[i]
-        for ch in range(nchan):
+    for ch in range(xg.shape[0]):
+        x = xg[ch]
+        bc = b[ch]
+        o = out[ch]
+        for i in range(n):
+            p = pos[i]
             if reg[i]:
-                acc = c0 * xg[p, ch] + _stencil_sum(xg, p, off, coef, ch)
+                acc = c0 * x[p] + _stencil_sum(x, p, off, coef)
             else:
                 acc = 0.0
                 for kk in range(indptr[i], indptr[i + 1]):
-                    acc += data[kk] * xg[pos[indices[kk]], ch]
+                    acc += data[kk] * x[pos[indices[kk]]]
             if mode == 0:
-                out[i, ch] = acc
+                o[i] = acc
             elif mode == 1:
-                out[i, ch] = b[i, ch] - acc
+                o[i] = bc[i] - acc
             else:
-                out[p, ch] = b[i, ch] - acc
+                o[p] = bc[i] - acc
 
 
 @njit(cache=True, nogil=True)
 def _restrict(fpos, hoff, hw, rg, out):
     """``out = P^T r``: each coarse unknown (at fine grid position ``fpos``) gathers the fine residual
-    grid ``rg`` (zero off the unknowns) with the multilinear hat weights ``(hoff, hw)``."""
-    for i in range(fpos.shape[0]):
-        p = fpos[i]
-        for ch in range(out.shape[1]):
-            acc = 0.0
-            for k in range(hoff.shape[0]):
-                acc += hw[k] * rg[p + hoff[k], ch]
-            out[i, ch] = acc
+    grid ``rg`` (``(C, size)``, zero off the unknowns) with the multilinear hat weights ``(hoff, hw)``
+    (tuples)."""
+    for ch in range(rg.shape[0]):
+        r = rg[ch]
+        o = out[ch]
+        for i in range(fpos.shape[0]):
+            o[i] = _stencil_sum(r, fpos[i], hoff, hw)
 
 
 @njit(cache=True, nogil=True)
 def _scatter(pos, x, xg):
-    for i in range(pos.shape[0]):
-        for ch in range(x.shape[1]):
-            xg[pos[i], ch] = x[i, ch]
+    """``xg[:, pos] = x`` (``x``: ``(C, n)``, ``xg``: ``(C, size)``)."""
+    for ch in range(x.shape[0]):
+        g = xg[ch]
+        v = x[ch]
+        for i in range(pos.shape[0]):
+            g[pos[i]] = v[i]
 
 
 @njit(cache=True, nogil=True)
@@ -638,6 +616,10 @@ class _Level:
         self.off = np.ascontiguousarray(offall[~centre])
         self.coef = np.ascontiguousarray(coefall[~centre])
         self.first_up = int(np.searchsorted(self.off, 0))  # offsets to later unknowns start here
+        self.off_t = tuple(int(v) for v in self.off)  # the kernels' stencil arguments (see above)
+        self.coef_t = tuple(float(v) for v in self.coef)
+        self.lower_t = (self.off_t[: self.first_up], self.coef_t[: self.first_up])
+        self.upper_t = (self.off_t[self.first_up:], self.coef_t[self.first_up:])
         self.reach = int(2 * gstrides.sum())  # largest grid offset between coupled unknowns
         uidgrid = np.full(self.size, -1, dtype=np.int32)
         uidgrid[self.pos] = np.arange(self.n, dtype=np.int32)
@@ -677,22 +659,22 @@ class _Level:
         nd = self.coords.shape[1]
         self.fpos = np.ascontiguousarray(self.pos[even])
         hat = np.argwhere(np.ones((3,) * nd)) - 1
-        self.hoff = hat @ self.gstrides
-        self.hw = np.ldexp(1.0, -np.abs(hat).sum(axis=1))
+        self.hoff = tuple(int(v) for v in hat @ self.gstrides)
+        self.hw = tuple(float(v) for v in np.ldexp(1.0, -np.abs(hat).sum(axis=1)))
         self.p_indptr = p.indptr
         self.p_cpos = coarse.pos[p.indices]
         self.p_weight = p.data
 
     def grid(self, nchan: int, which: int = 0) -> np.ndarray:
-        """Zero-initialised padded work grid ``which`` (0: solution, 1: residual) for ``nchan``
-        columns; entries off ``pos`` are never written and stay zero."""
+        """Zero-initialised padded work grid ``which`` (0: solution, 1: residual), ``(nchan, size)``;
+        entries off ``pos`` are never written and stay zero."""
         key = (nchan, which)
         if key not in self.buffers:
-            self.buffers[key] = np.zeros((self.size, nchan))
+            self.buffers[key] = np.zeros((nchan, self.size))
         return self.buffers[key]
 
     def args(self):
-        return self.pos, self.reg, self.off, self.coef, self.c0, self.indptr, self.indices, self.data
+        return self.pos, self.reg, self.off_t, self.coef_t, self.c0, self.indptr, self.indices, self.data
 
 
 class Multigrid:
@@ -727,30 +709,34 @@ class Multigrid:
         self.coarse_lu = splu(self.levels[-1].a.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                               options={"SymmetricMode": True})
 
-    def cycle(self, b: np.ndarray, level: int = 0) -> np.ndarray:
-        """One symmetric W-cycle for ``A x = b`` from ``x = 0``; returns ``x`` (``(n, C)``).
+    def cycle(self, b: np.ndarray) -> np.ndarray:
+        """One symmetric W-cycle for ``A x = b`` (``b``: ``(n, C)``) from ``x = 0``; returns ``x``.
 
         Gauss-Seidel forward, coarse-grid correction(s) scaled by ``omega``, Gauss-Seidel backward.
         Every level between the finest and the coarsest is visited twice per visit of the level above
         (the second visit corrects the residual the first one left); the coarsest is solved exactly.
-        On return the level's work grid also holds ``x``.
         """
+        return self._cycle(np.ascontiguousarray(b.T), 0).T
+
+    def _cycle(self, b: np.ndarray, level: int) -> np.ndarray:
+        """:meth:`cycle` on level ``level`` for a channel-major ``b`` (``(C, n)``); returns ``x``
+        (``(C, n)``) and leaves it in the level's work grid too."""
         lvl = self.levels[level]
-        nchan = b.shape[1]
+        nchan = b.shape[0]
         if level == len(self.levels) - 1:
-            x = self.coarse_lu.solve(b).reshape(b.shape)
+            x = self.coarse_lu.solve(np.ascontiguousarray(b.T)).reshape(b.shape[1], nchan)
+            x = np.ascontiguousarray(x.T)
             if level > 0:
                 _scatter(lvl.pos, x, lvl.grid(nchan))
             return x
-        args = lvl.args()
         xg = lvl.grid(nchan)
         rg = lvl.grid(nchan, 1)
-        _forward_from_zero(lvl.pos, lvl.reg, lvl.off, lvl.coef, lvl.c0, lvl.first_up, lvl.indptr, lvl.indices,
+        _forward_from_zero(lvl.pos, lvl.reg, *lvl.lower_t, *lvl.upper_t, lvl.c0, lvl.indptr, lvl.indices,
                            lvl.data, lvl.diag, lvl.reach, xg, b, rg)
         nxt = self.levels[level + 1]
-        rc = np.empty((nxt.n, nchan))
+        rc = np.empty((nchan, nxt.n))
         _restrict(lvl.fpos, lvl.hoff, lvl.hw, rg, rc)
-        xc = self.cycle(rc, level + 1)
+        xc = self._cycle(rc, level + 1)
         xcg = nxt.grid(nchan)
         scale = self.omega
         if level + 1 < len(self.levels) - 1:
@@ -758,23 +744,25 @@ class Multigrid:
             _scatter(nxt.pos, xc, xcg)
             rc2 = np.empty_like(rc)
             _residual(*nxt.args(), xcg, rc, rc2, 1)
-            xc2 = self.cycle(rc2, level + 1)
+            xc2 = self._cycle(rc2, level + 1)
             xc2 *= self.omega
             xc += xc2
             _scatter(nxt.pos, xc, xcg)
             scale = 1.0
         x = np.empty_like(b)
-        _prolong_backward(*args, lvl.diag, lvl.reach, lvl.p_indptr, lvl.p_cpos, lvl.p_weight, scale, xcg, xg, b, x)
+        _prolong_backward(*lvl.args(), lvl.diag, lvl.reach, lvl.p_indptr, lvl.p_cpos, lvl.p_weight, scale, xcg,
+                          xg, b, x)
         return x
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
-        """``A x`` on the finest level."""
+        """``A x`` on the finest level (``x``: ``(n, C)``)."""
         lvl = self.levels[0]
-        xg = lvl.grid(x.shape[1])
-        _scatter(lvl.pos, x, xg)
-        out = np.empty_like(x)
-        _residual(*lvl.args(), xg, x, out, 0)
-        return out
+        xt = np.ascontiguousarray(x.T)
+        xg = lvl.grid(xt.shape[0])
+        _scatter(lvl.pos, xt, xg)
+        out = np.empty_like(xt)
+        _residual(*lvl.args(), xg, xt, out, 0)
+        return out.T
 
 
 class IndefinitePreconditioner(ArithmeticError):
