@@ -95,14 +95,32 @@ OMEGA = 1.3
 # --------------------------------------------------------------------------------------------------
 # assembly
 # --------------------------------------------------------------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def _value_index(j, strides, origin, fstrides):
+    """Flat index into the whole image of the box's flat index ``j``."""
+    g = 0
+    rem = j
+    for a in range(strides.shape[0]):
+        c = rem // strides[a]
+        rem -= c * strides[a]
+        g += (c + origin[a]) * fstrides[a]
+    return g
+
+
 @njit(cache=True, nogil=True)
-def _assemble_kernel(shape, mask, uid, pix, values, soff, scoef):
+def _assemble_kernel(shape, mask, uid, pix, values, origin, fstrides, soff, scoef):
     """CSR rows of ``(L L)[hole, hole]`` and the right-hand side ``-(L L)[hole, known] u_known``.
 
-    ``shape``: image shape (int64); ``mask``: flat bool; ``uid``: flat int32 unknown number (-1 for
-    known pixels); ``pix``: flat indices of the unknowns (increasing); ``values``: ``(npix, C)`` image;
-    ``(soff, scoef)``: the interior stencil as increasing flat offsets and coefficients, used for the
-    pixels at least two pixels away from the image border (the others build their clipped window).
+    ``shape``: shape of the box the mask lives in (int64); ``mask``: flat bool; ``uid``: flat int32
+    unknown number (-1 for known pixels); ``pix``: flat indices of the unknowns (increasing);
+    ``values``: ``(npix, C)`` whole image, the box starting at coordinates ``origin`` of it (image
+    strides ``fstrides``; the box is the whole image when they agree); ``(soff, scoef)``: the interior
+    stencil as increasing flat offsets and coefficients, used for the pixels at least two pixels away
+    from the box border (the others build their window clipped with reflecting edges: the box must be
+    the image or hold the holes at least two pixels inside its edges).
+
+    Two passes (count the entries of each row, then fill them) so that the only large arrays are the
+    CSR arrays themselves.
     """
     nd = shape.shape[0]
     n = pix.shape[0]
@@ -115,125 +133,142 @@ def _assemble_kernel(shape, mask, uid, pix, values, soff, scoef):
     wstride = np.ones(nd, np.int64)
     for a in range(nd - 2, -1, -1):
         wstride[a] = wstride[a + 1] * 5
-    kmax = 1 + 4 * nd + 2 * nd * (nd - 1)  # support of the bi-Laplacian: |d|_1 <= 2
-    cols = np.empty((n, kmax), np.int32)
-    vals = np.empty((n, kmax), np.float64)
-    counts = np.zeros(n, np.int64)
-    rhs = np.zeros((n, nchan), np.float64)
     win = np.zeros(wsize, np.float64)
     coord = np.empty(nd, np.int64)
     qc = np.empty(nd, np.int64)
-    for i in range(n):
-        p = pix[i]
-        rem = p
-        inner = True
-        for a in range(nd):
-            coord[a] = rem // strides[a]
-            rem -= coord[a] * strides[a]
-            if coord[a] < 2 or coord[a] > shape[a] - 3:
-                inner = False
-        if inner:
-            k = 0
-            for t in range(soff.shape[0]):
-                j = p + soff[t]
-                if mask[j]:
-                    cols[i, k] = uid[j]
-                    vals[i, k] = scoef[t]
-                    k += 1
-                else:
-                    for ch in range(nchan):
-                        rhs[i, ch] -= scoef[t] * values[j, ch]
-            counts[i] = k
-            continue
-        win[:] = 0.0
-        # L L e_p = sum_q L[p, q] L[q, :]; q runs over p and its in-image axis neighbours
-        for qa in range(-1, nd):
-            for qs in (-1, 1):
-                if qa == -1 and qs == 1:
-                    continue
-                for a in range(nd):
-                    qc[a] = coord[a]
-                if qa >= 0:
-                    qc[qa] += qs
-                    if qc[qa] < 0 or qc[qa] >= shape[qa]:
-                        continue
-                    wq = 1.0
-                else:
-                    wq = 0.0
-                    for a in range(nd):
-                        wq -= (coord[a] > 0) + (coord[a] < shape[a] - 1)
-                # row q of L: centre -(number of in-image neighbours), neighbours 1
-                cq = 0.0
-                for a in range(nd):
-                    cq -= (qc[a] > 0) + (qc[a] < shape[a] - 1)
-                w0 = 0
-                for a in range(nd):
-                    w0 += (qc[a] - coord[a] + 2) * wstride[a]
-                win[w0] += wq * cq
-                for a in range(nd):
-                    for s in (-1, 1):
-                        r = qc[a] + s
-                        if r < 0 or r >= shape[a]:
-                            continue
-                        win[w0 + s * wstride[a]] += wq
-        k = 0
-        for w in range(wsize):
-            c = win[w]
-            if c == 0.0:
-                continue
-            off = 0
-            rem = w
-            for a in range(nd):
-                d = rem // wstride[a] - 2
-                rem -= (d + 2) * wstride[a]
-                off += d * strides[a]
-            j = p + off
-            if mask[j]:
-                cols[i, k] = uid[j]
-                vals[i, k] = c
-                k += 1
-            else:
-                for ch in range(nchan):
-                    rhs[i, ch] -= c * values[j, ch]
-        counts[i] = k
     indptr = np.zeros(n + 1, np.int64)
-    for i in range(n):
-        indptr[i + 1] = indptr[i] + counts[i]
-    indices = np.empty(indptr[n], np.int32)
-    data = np.empty(indptr[n], np.float64)
-    for i in range(n):
-        s = indptr[i]
-        for k in range(counts[i]):
-            indices[s + k] = cols[i, k]
-            data[s + k] = vals[i, k]
+    indices = np.empty(0, np.int32)
+    data = np.empty(0, np.float64)
+    rhs = np.zeros((n, nchan), np.float64)
+    for stage in range(2):  # 0: count, 1: fill
+        if stage == 1:
+            for i in range(n):
+                indptr[i + 1] += indptr[i]
+            indices = np.empty(indptr[n], np.int32)
+            data = np.empty(indptr[n], np.float64)
+        for i in range(n):
+            p = pix[i]
+            rem = p
+            inner = True
+            for a in range(nd):
+                coord[a] = rem // strides[a]
+                rem -= coord[a] * strides[a]
+                if coord[a] < 2 or coord[a] > shape[a] - 3:
+                    inner = False
+            k = indptr[i]
+            if inner:
+                if stage == 0:
+                    cnt = 0
+                    for t in range(soff.shape[0]):
+                        if mask[p + soff[t]]:
+                            cnt += 1
+                    indptr[i + 1] = cnt
+                    continue
+                for t in range(soff.shape[0]):
+                    j = p + soff[t]
+                    if mask[j]:
+                        indices[k] = uid[j]
+                        data[k] = scoef[t]
+                        k += 1
+                    else:
+                        g = _value_index(j, strides, origin, fstrides)
+                        for ch in range(nchan):
+                            rhs[i, ch] -= scoef[t] * values[g, ch]
+                continue
+            win[:] = 0.0
+            # L L e_p = sum_q L[p, q] L[q, :]; q runs over p and its in-box axis neighbours
+            for qa in range(-1, nd):
+                for qs in (-1, 1):
+                    if qa == -1 and qs == 1:
+                        continue
+                    for a in range(nd):
+                        qc[a] = coord[a]
+                    if qa >= 0:
+                        qc[qa] += qs
+                        if qc[qa] < 0 or qc[qa] >= shape[qa]:
+                            continue
+                        wq = 1.0
+                    else:
+                        wq = 0.0
+                        for a in range(nd):
+                            wq -= (coord[a] > 0) + (coord[a] < shape[a] - 1)
+                    # row q of L: centre -(number of in-box neighbours), neighbours 1
+                    cq = 0.0
+                    for a in range(nd):
+                        cq -= (qc[a] > 0) + (qc[a] < shape[a] - 1)
+                    w0 = 0
+                    for a in range(nd):
+                        w0 += (qc[a] - coord[a] + 2) * wstride[a]
+                    win[w0] += wq * cq
+                    for a in range(nd):
+                        for s in (-1, 1):
+                            r = qc[a] + s
+                            if r < 0 or r >= shape[a]:
+                                continue
+                            win[w0 + s * wstride[a]] += wq
+            cnt = 0
+            for w in range(wsize):
+                c = win[w]
+                if c == 0.0:
+                    continue
+                off = 0
+                rem = w
+                for a in range(nd):
+                    d = rem // wstride[a] - 2
+                    rem -= (d + 2) * wstride[a]
+                    off += d * strides[a]
+                j = p + off
+                if mask[j]:
+                    if stage == 1:
+                        indices[k] = uid[j]
+                        data[k] = c
+                        k += 1
+                    cnt += 1
+                elif stage == 1:
+                    g = _value_index(j, strides, origin, fstrides)
+                    for ch in range(nchan):
+                        rhs[i, ch] -= c * values[g, ch]
+            if stage == 0:
+                indptr[i + 1] = cnt
     return indptr, indices, data, rhs
 
 
-def assemble(values: np.ndarray, mask: np.ndarray):
-    """The biharmonic system of a ``(*spatial, C)`` image and a ``spatial`` boolean mask.
+def assemble(values: np.ndarray, mask: np.ndarray, origin=None):
+    """The biharmonic system of a ``(*spatial, C)`` image and a boolean mask.
+
+    ``mask`` covers the whole image (``origin=None``) or a box of it starting at the coordinates
+    ``origin``; a box must hold its holes at least two pixels inside any edge that is not the image's
+    (its edges are treated as the image border). No copy of ``values`` is made when it is C-contiguous.
 
     Returns
     -------
     A : scipy.sparse.csr_array, ``(n, n)``, the bi-Laplacian rows/columns of the hole pixels.
     b : ``(n, C)`` right-hand side (known values moved over).
-    pix : ``(n,)`` flat indices of the hole pixels (C order).
+    pix : ``(n,)`` flat indices of the hole pixels in the mask (C order).
     """
     from scipy import sparse
 
+    full = values.shape[:-1]
+    if origin is None:
+        if full != mask.shape:
+            raise ValueError(f"mask shape {mask.shape} does not match the image's {full}")
+        origin = (0,) * mask.ndim
     shape = np.asarray(mask.shape, dtype=np.int64)
-    mflat = np.ascontiguousarray(mask.reshape(-1))
+    mflat = np.ascontiguousarray(mask).reshape(-1)
     pix = np.flatnonzero(mflat)
     if pix.size >= np.iinfo(np.int32).max:
         raise ValueError(f"mask has too many hole pixels ({pix.size}) for the biharmonic solver")
     uid = np.full(mflat.size, -1, dtype=np.int32)
     uid[pix] = np.arange(pix.size, dtype=np.int32)
-    vals = np.ascontiguousarray(values.reshape(mflat.size, -1), dtype=np.float64)
+    vals = np.ascontiguousarray(values, dtype=np.float64).reshape(-1, values.shape[-1])
+    fstrides = np.array([int(np.prod(full[a + 1:])) for a in range(len(full))], dtype=np.int64)
     stencil = bilaplace_stencil(mask.ndim)
     nz = np.argwhere(stencil != 0)
     strides = np.array([int(np.prod(mask.shape[a + 1:])) for a in range(mask.ndim)], dtype=np.int64)
     soff = (nz - 2) @ strides  # argwhere is lexicographic: increasing offsets
     scoef = stencil[tuple(nz.T)]
-    indptr, indices, data, rhs = _assemble_kernel(shape, mflat, uid, pix, vals, soff, scoef)
+    indptr, indices, data, rhs = _assemble_kernel(shape, mflat, uid, pix, vals, np.asarray(origin, dtype=np.int64),
+                                                  fstrides, soff, scoef)
     a = sparse.csr_array((data, indices, indptr), shape=(pix.size, pix.size))
     return a, rhs, pix
 
@@ -830,13 +865,14 @@ def _ring_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return values[ring].mean(axis=0)
 
 
-def _solve_multigrid(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The solution at ``mask`` (C order) of one block too large for a direct solve: CG preconditioned
-    with the multigrid W-cycle, started from the mean of the known pixels around the hole."""
-    a, b, pix = assemble(values, mask)
+def _solve_multigrid(values: np.ndarray, mask: np.ndarray, box: tuple) -> np.ndarray:
+    """The solution at ``mask`` (C order, a boolean array over ``values[box]``) of one block too large
+    for a direct solve: CG preconditioned with the multigrid W-cycle, started from the mean of the
+    known pixels around the hole."""
+    a, b, pix = assemble(values, mask, origin=tuple(s.start for s in box))
     coords = np.stack(np.unravel_index(pix, mask.shape), axis=1)
     mg = Multigrid(a, coords)
-    x0 = np.broadcast_to(_ring_mean(values, mask), b.shape)
+    x0 = np.broadcast_to(_ring_mean(values[box], mask), b.shape)
     try:
         return pcg(mg.matvec, b, mg.cycle, x0=x0)
     except IndefinitePreconditioner:  # over-correction too strong for this hole: plain W-cycle
@@ -903,7 +939,7 @@ def _solve_box(values: np.ndarray, mask: np.ndarray, labels: np.ndarray, box: tu
     """One large block (label ``lab``) solved on its bounding ``box``; returns its flat pixel indices in
     the whole image and the solution."""
     bmask = (labels[box] == lab) & mask[box]
-    xb = _solve_multigrid(values[box], bmask)
+    xb = _solve_multigrid(values, bmask, box)
     local = np.nonzero(bmask)
     glob = tuple(idx + s.start for idx, s in zip(local, box))
     return np.ravel_multi_index(glob, mask.shape), xb
