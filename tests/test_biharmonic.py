@@ -192,7 +192,7 @@ def test_blocks_solved_on_their_boxes_in_threads_match_skimage(monkeypatch, smal
     mask[120, 190] = True
     from scipy import ndimage as ndi
 
-    labels, n = ndi.label(ndi.binary_dilation(mask, ndi.generate_binary_structure(2, 1)))
+    labels, _ = ndi.label(ndi.binary_dilation(mask, ndi.generate_binary_structure(2, 1)))
     sizes = np.bincount(labels[mask])
     assert (sizes > _bilaplace.DIRECT_MAX).sum() >= 4 and ((sizes > 0) & (sizes <= _bilaplace.DIRECT_MAX)).any()
 

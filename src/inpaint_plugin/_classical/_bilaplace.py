@@ -880,12 +880,15 @@ def _solve_multigrid(values: np.ndarray, mask: np.ndarray, box: tuple) -> np.nda
         return pcg(mg.matvec, b, mg.cycle, x0=x0)
 
 
-def biharmonic_solve(values: np.ndarray, mask: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """The biharmonic solution at the hole pixels, ``(n_hole, C)`` in C order of the pixels.
+def biharmonic_solve(values: np.ndarray, mask: np.ndarray, threads: int | None = None,
+                     out: np.ndarray | None = None) -> np.ndarray:
+    """The biharmonic solution at the hole pixels.
 
     ``values``: ``(*spatial, C)`` float image (hole values are ignored); ``mask``: ``spatial`` bool.
     ``threads``: how many independent blocks are solved at once (default:
     :func:`inpaint_plugin._config.num_threads`); the result does not depend on it.
+    Returns the solution as ``(n_hole, C)`` in C order of the pixels, or, given ``out`` (a ``(npix, C)``
+    array, e.g. a flat view of ``values``), writes it to ``out``'s hole rows and returns ``out``.
 
     The hole splits into independent blocks; the small ones are solved together by one sparse direct
     factorisation, every large one on its own bounding box (plus the two-pixel reach of the stencil)
@@ -901,12 +904,11 @@ def biharmonic_solve(values: np.ndarray, mask: np.ndarray, threads: int | None =
     cross = ndi.generate_binary_structure(mask.ndim, 1)
     labels, nlab = ndi.label(ndi.binary_dilation(mask, cross), cross)
     sizes = np.bincount(labels[mask], minlength=nlab + 1)
-    pix = np.flatnonzero(mask.reshape(-1))
-    x = np.empty((pix.size, values.shape[-1]))
+    is_small = (sizes <= DIRECT_MAX) & (sizes > 0)
     tasks = []
-    small = (sizes <= DIRECT_MAX)[labels] & mask
-    if small.any():
-        tasks.append((int(small.sum()), lambda: _solve_direct(values, small)))
+    if is_small.any():
+        small = is_small[labels] & mask
+        tasks.append((int(sizes[is_small].sum()), lambda: _solve_direct(values, small)))
     for lab, box in enumerate(ndi.find_objects(labels), 1):
         if box is None or sizes[lab] <= DIRECT_MAX:
             continue
@@ -918,9 +920,19 @@ def biharmonic_solve(values: np.ndarray, mask: np.ndarray, threads: int | None =
         tasks.append((int(sizes[lab]), lambda box=box, lab=lab: _solve_box(values, mask, labels, box, lab)))
     tasks.sort(key=lambda t: -t[0])  # largest first: the best greedy schedule
 
-    def store(result):
-        where, xb = result
-        x[np.searchsorted(pix, where)] = xb
+    if out is None:
+        pix = np.flatnonzero(mask.reshape(-1))
+        x = np.empty((pix.size, values.shape[-1]))
+
+        def store(result):
+            where, xb = result
+            x[np.searchsorted(pix, where)] = xb
+    else:
+        x = out
+
+        def store(result):
+            where, xb = result
+            out[where] = xb
 
     nthreads = min(num_threads() if threads is None else max(int(threads), 1), len(tasks))
     if nthreads <= 1:

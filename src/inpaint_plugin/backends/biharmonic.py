@@ -24,9 +24,8 @@ def biharmonic_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Fill ``image[mask]`` (image: ``(*spatial, C)`` float) with the biharmonic solution."""
     from .._classical._bilaplace import biharmonic_solve
 
-    nchan = image.shape[-1]
-    values = biharmonic_solve(image, mask)
-    image.reshape(-1, nchan)[mask.reshape(-1)] = values  # the API's private copy (see _backend.py)
+    # the API's private C-contiguous copy (see _backend.py): the solution is written into it
+    biharmonic_solve(image, mask, out=image.reshape(-1, image.shape[-1]))
     return image
 
 
