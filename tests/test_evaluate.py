@@ -1,6 +1,8 @@
 """evaluate() / choose_method(): error estimated on the image itself by hiding known pixels."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -306,9 +308,11 @@ def test_auto_candidates_policy(test_methods, monkeypatch):
     small = ev._auto_candidates(table, 2, 100)
     assert "t_mean" in small and "biharmonic" in small
     assert not any(table[n].needs_weights for n in small)
-    monkeypatch.setattr(ev, "SLOW_METHODS", frozenset({"t_mean"}))
+    assert not table["t_mean"].slow and "t_mean" in ev._auto_candidates(table, 2, ev.LARGE_IMAGE + 1)
+    table = dict(table, t_mean=dataclasses.replace(table["t_mean"], slow=True))
     assert "t_mean" in ev._auto_candidates(table, 2, ev.LARGE_IMAGE)
     assert "t_mean" not in ev._auto_candidates(table, 2, ev.LARGE_IMAGE + 1)
+    assert ip.methods()["criminisi"].slow  # exemplar search in priority order: minutes at 1024^2
     two_d = [n for n, b in table.items() if b.spatial_ndim == 2]
     assert not set(two_d) & set(ev._auto_candidates(table, 1, 100))
 

@@ -130,6 +130,8 @@ class Backend:
     normalize : scale each channel's known pixels to [0, 1] before calling func.
     margin : context (pixels) the method needs around a hole; used for tiling large images.
     deterministic : same inputs (and seed) give the same output.
+    slow : the run time grows quickly with the image size (e.g. exemplar search in priority order);
+        ``method="auto"`` leaves such methods out on large images.
     """
 
     name: str
@@ -143,6 +145,7 @@ class Backend:
     normalize: bool = False
     margin: int = 16
     deterministic: bool = True
+    slow: bool = False
 
     def __post_init__(self):
         if self.channels not in ("any", "per_channel", "rgb"):
@@ -169,4 +172,5 @@ class Backend:
             "normalize": self.normalize,
             "margin": self.margin,
             "deterministic": self.deterministic,
+            "slow": self.slow,
         }

@@ -21,7 +21,7 @@ the image border) are scored. This bounds the cost of a trial whatever the image
 ``method="auto"`` policy (:func:`choose_method`)
 -----------------------------------------------
 Candidates are the registered methods that need no trained weights and can work on the image's
-dimensionality; methods listed in :data:`SLOW_METHODS` are left out when the image has more than
+dimensionality; methods marked ``Backend.slow`` are left out when the image has more than
 :data:`LARGE_IMAGE` spatial pixels. Each candidate runs :data:`AUTO_TRIALS` trials in windows of at
 most :data:`AUTO_WINDOW` pixels (seed 0, so the choice is reproducible), and the method with the
 lowest mean RMSE wins. An empty mask, or trials that cannot be made (a mask covering almost all of
@@ -41,7 +41,6 @@ __all__ = [
     "AUTO_WINDOW",
     "FALLBACK_METHOD",
     "LARGE_IMAGE",
-    "SLOW_METHODS",
     "Evaluation",
     "MethodScore",
     "choose_method",
@@ -50,10 +49,7 @@ __all__ = [
 
 #: Method used when nothing can be evaluated (empty mask, no trial possible).
 FALLBACK_METHOD = "biharmonic"
-#: Methods whose cost grows quickly with the image size (left out of ``"auto"`` on large images):
-#: exemplar search in priority order (criminisi) takes minutes on a 1024x1024 image with 3% holes.
-SLOW_METHODS = frozenset({"criminisi"})
-#: Number of spatial pixels above which :data:`SLOW_METHODS` are not tried by ``"auto"``.
+#: Number of spatial pixels above which methods marked ``Backend.slow`` are not tried by ``"auto"``.
 LARGE_IMAGE = 512 * 512
 #: Trials per method for ``"auto"``.
 AUTO_TRIALS = 2
@@ -316,7 +312,7 @@ def _auto_candidates(table: Mapping, n_spatial: int, n_pixels: int) -> list:
     """Names of the methods ``"auto"`` tries (see the module documentation)."""
     large = n_pixels > LARGE_IMAGE
     return [n for n, b in table.items()
-            if not b.needs_weights and _applicable(b, n_spatial) and not (large and n in SLOW_METHODS)]
+            if not b.needs_weights and _applicable(b, n_spatial) and not (large and b.slow)]
 
 
 def evaluate(image, mask=None, methods=None, *, channel_axis=None, nodata=None, n_trials: int = 3,
