@@ -20,7 +20,16 @@ thresholds (see :data:`PARAMS`):
     difference between the image and its 3x3 median, per channel. ``"dead"`` is the same for dark
     pixels. Edges, corners and textures (whose neighbours spread widely) and thin filaments (one
     bright neighbour on each side) are not flagged; clusters of three or more defective pixels are
-    not either.
+    left to ``"clusters"``.
+``"clusters"``
+    Small groups of defective pixels (a cosmic-ray hit, a cluster of bad sensor pixels): connected
+    groups of at most ``cluster_size`` pixels that differ from the median of a 7-pixel (7**ndim)
+    window by more than the ``"hot"``/``"dead"`` threshold, all in the same direction, *and* are
+    sharp: their faintest pixel lies beyond the brightest pixel around them (the one-pixel ring;
+    darkest for dark groups) by more than that threshold again, and by more than ``spread`` times the
+    ring's own spread. A real small object blurred by the optics (a sub-resolution spot, a star)
+    falls off gradually, so its ring is not far below it; a speck of texture has a ring that spreads
+    as widely as its own contrast.
 ``"lines"``
     Dead rows and columns (of every 2-D slice, on the last two spatial axes): a line is dead when, on
     at least ``line_fraction`` of its length, it lies above both neighbouring lines or below both (a
@@ -56,13 +65,14 @@ KINDS = {
     "saturated": "pixels at the saturation level (dtype maximum, or the given saturation)",
     "hot": "isolated pixels much brighter than their neighbours",
     "dead": "isolated pixels much darker than their neighbours",
+    "clusters": "small sharp groups of pixels much brighter or darker than their surround",
     "lines": "dead rows and columns (brighter or darker than both neighbouring lines)",
     "zeros": "thin stripes of zero-valued pixels",
 }
 
 #: The kinds :func:`detect` looks for by default. ``"saturated"`` is left out: a bright background at
 #: the dtype maximum (bright-field microscopy, overexposed sky) is usually wanted, not a defect.
-DEFAULT_KINDS = ("nan", "hot", "dead", "lines", "zeros")
+DEFAULT_KINDS = ("nan", "hot", "dead", "clusters", "lines", "zeros")
 
 #: The thresholds of :func:`detect` (keyword arguments), with their defaults and bounds.
 PARAMS = (
@@ -70,13 +80,14 @@ PARAMS = (
     Param("saturation", "float", None, "'saturated' level; default: dtype maximum (integers) or the "
           "maximum shared by >= 0.1% of the pixels (floats)"),
     Param("sigma", "float", 5.0, "'hot'/'dead' threshold in robust standard deviations", min=0.0),
-    Param("spread", "float", 2.0, "'hot'/'dead': excess over the neighbours, in units of their own spread",
+    Param("spread", "float", 2.0, "'hot'/'dead'/'clusters': excess over the neighbours, in units of their own spread",
           min=0.0),
     Param("line_sigma", "float", 3.0, "'lines' threshold in robust standard deviations", min=0.0),
     Param("line_fraction", "float", 0.6, "fraction of a line that must deviate for it to be dead",
           min=0.0, max=1.0),
     Param("min_contrast", "float", None, "smallest deviation counted for hot/dead/lines (image units); "
           "default: 2% of the robust range of values (at least 1 for integer images)", min=0.0),
+    Param("cluster_size", "int", 9, "'clusters': largest group (pixels)", min=1, max=24),
     Param("stripe_width", "int", 4, "'zeros': widest stripe (pixels)", min=1),
     Param("stripe_length", "int", 32, "'zeros': shortest stripe (pixels)", min=1),
 )
@@ -187,6 +198,38 @@ def _isolated_outliers(x: np.ndarray, thr: np.ndarray, spread: float) -> tuple:
     return hot, dead
 
 
+def _clusters(x: np.ndarray, thr: np.ndarray, max_size: int, spread: float) -> np.ndarray:
+    """Small sharp groups of outlying pixels (see the module documentation) of channel-last ``x``."""
+    from scipy import ndimage
+
+    nd = x.ndim - 1
+    full = np.ones((3,) * nd, bool)
+    out = np.zeros(x.shape[:-1], bool)
+    for c in range(x.shape[-1]):
+        xc = x[..., c]
+        dev = xc - ndimage.median_filter(xc, size=7, mode="reflect")
+        for sign in (1.0, -1.0):
+            cand = sign * dev > thr[c]
+            if not cand.any():
+                continue
+            labels, n = ndimage.label(cand, structure=full)
+            index = np.arange(1, n + 1)
+            small = np.bincount(labels.ravel(), minlength=n + 1)[1:] <= max_size
+            if not small.any():
+                continue
+            v = sign * xc
+            ring = ndimage.grey_dilation(labels, footprint=full) * ~cand  # the pixels around each group
+            faintest = ndimage.minimum(v, labels, index)
+            brightest_around = ndimage.maximum(v, ring, index)
+            ring_spread = brightest_around - ndimage.minimum(v, ring, index)
+            gap = np.nan_to_num(faintest - brightest_around, nan=-np.inf)  # no ring: the whole image
+            sharp = (gap > thr[c]) & (gap > spread * ring_spread)
+            keep = np.zeros(n + 1, bool)
+            keep[1:] = small & sharp
+            out |= keep[labels]
+    return out
+
+
 def _line_scores(x: np.ndarray, axis: int) -> np.ndarray:
     """Signed deviation of each pixel beyond both neighbouring lines along ``axis`` (0 if between them).
 
@@ -256,7 +299,7 @@ def _zero_stripes(x: np.ndarray, valid: np.ndarray, thr: np.ndarray, width: int,
 
 
 def detect(image, kinds=None, *, channel_axis=None, **thresholds) -> np.ndarray:
-    """Mask of the defective pixels of an image (NaN/nodata, saturated, hot/dead pixels, dead lines, zero stripes).
+    """Mask of the defective pixels of an image (NaN/nodata, saturated, hot/dead pixels and clusters, dead lines, zero stripes).
 
     Parameters
     ----------
@@ -264,14 +307,14 @@ def detect(image, kinds=None, *, channel_axis=None, **thresholds) -> np.ndarray:
         Integer or float image of any dimension, with an optional channel axis.
     kinds : str or sequence of str, optional
         Which defects to look for, among :data:`KINDS`: ``"nan"``, ``"saturated"``, ``"hot"``,
-        ``"dead"``, ``"lines"``, ``"zeros"``, or ``"all"``. ``None`` (default): :data:`DEFAULT_KINDS`,
+        ``"dead"``, ``"clusters"``, ``"lines"``, ``"zeros"``, or ``"all"``. ``None`` (default): :data:`DEFAULT_KINDS`,
         that is all but ``"saturated"``.
     channel_axis : int, optional
         Axis of the channels; a pixel is flagged when any of its channels is.
     **thresholds
         Tuning of the detectors (see :data:`PARAMS` and the module documentation): ``nodata``,
         ``saturation``, ``sigma``, ``spread``, ``line_sigma``, ``line_fraction``, ``min_contrast``,
-        ``stripe_width``, ``stripe_length``.
+        ``cluster_size``, ``stripe_width``, ``stripe_length``.
 
     Returns
     -------
@@ -308,7 +351,7 @@ def detect(image, kinds=None, *, channel_axis=None, **thresholds) -> np.ndarray:
     if "saturated" in kinds:
         result |= _saturated(img, valid, t["saturation"])
 
-    if {"hot", "dead", "lines", "zeros"} & set(kinds) and valid.any():
+    if {"hot", "dead", "clusters", "lines", "zeros"} & set(kinds) and valid.any():
         from scipy import ndimage
 
         x = _fill_invalid(img.astype(np.float64), invalid)
@@ -324,6 +367,8 @@ def detect(image, kinds=None, *, channel_axis=None, **thresholds) -> np.ndarray:
                 result |= hot & valid
             if "dead" in kinds:
                 result |= dead & valid
+        if "clusters" in kinds:
+            result |= _clusters(x, thr, t["cluster_size"], t["spread"]) & valid
         if "lines" in kinds:
             result |= _dead_lines(x, np.maximum(t["line_sigma"] * scale, floor), t["line_fraction"])
         if "zeros" in kinds:
