@@ -420,7 +420,7 @@ def _run(method, spec, recipe, batches: _Batches, *, out: Path, weights, resume_
         out.parent.mkdir(parents=True, exist_ok=True)
         from .deep._train_recipes import write_state_dict
 
-        recipe.save(generator.state_dict(), out)
+        spec.save(generator, out)  # the official format: inpaint(..., weights=out) reads it
         write_state_dict({
             "format": _STATE_FORMAT, "version": _STATE_VERSION, "method": method, "step": step,
             "steps_per_epoch": steps_per_epoch, "seed": seed, "history": history,

@@ -48,11 +48,11 @@ def _make_spec(fixed_size=None, tile_size=64, margin=8, registry=(), calls=None,
         colour = torch.tensor(FILL, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
         return image * (1 - mask) + colour * mask
 
-    def save_random(path, seed=0):
-        torch.save(_infra.random_state_dict(build, seed), path)
+    def save_state(state, path):
+        torch.save(state, path)
 
     return _infra.ModelSpec(
-        name="toy", build=build, load=load, predict=predict, save_random=save_random,
+        name="toy", build=build, load=load, predict=predict, save_state=save_state,
         weights_help="Toy weights are made with save_random", fixed_size=fixed_size, size_multiple=8,
         tile_size=tile_size, margin=margin, registry=registry,
     )

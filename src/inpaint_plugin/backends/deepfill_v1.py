@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..deep._infra import ModelSpec, WeightsEntry, WeightsFile, load_checked, load_state_dict_file, make_backend, \
-    random_state_dict
+    write_checkpoint
 
 _REPO = "https://github.com/daa233/generative-inpainting-pytorch"
 _RETRAINED = "https://drive.google.com/open?id=1qbfA5BP9yzdTFFmiOTvYARUYgW1zwBBK"
@@ -54,11 +54,9 @@ def _predict(module, image, mask):
     return ((torch.cat(out) + 1) / 2).clamp(0, 1)
 
 
-def _save_random(path, seed: int = 0) -> None:
-    """Write a bare generator state_dict with deterministic random weights (the ``gen_*.pt`` format)."""
-    import torch
-
-    torch.save(random_state_dict(_build, seed), str(path))
+def _save_state(state: dict, path) -> None:
+    """Write the bare generator state_dict (the ``gen_*.pt`` format)."""
+    write_checkpoint(state, path)
 
 
 SPEC = ModelSpec(
@@ -66,7 +64,7 @@ SPEC = ModelSpec(
     build=_build,
     load=_load,
     predict=_predict,
-    save_random=_save_random,
+    save_state=_save_state,
     weights_help=(
         f"The PyTorch DeepFill v1 weights are linked from {_REPO} (README): the model retrained on ImageNet "
         f"(folder with gen_00430000.pt, {_RETRAINED}) and the official TensorFlow ImageNet model converted to "

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..deep._infra import ModelSpec, WeightsEntry, WeightsFile, load_checked, load_state_dict_file, make_backend, \
-    random_state_dict
+    write_checkpoint
 
 _REPO = "https://github.com/nipponjo/deepfillv2-pytorch"
 _PLACES2 = "https://drive.google.com/u/0/uc?id=1tvdQRmkphJK7FYveNAKSMWC6K09hJoyt&export=download"
@@ -46,11 +46,9 @@ def _predict(module, image, mask):
     return ((torch.cat(out) + 1) / 2).clamp(0, 1)
 
 
-def _save_random(path, seed: int = 0) -> None:
-    """Write ``{'G': state_dict}`` with deterministic random weights (the converted official format)."""
-    import torch
-
-    torch.save({"G": random_state_dict(_build, seed)}, str(path))
+def _save_state(state: dict, path) -> None:
+    """Write ``{'G': state_dict}`` (the converted official format)."""
+    write_checkpoint({"G": state}, path)
 
 
 SPEC = ModelSpec(
@@ -58,7 +56,7 @@ SPEC = ModelSpec(
     build=_build,
     load=_load,
     predict=_predict,
-    save_random=_save_random,
+    save_state=_save_state,
     weights_help=(
         f"The official DeepFill v2 weights converted to PyTorch are linked from {_REPO} (README): "
         f"states_tf_places2.pth ({_PLACES2}) and states_tf_celebahq.pth ({_CELEBAHQ}) on Google Drive; "

@@ -18,7 +18,7 @@ from ..deep._infra import (
     load_checked,
     load_state_dict_file,
     make_backend,
-    random_state_dict,
+    write_checkpoint,
 )
 
 _DRIVE_CELEBAHQ = "https://drive.google.com/file/d/1lx0BHKQ-GsbFu60ocYm4wK1HVfv7uean/view?usp=sharing"
@@ -63,11 +63,9 @@ def _predict(module, image, mask):
     return ((out[:, :, :h, :w] + 1) / 2).clamp(0, 1)
 
 
-def _save_random(path, seed: int = 0) -> None:
-    """Write the bare state_dict with deterministic random weights (the official format)."""
-    import torch
-
-    torch.save(random_state_dict(_build, seed), str(path))
+def _save_state(state: dict, path) -> None:
+    """Write the bare state_dict (the official format)."""
+    write_checkpoint(state, path)
 
 
 SPEC = ModelSpec(
@@ -75,7 +73,7 @@ SPEC = ModelSpec(
     build=_build,
     load=_load,
     predict=_predict,
-    save_random=_save_random,
+    save_state=_save_state,
     weights_help=(
         "The official PyTorch GMCNN weights (CelebA-HQ 256, rectangular holes) are on Google Drive, linked from "
         f"https://github.com/shepnerd/inpainting_gmcnn#for-pytorch-implementations: {_DRIVE_CELEBAHQ}; the file "

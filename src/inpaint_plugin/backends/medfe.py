@@ -73,18 +73,15 @@ def _predict(module, image, mask):
     return (out + 1.0) * 0.5
 
 
-def _save_random(path, seed: int = 0) -> None:
-    """Write EN.pkl, MEDEF.pkl and DE.pkl with random weights (plain state_dicts) into the folder ``path``."""
-    import torch
-
-    from ..deep._infra import random_state_dict
+def _save_state(state: dict, path) -> None:
+    """Write EN.pkl, MEDEF.pkl and DE.pkl (plain state_dicts of the three parts) into the folder ``path``."""
+    from ..deep._infra import write_checkpoint
 
     folder = Path(os.fspath(path))
     folder.mkdir(parents=True, exist_ok=True)
-    state = random_state_dict(_build, seed)
     for attr, name in FILES.items():
         prefix = attr + "."
-        torch.save({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, folder / name)
+        write_checkpoint({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, folder / name)
 
 
 SPEC = ModelSpec(
@@ -92,7 +89,7 @@ SPEC = ModelSpec(
     build=_build,
     load=_load,
     predict=_predict,
-    save_random=_save_random,
+    save_state=_save_state,
     weights_help=WEIGHTS_HELP,
     fixed_size=256,
     margin=32,

@@ -16,7 +16,7 @@ from ..deep._infra import (
     load_checked,
     load_state_dict_file,
     make_backend,
-    random_state_dict,
+    write_checkpoint,
 )
 
 _DRIVE = {
@@ -48,11 +48,9 @@ def _predict(module, image, mask):
     return ((out + 1) / 2).clamp(0, 1)
 
 
-def _save_random(path, seed: int = 0) -> None:
-    """Write ``{'netG': state_dict}`` with deterministic random weights (the official format)."""
-    import torch
-
-    torch.save({"netG": random_state_dict(_build, seed)}, str(path))
+def _save_state(state: dict, path) -> None:
+    """Write ``{'netG': state_dict}`` (the official format)."""
+    write_checkpoint({"netG": state}, path)
 
 
 SPEC = ModelSpec(
@@ -60,7 +58,7 @@ SPEC = ModelSpec(
     build=_build,
     load=_load,
     predict=_predict,
-    save_random=_save_random,
+    save_state=_save_state,
     weights_help=(
         "Official PEN-Net weights (Places2, CelebA-HQ, DTD or Facade, trained with square holes at 256x256) are on "
         "Google Drive, linked from https://github.com/researchmm/PEN-Net-for-Inpainting#pretrained-models: "

@@ -18,7 +18,7 @@ from ..deep._infra import (
     load_checked,
     load_state_dict_file,
     make_backend,
-    random_state_dict,
+    write_checkpoint,
 )
 
 _DRIVE = "https://drive.google.com/drive/folders/1oAr61KlWVTypHgL_DV4rr1YbAw4BDf0N?usp=sharing"
@@ -56,15 +56,15 @@ def _predict(module, image, mask):
     return out.clamp(0, 1)
 
 
-def _save_random(path, seed: int = 0) -> None:
+def _save_state(state: dict, path) -> None:
     """Write a checkpoint laid out as the official ones: the generator under ``generator.module.`` and
     the adversarial loss' label buffers (the training-only discriminator is left out)."""
     import torch
 
-    state = {f"{_PREFIX}module.{k}": v for k, v in random_state_dict(_build, seed).items()}
-    state["adversarial_loss.real_label"] = torch.tensor(1.0)
-    state["adversarial_loss.fake_label"] = torch.tensor(0.0)
-    torch.save(state, str(path))
+    out = {f"{_PREFIX}module.{k}": v for k, v in state.items()}
+    out["adversarial_loss.real_label"] = torch.tensor(1.0)
+    out["adversarial_loss.fake_label"] = torch.tensor(0.0)
+    write_checkpoint(out, path)
 
 
 SPEC = ModelSpec(
@@ -72,7 +72,7 @@ SPEC = ModelSpec(
     build=_build,
     load=_load,
     predict=_predict,
-    save_random=_save_random,
+    save_state=_save_state,
     weights_help=(
         "Official SPL weights (Places2, CelebA, Paris StreetView; 256x256, irregular holes) are in the Google Drive "
         f"folder linked from https://github.com/WendongZh/SPL: {_DRIVE}; pass the .pt file"

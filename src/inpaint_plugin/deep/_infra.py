@@ -235,6 +235,16 @@ def load_checked(module, state_dict: Mapping, *, path=None, argument: str = "wei
     module.load_state_dict(state, strict=True)
 
 
+def write_checkpoint(obj, path) -> None:
+    """``torch.save`` to a temporary sibling, then rename: a crash never leaves a half-written file."""
+    import torch
+
+    path = Path(os.fspath(path))
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, str(tmp))
+    os.replace(tmp, path)
+
+
 def random_state_dict(build: Callable[[], Any], seed: int = 0) -> dict:
     """State_dict of ``build()`` created with a fixed seed (global RNG state left untouched)."""
     import torch
@@ -307,9 +317,10 @@ class ModelSpec:
         ``predict(module, image, mask, **extra) -> image``; ``image`` float32 ``(B, 3, H, W)`` in [0, 1],
         ``mask`` float32 ``(B, 1, H, W)``, 1 = hole; returns ``(B, 3, H, W)`` in [0, 1]. Does the
         network's own normalisation and conventions. Called under ``torch.inference_mode()``.
-    save_random : callable
-        ``save_random(path, seed=0)``: write a checkpoint with deterministic random weights in the
-        official format (file or folder, as ``load`` expects).
+    save_state : callable
+        ``save_state(state_dict, path)``: write a generator state_dict (CPU tensors) in the official
+        format (file or folder, as ``load`` expects). Use :meth:`save` (a module) or
+        :meth:`save_random` rather than calling it directly.
     weights_help : str
         Where and how to get the official weights.
     fixed_size : int or None
@@ -329,13 +340,23 @@ class ModelSpec:
     build: Callable[[], Any]
     load: Callable[[Any, Path], None]
     predict: Callable[..., Any]
-    save_random: Callable[..., None]
+    save_state: Callable[[dict, Path], None]
     weights_help: str
     fixed_size: int | None = None
     size_multiple: int = 8
     tile_size: int = 512
     margin: int = 32
     registry: Sequence[WeightsEntry] = field(default_factory=tuple)
+
+    def save(self, module, path) -> None:
+        """Write ``module``'s weights (e.g. after fine-tuning) as an official checkpoint that
+        :attr:`load` and ``inpaint(..., weights=path)`` read. Files are written atomically."""
+        state = {k: v.detach().to("cpu").clone() for k, v in module.state_dict().items()}
+        self.save_state(state, Path(os.fspath(path)))
+
+    def save_random(self, path, seed: int = 0) -> None:
+        """Write a checkpoint with deterministic random weights (seeded) in the official format."""
+        self.save_state(random_state_dict(self.build, seed), Path(os.fspath(path)))
 
     def __post_init__(self):
         object.__setattr__(self, "registry", tuple(self.registry))

@@ -1,10 +1,10 @@
-"""How each trainable deep method is trained: forward pass, reconstruction loss, checkpoint writer.
+"""How each trainable deep method is trained: forward pass and reconstruction loss.
 
 ``deepfill_v2`` (Yu et al., ICCV 2019, official ``inpaint_model.py``)
     Input ``cat([image * (1 - mask), ones, mask])`` with the image in [-1, 1]. Reconstruction: L1
     over the whole image for both stages, ``mean|y - x1| + mean|y - x2|`` (``l1_loss_alpha`` 1).
     Adversarial: SN-PatchGAN hinge loss on ``[completed image, mask]`` with weight 1
-    (``gan_loss_alpha``). Checkpoint: ``{'G': state_dict}`` (the converted official format).
+    (``gan_loss_alpha``).
 ``deepfill_v1`` (Yu et al., CVPR 2018, official v1 ``inpaint_model.py``)
     Input ``image * (1 - mask)`` in [-1, 1] and the mask. Reconstruction:
     ``1.2 * (1.2 * L_hole(x1) + L_hole(x2)) + 1.2 * (1.2 * L_known(x1) + L_known(x2))`` where
@@ -12,8 +12,10 @@
     ``l`` the distance to the nearest known pixel) and ``L_known`` the L1 over the known pixels.
     Adversarial: the paper uses WGAN-GP with a global and a local critic; here the SN-PatchGAN
     hinge loss of DeepFill v2 (which also handles free-form holes, where the local critic's box is
-    undefined), weighted 0.001 as the paper's ``GAN_LOSS_ALPHA``. Checkpoint: a bare generator
-    state_dict (the ``gen_*.pt`` format).
+    undefined), weighted 0.001 as the paper's ``GAN_LOSS_ALPHA``.
+
+The trained generator is written by the backend's own ``ModelSpec.save`` (the official format its
+``load`` reads: ``{'G': state_dict}`` for v2, a bare state_dict for v1).
 
 Both networks apply contextual attention with the mask of the first batch item to the whole
 batch, so every training batch shares one mask, as in the official training code. Other deep
@@ -21,12 +23,12 @@ methods are not trainable here (their official training losses are not implement
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+
+from ._infra import write_checkpoint as write_state_dict  # the training state uses the same atomic write
 
 __all__ = ["RECIPES", "Recipe", "get_recipe", "write_state_dict"]
 
@@ -43,28 +45,13 @@ class Recipe:
     reconstruction : callable
         ``reconstruction(image, stage1, stage2, mask, discount) -> loss``; ``discount`` ``(1, 1, H, W)``
         holds the spatially discounted hole weights.
-    save : callable
-        ``save(state_dict, path)``: write the generator in the official checkpoint format.
     adv_weight : float
         Default weight of the generator's adversarial loss.
     """
 
     forward: Callable
     reconstruction: Callable
-    save: Callable
     adv_weight: float
-
-
-def write_state_dict(obj, path) -> None:
-    """``torch.save`` to a temporary sibling, then rename: a crash never leaves a half-written file."""
-    path = Path(os.fspath(path))
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, str(tmp))
-    os.replace(tmp, path)
-
-
-def _cpu(state_dict) -> dict:
-    return {k: v.detach().to("cpu").clone() for k, v in state_dict.items()}
 
 
 # --- DeepFill v2 ----------------------------------------------------------------------------------
@@ -75,10 +62,6 @@ def _v2_forward(module, image, mask):
 
 def _v2_reconstruction(image, stage1, stage2, mask, discount):
     return (image - stage1).abs().mean() + (image - stage2).abs().mean()
-
-
-def _v2_save(state_dict, path) -> None:
-    write_state_dict({"G": _cpu(state_dict)}, path)
 
 
 # --- DeepFill v1 ----------------------------------------------------------------------------------
@@ -105,13 +88,9 @@ def _v1_reconstruction(image, stage1, stage2, mask, discount):
     return _V1_ALPHA * l1 + _V1_ALPHA * ae
 
 
-def _v1_save(state_dict, path) -> None:
-    write_state_dict(_cpu(state_dict), path)
-
-
 RECIPES = {
-    "deepfill_v2": Recipe(_v2_forward, _v2_reconstruction, _v2_save, adv_weight=1.0),
-    "deepfill_v1": Recipe(_v1_forward, _v1_reconstruction, _v1_save, adv_weight=0.001),
+    "deepfill_v2": Recipe(_v2_forward, _v2_reconstruction, adv_weight=1.0),
+    "deepfill_v1": Recipe(_v1_forward, _v1_reconstruction, adv_weight=0.001),
 }
 
 
