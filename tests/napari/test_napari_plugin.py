@@ -621,3 +621,64 @@ def test_lazy_shapes_mask_equals_the_full_rasterization(make_napari_viewer):
     lazy = shapes_to_lazy_mask(shapes, layer, chunks)
     assert lazy.chunks == chunks
     np.testing.assert_array_equal(np.asarray(lazy), np.broadcast_to(expected, (3, 60, 70)))
+
+
+def test_detect_controls_choose_the_kinds_and_thresholds(viewer_widget, qtbot, notes):
+    """The "detected defects" source has a check box per kind and the thresholds of detect()."""
+    from inpaint_plugin._detect import DEFAULT_KINDS, KINDS
+
+    viewer, widget = viewer_widget
+    image = (ramp((40, 40)) * 40 + 100).astype(np.uint8)
+    image[5, 7] = 255  # an isolated hot pixel
+    image[20:23, 30:33] = 0  # a dark 3x3 cluster
+    viewer.add_image(image, name="sensor")
+    widget.reset_choices()
+    box = widget.detect
+    assert box.native.isHidden()  # only shown for the "detected defects" source
+    widget.mask.value = "detect"
+    assert not box.native.isHidden()
+    assert [k for k in KINDS if box[f"kind_{k}"].value] == list(DEFAULT_KINDS)
+    box["kind_clusters"].value = False  # hot pixels only
+    run(qtbot, widget)
+    out = viewer.layers["sensor inpainted"]
+    only_hot = inpaint_plugin.detect(image, [k for k in DEFAULT_KINDS if k != "clusters"])
+    assert only_hot[5, 7] and not only_hot[20:23, 30:33].any()
+    np.testing.assert_array_equal(out.data, inpaint(image, only_hot, "biharmonic"))
+    assert "clusters" not in out.metadata["inpaint"]["detect"]["kinds"]
+    box["kind_clusters"].value = True
+    box["cluster_size"].value = 4  # the 9-pixel cluster is now too big
+    run(qtbot, widget)
+    assert out.data[20:23, 30:33].max() == 0
+    box["cluster_size"].value = 9
+    run(qtbot, widget)
+    assert out.data[20:23, 30:33].min() > 0  # filled
+    assert out.metadata["inpaint"]["detect"]["cluster_size"] == 9
+    for k in KINDS:
+        box[f"kind_{k}"].value = False
+    run(qtbot, widget)
+    assert any("at least one kind" in msg for _, msg in notes())
+
+
+def test_show_detected_defects_adds_an_editable_labels_layer(viewer_widget, qtbot):
+    from napari.layers import Labels
+
+    viewer, widget = viewer_widget
+    image = (ramp((40, 40)) * 40 + 100).astype(np.uint8)
+    image[5, 7] = 255
+    viewer.add_image(image, name="sensor", scale=(2.0, 0.5))
+    widget.reset_choices()
+    widget.mask.value = "detect"
+    widget.detect.show_defects.native.click()
+    labels = viewer.layers["sensor defects"]
+    assert isinstance(labels, Labels) and tuple(labels.scale) == (2.0, 0.5)
+    np.testing.assert_array_equal(labels.data != 0, inpaint_plugin.detect(image))
+    labels.data[30, 30] = 1  # the user adds a pixel by hand ...
+    widget.reset_choices()
+    widget.mask.value = labels  # ... and fills the edited mask
+    run(qtbot, widget)
+    out = viewer.layers["sensor inpainted"]
+    np.testing.assert_array_equal(out.data, inpaint(image, labels.data != 0, "biharmonic"))
+    widget.mask.value = "detect"
+    widget.detect.show_defects.native.click()  # a second click updates the same layer
+    assert [lay.name for lay in viewer.layers].count("sensor defects") == 1
+    assert not viewer.layers["sensor defects"].data[30, 30]

@@ -14,7 +14,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinB
 
 from .._backend import Backend, Param
 
-__all__ = ["param_widget", "params_container", "read_params"]
+__all__ = ["param_widget", "params_container", "read_params", "read_values"]
 
 # Qt spin boxes hold 32-bit ints; unbounded float parameters get a wide but finite range.
 _INT_LIMIT = 2**31 - 1
@@ -87,12 +87,18 @@ def read_params(container: Container, backend: Backend) -> dict:
     Empty optional fields (line edits, file choosers) are left out, so the method uses its default.
     Raises ``TypeError``/``ValueError`` naming the parameter when a value is invalid.
     """
+    return read_values(container, backend.params, backend.name)
+
+
+def read_values(container: Container, params, owner: str) -> dict:
+    """:func:`read_params` for any sequence of :class:`~inpaint_plugin.Param` (``owner`` names them
+    in error messages), e.g. the thresholds of ``detect``."""
     values: dict[str, Any] = {}
-    for param in backend.params:
+    for param in params:
         value = container[param.name].value
         if value is None or (isinstance(value, str) and value.strip() == ""):
             continue
         if isinstance(value, str) and param.kind in ("int", "float"):
             value = value.strip()
-        values[param.name] = param.validate(value, backend.name)
+        values[param.name] = param.validate(value, owner)
     return values

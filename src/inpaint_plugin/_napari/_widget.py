@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton
 
 from .. import __version__, iter_inpaint, methods
 from ._masks import (
@@ -44,7 +44,7 @@ from ._masks import (
     spatial_shape,
     take_region,
 )
-from ._params import params_container, read_params
+from ._params import param_widget, params_container, read_params, read_values
 
 __all__ = ["InpaintWidget"]
 
@@ -69,6 +69,7 @@ class _Job:
     index: tuple = ()  # leading-axis indices of the slice; () for the whole image
     base: Any = None  # full array(s) that receive the filled slice (when index is not empty)
     detect: Optional[Callable] = None
+    detect_kwargs: dict = field(default_factory=dict)  # kinds and thresholds of detect()
     lazy: bool = False  # dask path: image, base are lists of dask arrays (one per pyramid level)
     nothing: str = ""  # the message when the lazy path finds nothing to fill
     cancel: threading.Event = field(default_factory=threading.Event)  # set by Cancel: stop the dask scan
@@ -121,7 +122,10 @@ def _run_job(job: _Job):
         elif isinstance(mask, str) and mask == DETECT_SOURCE:
             image = np.asarray(image)
             kwargs = {} if job.channel_axis is None else {"channel_axis": job.channel_axis}
-            mask = np.asarray(job.detect(image, **kwargs), dtype=bool)
+            mask = np.asarray(job.detect(image, **job.detect_kwargs, **kwargs), dtype=bool)
+            if not mask.any():
+                kinds = ", ".join(job.detect_kwargs.get("kinds", ()))
+                return _Outcome(error=_Nothing(f"no defects detected ({kinds}); nothing to inpaint"))
         result = yield from iter_inpaint(image, mask, job.method, channel_axis=job.channel_axis, **job.params)
         if job.index:
             full = np.array(job.base, copy=True)
@@ -203,6 +207,7 @@ class InpaintWidget(Container):
                               tooltip="Pixels to fill: a Labels layer (any label), a Shapes layer "
                                       "(rasterized on the image grid), or the NaNs of a float image")
         self._method = ComboBox(name="method", label="method", choices=self._method_choices)
+        self._detect = self._detect_controls()
         self._info = Label(name="info", label=" ")
         self._info.native.setWordWrap(True)
         self._params = Container(name="params")
@@ -212,15 +217,72 @@ class InpaintWidget(Container):
         self._cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
         self._progress = ProgressBar(name="progress", label="", min=0, max=1, value=0, visible=False)
         self._progress.native.setFormat("%v / %m")
-        self.extend([self._image, self._mask, self._method, self._info, self._params, self._scope,
+        self.extend([self._image, self._mask, self._detect, self._method, self._info, self._params, self._scope,
                      self._run_button, self._cancel_button, self._progress])
 
+        self._mask.changed.connect(self._on_mask_changed)
         self._method.changed.connect(self._on_method_changed)
         self._image.changed.connect(self._on_image_changed)
         self._run_button.changed.connect(self.start)
         self._cancel_button.changed.connect(self.cancel)
         self._on_method_changed()
         self._on_image_changed()
+        self._on_mask_changed()
+
+    def _detect_controls(self) -> Container:
+        """The settings of the "detected defects" mask source: one check box per kind of defect (the
+        defaults of :func:`inpaint_plugin.detect` ticked), its thresholds, and a button that shows the
+        detected mask as a Labels layer (to check or edit it before filling)."""
+        from .._detect import DEFAULT_KINDS, KINDS, PARAMS
+
+        widgets = [CheckBox(name=f"kind_{kind}", label=kind, value=kind in DEFAULT_KINDS, tooltip=text)
+                   for kind, text in KINDS.items()]
+        widgets += [param_widget(p) for p in PARAMS]
+        show = PushButton(name="show_defects", text="Show detected defects",
+                          tooltip="Add the detected mask as a Labels layer (edit it, then use it as the mask)")
+        show.changed.connect(self.show_defects)
+        widgets.append(show)
+        return Container(name="detect", widgets=widgets, labels=True, visible=False)
+
+    def _detect_kwargs(self) -> dict:
+        """``kinds`` and thresholds for :func:`inpaint_plugin.detect` from the detect controls."""
+        from .._detect import KINDS, PARAMS
+
+        kinds = [kind for kind in KINDS if self._detect[f"kind_{kind}"].value]
+        if not kinds:
+            raise ValueError("detect: tick at least one kind of defect")
+        return {"kinds": kinds, **read_values(self._detect, PARAMS, "detect")}
+
+    def show_defects(self, *_) -> None:
+        """Run :func:`inpaint_plugin.detect` on the image layer with the current settings and show the
+        result as a Labels layer named ``"<image> defects"`` (updated in place on later clicks)."""
+        from napari.utils.notifications import show_error, show_info
+
+        layer = self._image.value
+        try:
+            if layer is None:
+                raise ValueError("image: choose an image layer")
+            if is_lazy(layer):
+                raise ValueError(f"detect: image layer {layer.name!r} is lazy (dask, zarr or multiscale); "
+                                 "detection needs the whole image in memory")
+            kwargs = self._detect_kwargs()
+            if layer.rgb:
+                kwargs["channel_axis"] = -1
+            mask = np.asarray(detector()(np.asarray(level0(layer)), **kwargs), dtype=bool)
+        except (TypeError, ValueError) as exc:
+            show_error(f"Inpaint: {exc}")
+            return
+        from napari.layers import Labels
+
+        name = f"{layer.name} defects"
+        labels = mask.astype(np.uint8)
+        existing = next((lay for lay in self._viewer.layers if lay.name == name and isinstance(lay, Labels)), None)
+        if existing is not None and existing.data.shape == labels.shape:
+            existing.data = labels
+        else:
+            self._viewer.add_labels(labels, name=name, scale=layer.scale, translate=layer.translate,
+                                    rotate=layer.rotate, shear=layer.shear, affine=layer.affine)
+        show_info(f"Inpaint: {int(mask.sum())} defective pixels detected ({', '.join(kwargs['kinds'])})")
 
     # --- choices ---------------------------------------------------------------------------------
 
@@ -277,6 +339,9 @@ class InpaintWidget(Container):
         self._info.value = text
         self._method.tooltip = text
 
+    def _on_mask_changed(self, *_) -> None:
+        self._detect.visible = isinstance(self._mask.value, str) and self._mask.value == DETECT_SOURCE
+
     def _on_image_changed(self, *_) -> None:
         layer = self._image.value
         self._scope.visible = layer is not None and len(spatial_shape(layer)) > 2
@@ -289,7 +354,8 @@ class InpaintWidget(Container):
         return self._worker
 
     def _set_running(self, running: bool) -> None:
-        for widget in (self._image, self._mask, self._method, self._params, self._scope, self._run_button):
+        for widget in (self._image, self._mask, self._detect, self._method, self._params, self._scope,
+                       self._run_button):
             widget.enabled = not running
         self._cancel_button.enabled = running
         self._progress.visible = running
@@ -362,13 +428,16 @@ class InpaintWidget(Container):
                     base = previous.data
                 else:
                     base, update_slice = data, False
+            detecting = isinstance(source, str) and source == DETECT_SOURCE
             job = _Job(image=data[index] if index else data, mask=mask, method=backend.name, params=params,
                        channel_axis=channel_axis, index=index, base=base,
-                       detect=detector() if source == DETECT_SOURCE else None)
+                       detect=detector() if detecting else None,
+                       detect_kwargs=self._detect_kwargs() if detecting else {})
         record = {
             "method": backend.name,
             "params": {**{p.name: p.default for p in backend.params}, **params},
             "mask": mask_text,
+            "detect": job.detect_kwargs or None,
             "scope": CURRENT_SLICE if index else (WHOLE_STACK if nlead > 0 else "whole image"),
             "slice": list(index) if index else None,
             "source": layer.name,
