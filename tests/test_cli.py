@@ -119,3 +119,47 @@ def test_demo_writes_before_after_png(tmp_path):
     assert after > 35  # the bundled damage is really repaired
     montage = iio.imread(out)
     assert montage.dtype == np.uint8 and montage.shape == (660, 3 * 550 + 16)
+
+
+CORE_ONLY = """
+import importlib.abc, sys
+# the optional extras are absent: importing any of them fails, as on a core `pip install .`
+EXTRAS = {"dask", "distributed", "zarr", "torch", "napari", "magicgui", "qtpy", "safetensors"}
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in EXTRAS:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+sys.meta_path.insert(0, Absent())
+from inpaint_plugin.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _core_cli(tmp_path, *args):
+    return subprocess.run([sys.executable, "-c", CORE_ONLY, *map(str, args)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+
+
+def test_readme_demo_and_eager_io_work_without_the_extras(tmp_path):
+    """The README's first command needs no optional extra (dask, zarr, torch, napari)."""
+    proc = _core_cli(tmp_path, "--demo")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert iio.imread(tmp_path / "inpaint-demo.png").shape[1] > 3 * 550  # damaged | mask | repaired
+    rng = np.random.default_rng(0)
+    image = (rng.random((40, 300)) * 60000).astype(np.uint16)  # wider than one 256 px TIFF tile
+    mask = np.zeros(image.shape, np.uint8)
+    mask[10:20, 100:140] = 1
+    tifffile.imwrite(tmp_path / "in.tif", image)
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    expected = ip.inpaint(image, mask.astype(bool))
+    for out, read in (("out.tif", tifffile.imread), ("out.npy", np.load)):
+        proc = _core_cli(tmp_path, "in.tif", "mask.tif", "-o", out, "--quiet")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        np.testing.assert_array_equal(read(tmp_path / out), expected)
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
+    for extra, message in ((["-o", "out.zarr"], ".zarr output needs the dask extra"),
+                           (["-o", "s.tif", "--chunks", "64"], "--chunks (streaming) needs the dask extra")):
+        proc = _core_cli(tmp_path, "in.tif", "mask.tif", *extra, "--quiet")
+        assert proc.returncode == 2 and message in proc.stderr
+    assert not (tmp_path / "out.zarr").exists() and not (tmp_path / "s.tif").exists()

@@ -508,6 +508,38 @@ class _NoBar:
         pass
 
 
+def _write_eager(path: Path, data: np.ndarray, fmt: str, compression) -> Path:
+    """:func:`write_image` for a numpy array without dask (same formats, layout and atomic rename;
+    ``.zarr`` needs the dask extra)."""
+    if data.dtype.kind not in "biuf":
+        raise TypeError(f"array must hold numbers or booleans, got dtype {data.dtype}")
+    if fmt == "zarr":
+        raise ValueError(f"cannot write {path}: .zarr output needs the dask extra "
+                         "(pip install 'inpaint-plugin[dask]'); write .tif or .npy instead")
+    tmp = _temp_name(path)
+    try:
+        if fmt == "tiff":
+            import tifffile
+
+            if data.ndim < 2:
+                raise ValueError(f"a TIFF image needs at least 2 dimensions, got shape {data.shape}")
+            photometric, _ = _tiff_layout(data)
+            tifffile.imwrite(tmp, data, tile=(256, 256), photometric=photometric,
+                             bigtiff=data.nbytes > 2**32 - 2**25, compression=compression)
+        elif fmt == "npy":
+            with open(tmp, "wb") as fh:
+                np.save(fh, data, allow_pickle=False)
+        else:
+            import imageio.v3 as iio
+
+            iio.imwrite(tmp, data, extension=path.suffix.lower())
+        _replace(tmp, path)
+    except BaseException:
+        _remove(tmp)
+        raise
+    return path
+
+
 def write_image(path: PathLike, array, *, progress: bool = False, overwrite: bool = True, chunks=None,
                 compression: Optional[str] = None) -> Path:
     """Write an image, streaming dask arrays chunk by chunk; atomic (temporary file, then rename).
@@ -547,9 +579,11 @@ def write_image(path: PathLike, array, *, progress: bool = False, overwrite: boo
     if _is_dask(array):
         x = array
     else:
-        import dask.array as da
-
         data = np.asarray(array)
+        try:
+            import dask.array as da
+        except ImportError:  # the core install (no dask extra): an in-memory array is written in one go
+            return _write_eager(path, data, fmt, compression)
         x = da.from_array(data, chunks=chunks or _plane_chunks(data.shape))
     if x.dtype.kind not in "biuf":
         raise TypeError(f"array must hold numbers or booleans, got dtype {x.dtype}")

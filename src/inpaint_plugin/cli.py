@@ -147,6 +147,13 @@ def _run(args) -> int:
     if not args.output:
         raise CLIError("-o/--output is required")
     params = _coerce_params(args.method, _parse_params(args.param))
+    needs_dask = "--chunks (streaming)" if args.chunks else (
+        ".zarr output" if str(args.output).rstrip("/\\").lower().endswith(".zarr") else None)
+    if needs_dask:
+        try:
+            import dask.array  # noqa: F401
+        except ImportError:
+            raise CLIError(f"{needs_dask} needs the dask extra: pip install 'inpaint-plugin[dask]'") from None
     if args.chunks:
         from ._dask import stream_inpaint
 
