@@ -163,3 +163,8 @@ def test_readme_demo_and_eager_io_work_without_the_extras(tmp_path):
         proc = _core_cli(tmp_path, "in.tif", "mask.tif", *extra, "--quiet")
         assert proc.returncode == 2 and message in proc.stderr
     assert not (tmp_path / "out.zarr").exists() and not (tmp_path / "s.tif").exists()
+    proc = _core_cli(tmp_path, "in.tif", "mask.tif", "-o", "deep.tif", "--method", "deepfill_v2", "--quiet")
+    assert proc.returncode == 1 and "needs PyTorch" in proc.stderr and "inpaint-plugin[deep]" in proc.stderr
+    proc = _core_cli(tmp_path, "train", "--method", "deepfill_v2", "--images", "in.tif", "--out", "m.pth")
+    assert proc.returncode != 0 and "needs PyTorch" in proc.stderr
+    assert not (tmp_path / "deep.tif").exists() and not (tmp_path / "m.pth").exists()

@@ -311,6 +311,9 @@ def train(method: str, images, *, out, weights=None, resume=False, crop_size: in
     ValueError, TypeError
         For bad arguments (the message names the argument), untrainable methods, unreadable images.
     """
+    from .deep._infra import require_torch
+
+    require_torch("train()")
     from .deep._train_data import load_sources, split_sources
     from .deep._train_recipes import get_recipe
     from ._masks import check_families

@@ -235,6 +235,16 @@ def load_checked(module, state_dict: Mapping, *, path=None, argument: str = "wei
     module.load_state_dict(state, strict=True)
 
 
+def require_torch(what: str):
+    """``import torch``, or an ImportError that says how to install it (the ``deep`` extra)."""
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(f"{what} needs PyTorch, which is not installed: pip install 'inpaint-plugin[deep]' "
+                          "(or a torch build for your GPU from pytorch.org)") from None
+    return torch
+
+
 def write_checkpoint(obj, path) -> None:
     """``torch.save`` to a temporary sibling, then rename: a crash never leaves a half-written file."""
     import torch
@@ -748,6 +758,7 @@ def make_backend(spec: ModelSpec, description: str, extra_params: Sequence[Param
     )
 
     def func(image, mask, weights=None, device="auto", resolution="auto", **extra):
+        require_torch(f"method {spec.name!r}")
         return run(spec, image, mask, weights=weights, device=device, resolution=resolution, **extra)
 
     func.__name__ = f"{spec.name}_inpaint"
