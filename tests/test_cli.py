@@ -158,11 +158,13 @@ def test_readme_demo_and_eager_io_work_without_the_extras(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         np.testing.assert_array_equal(read(tmp_path / out), expected)
     assert not list(tmp_path.glob(".*"))  # no temporary file left behind
-    for extra, message in ((["-o", "out.zarr"], ".zarr output needs the dask extra"),
-                           (["-o", "s.tif", "--chunks", "64"], "--chunks (streaming) needs the dask extra")):
-        proc = _core_cli(tmp_path, "in.tif", "mask.tif", *extra, "--quiet")
-        assert proc.returncode == 2 and message in proc.stderr
-    assert not (tmp_path / "out.zarr").exists() and not (tmp_path / "s.tif").exists()
+    for args, message in ((["in.tif", "mask.tif", "-o", "out.zarr"], ".zarr output needs the dask extra"),
+                          (["in.tif", "mask.tif", "-o", "s.tif", "--chunks", "64"],
+                           "--chunks (streaming) needs the dask extra"),
+                          (["in.zarr", "mask.tif", "-o", "z.tif"], ".zarr input needs the dask extra")):
+        proc = _core_cli(tmp_path, *args, "--quiet")
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert not any((tmp_path / name).exists() for name in ("out.zarr", "s.tif", "z.tif"))
     proc = _core_cli(tmp_path, "in.tif", "mask.tif", "-o", "deep.tif", "--method", "deepfill_v2", "--quiet")
     assert proc.returncode == 1 and "needs PyTorch" in proc.stderr and "inpaint-plugin[deep]" in proc.stderr
     proc = _core_cli(tmp_path, "train", "--method", "deepfill_v2", "--images", "in.tif", "--out", "m.pth")

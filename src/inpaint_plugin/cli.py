@@ -147,8 +147,11 @@ def _run(args) -> int:
     if not args.output:
         raise CLIError("-o/--output is required")
     params = _coerce_params(args.method, _parse_params(args.param))
-    needs_dask = "--chunks (streaming)" if args.chunks else (
-        ".zarr output" if str(args.output).rstrip("/\\").lower().endswith(".zarr") else None)
+    def is_zarr(path) -> bool:
+        return bool(path) and str(path).rstrip("/\\").lower().endswith(".zarr")
+
+    needs_dask = ("--chunks (streaming)" if args.chunks else ".zarr output" if is_zarr(args.output)
+                  else ".zarr input" if is_zarr(args.image) or is_zarr(args.mask) else None)
     if needs_dask:
         try:
             import dask.array  # noqa: F401
