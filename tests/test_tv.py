@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import inpaint_plugin
 from inpaint_plugin._classical._pde import div, grad, harmonic_fill
@@ -62,3 +63,41 @@ def test_constant_image_stays_constant():
     mask[5:9, 3:17] = True
     out = inpaint_plugin.inpaint(img, mask, method="tv")
     assert (out == 7).all()
+
+
+def _dense_chambolle_pock(u, mask, iterations, goal, check_every=10):
+    """The textbook array form of the iteration on the whole box (what the numba kernel must equal)."""
+    from inpaint_plugin._classical._pde import div, grad
+
+    nd = mask.ndim
+    f, u, u_bar = u.copy(), u.copy(), u.copy()
+    p = np.zeros((nd,) + u.shape)
+    hole = mask[..., None]
+    for it in range(1, iterations + 1):
+        p += 0.5 * grad(u_bar, nd)
+        p /= np.maximum(np.sqrt(np.einsum("a...c,a...c->...", p, p)), 1.0)[None, ..., None]
+        u_new = np.where(hole, u + div(p) / (2 * nd), f)
+        u_bar = 2.0 * u_new - u
+        change = float(np.abs(u_new - u).max())
+        u = u_new
+        if (it % check_every == 0 or it == iterations) and change <= goal:
+            return u, it
+    return u, iterations
+
+
+@pytest.mark.parametrize("shape,nchan", [((37, 41), 3), ((9, 12, 10), 1), ((50,), 2)])
+def test_hole_pixel_kernel_equals_the_array_iteration(shape, nchan):
+    from inpaint_plugin._classical._tv import tv_iterate
+
+    rng = np.random.default_rng(0)
+    u = rng.random(shape + (nchan,))
+    mask = rng.random(shape) < 0.15
+    mask[(slice(0, 3),) * len(shape)] = True  # a block touching the first and (below) the last edges
+    mask[(slice(-2, None),) * len(shape)] = True
+    for iterations, goal in ((60, 0.0), (5000, 1e-4)):
+        ref, steps = _dense_chambolle_pock(u, mask, iterations, goal)
+        got = np.ascontiguousarray(u.copy())
+        made = tv_iterate(got, mask, iterations, goal, sigma=0.5, tau=1.0 / (2 * len(shape)), check_every=10)
+        assert made == steps and (goal == 0 or steps < iterations)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(got[~mask], u[~mask])

@@ -10,7 +10,8 @@ preconditioning (Pock & Chambolle 2011):
 with forward differences (Neumann edges), ``sigma = 1/2`` and ``tau = 1/(2 ndim)``. The iteration starts
 from the harmonic fill and works on the bounding box of the holes (one pixel margin). It stops after
 ``iterations`` steps or once the largest change of a hole pixel over one step falls below ``tol`` times
-the data range.
+the data range. The iterations run on the hole pixels and the dual variables they use only
+(:mod:`inpaint_plugin._classical._tv`, numba), not on the whole box.
 
 References: T. Chan, J. Shen, "Mathematical models for local nontexture inpaintings", SIAM J. Appl.
 Math. 62(3), 2002; A. Chambolle, T. Pock, "A first-order primal-dual algorithm for convex problems
@@ -28,35 +29,18 @@ CHECK_EVERY = 10
 
 def tv_fill(image: np.ndarray, mask: np.ndarray, iterations: int = 1000, tol: float = 1e-5) -> np.ndarray:
     """Fill ``image[mask]`` (``(*spatial, C)`` float) by total-variation minimisation."""
-    from .._classical._pde import div, grad, harmonic_fill, hole_crop
+    from .._classical._pde import harmonic_fill, hole_crop
+    from .._classical._tv import tv_iterate
 
     crop = hole_crop(mask, margin=1)
     f = np.array(image[crop], dtype=np.float64)
     m = mask[crop]
-    nd = m.ndim
     known = f[~m]
     span = float(np.ptp(known)) if known.size else 0.0
     goal = tol * (span if span > 0 else 1.0)
 
-    u = harmonic_fill(f, m)
-    hole = m[..., None]
-    u_bar = u.copy()
-    p = np.zeros((nd,) + u.shape)
-    sigma = 0.5
-    tau = 1.0 / (2 * nd)
-    for it in range(1, iterations + 1):
-        p += sigma * grad(u_bar, nd)
-        norm = np.sqrt(np.einsum("a...c,a...c->...", p, p))
-        p /= np.maximum(norm, 1.0)[None, ..., None]
-        u_new = np.where(hole, u + tau * div(p), f)
-        np.subtract(2.0 * u_new, u, out=u_bar)
-        if it % CHECK_EVERY == 0 or it == iterations:
-            change = float(np.abs(u_new - u).max())
-            u = u_new
-            if change <= goal:
-                break
-        else:
-            u = u_new
+    u = np.ascontiguousarray(harmonic_fill(f, m))
+    tv_iterate(u, m, iterations, goal, sigma=0.5, tau=1.0 / (2 * m.ndim), check_every=CHECK_EVERY)
     out = np.array(image, dtype=np.float64, copy=True)
     out[crop] = u
     return out
