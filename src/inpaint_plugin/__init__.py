@@ -37,6 +37,9 @@ _LAZY = {
     "train": ("._train", "train"),
     "detect": ("._detect", "detect"),
     "evaluate": ("._evaluate", "evaluate"),
+    "read_image": ("._io", "read_image"),
+    "write_image": ("._io", "write_image"),
+    "stream_inpaint": ("._dask", "stream_inpaint"),
 }
 
 
