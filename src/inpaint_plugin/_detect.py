@@ -213,19 +213,26 @@ def _clusters(x: np.ndarray, thr: np.ndarray, max_size: int, spread: float) -> n
             if not cand.any():
                 continue
             labels, n = ndimage.label(cand, structure=full)
-            index = np.arange(1, n + 1)
-            small = np.bincount(labels.ravel(), minlength=n + 1)[1:] <= max_size
+            small = np.bincount(labels.ravel(), minlength=n + 1) <= max_size
+            small[0] = False
             if not small.any():
                 continue
-            v = sign * xc
-            ring = ndimage.grey_dilation(labels, footprint=full) * ~cand  # the pixels around each group
-            faintest = ndimage.minimum(v, labels, index)
-            brightest_around = ndimage.maximum(v, ring, index)
-            ring_spread = brightest_around - ndimage.minimum(v, ring, index)
-            gap = np.nan_to_num(faintest - brightest_around, nan=-np.inf)  # no ring: the whole image
-            sharp = (gap > thr[c]) & (gap > spread * ring_spread)
-            keep = np.zeros(n + 1, bool)
-            keep[1:] = small & sharp
+            labels[~small[labels]] = 0  # only the small groups are examined further
+            v = (sign * xc).ravel()
+            ring = (ndimage.grey_dilation(labels, footprint=full) * ~cand).ravel()  # the pixels around each group
+            # per-group extremes over the few pixels involved (ndimage.minimum & co sort the whole image)
+            inside = np.flatnonzero(labels)
+            around = np.flatnonzero(ring)
+            faintest = np.full(n + 1, np.inf)
+            np.minimum.at(faintest, labels.ravel()[inside], v[inside])
+            brightest_around = np.full(n + 1, -np.inf)
+            np.maximum.at(brightest_around, ring[around], v[around])
+            darkest_around = np.full(n + 1, np.inf)
+            np.minimum.at(darkest_around, ring[around], v[around])
+            has_ring = np.isfinite(brightest_around)  # a group without a ring (the whole image): not kept
+            gap = np.where(has_ring, faintest - np.where(has_ring, brightest_around, 0.0), -np.inf)
+            ring_spread = np.where(has_ring, brightest_around - np.where(has_ring, darkest_around, 0.0), np.inf)
+            keep = small & has_ring & (gap > thr[c]) & (gap > spread * ring_spread)
             out |= keep[labels]
     return out
 
