@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from _rss import peak_rss_mib  # benchmarks/ is on sys.path when a script runs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -242,20 +242,6 @@ def scaling_case(size: int):
     return img, free_form_mask((size, size))
 
 
-def _peak_rss_mib() -> float:
-    """Peak resident memory of this process in MiB: ``VmHWM`` (it starts afresh at exec), not
-    ``ru_maxrss``, which Linux carries over from the parent across fork + exec (a child of a parent
-    that holds 650 MiB reports at least 650 MiB)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _scaling_child(size: int, which: str, outfile: str):
     """Run one scaling measurement (in a fresh process) and write its result to ``outfile``."""
     img, mask = scaling_case(size)
@@ -268,12 +254,12 @@ def _scaling_child(size: int, which: str, outfile: str):
         from skimage.restoration import inpaint_biharmonic
 
         fn = lambda: inpaint_biharmonic(img, mask)  # noqa: E731
-    rss0 = _peak_rss_mib()
+    rss0 = peak_rss_mib()
     t0 = time.perf_counter()
     c0 = time.process_time()
     out = fn()
     res = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
-           "peak_rss_mib": _peak_rss_mib(),
+           "peak_rss_mib": peak_rss_mib(),
            "rss_before_mib": rss0, "hole_fraction": float(mask.mean())}
     np.save(outfile + ".npy", out[mask])
     Path(outfile).write_text(json.dumps(res))

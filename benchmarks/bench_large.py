@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -33,12 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-
-def _peak_rss_mib() -> float:
-    """Peak resident set size of this process in MiB (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+from _rss import peak_rss_mib  # benchmarks/ is on sys.path when a script runs
 
 
 def make_image(path: Path, size: int, chunk: int) -> None:
@@ -106,13 +100,13 @@ def run_one(image: Path, mask: Path, out: Path) -> dict:
     warm_mask[20:40, 30] = True
     inpaint(warm, warm_mask, "biharmonic")
     warmup = time.perf_counter() - t
-    base = _peak_rss_mib()
+    base = peak_rss_mib()
     t0 = time.perf_counter()
     result = inpaint(da.from_zarr(str(image)), da.from_zarr(str(mask)), "biharmonic")
     t1 = time.perf_counter()
     write_image(out, result)
     t2 = time.perf_counter()
-    peak = _peak_rss_mib()
+    peak = peak_rss_mib()
 
     # the fill alone: compute only the chunks that hold defects (a batch at a time), no writing
     import dask
