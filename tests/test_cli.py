@@ -170,3 +170,39 @@ def test_readme_demo_and_eager_io_work_without_the_extras(tmp_path):
     proc = _core_cli(tmp_path, "train", "--method", "deepfill_v2", "--images", "in.tif", "--out", "m.pth")
     assert proc.returncode != 0 and "needs PyTorch" in proc.stderr
     assert not (tmp_path / "deep.tif").exists() and not (tmp_path / "m.pth").exists()
+
+
+def test_detect_option_finds_and_fills_the_defects(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    yy, xx = np.mgrid[:80, :90]
+    image = (2000 + 300 * np.sin(yy / 9) * np.cos(xx / 13) + rng.normal(0, 5, (80, 90))).astype(np.uint16)
+    image[10, 20] = 60000  # a hot pixel
+    image[:, 45] = 0  # a dead column
+    image[60:62, 30:33] = 60000  # a cluster
+    tifffile.imwrite(tmp_path / "in.tif", image)
+    found = ip.detect(image)
+    assert found[10, 20] and found[:, 45].all() and found[60:62, 30:33].all()
+
+    assert main([str(tmp_path / "in.tif"), "-o", str(tmp_path / "out.tif"), "--detect",
+                 "--mask-out", str(tmp_path / "mask.tif")]) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), ip.inpaint(image, found))
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "mask.tif"), found.astype(np.uint8))
+    assert f"detected {found.sum()} defective pixels" in capsys.readouterr().err
+
+    # chosen kinds, plus a hand-made mask: the union is filled
+    extra = np.zeros(image.shape, np.uint8)
+    extra[5:8, 70:75] = 1
+    tifffile.imwrite(tmp_path / "extra.tif", extra)
+    assert main([str(tmp_path / "in.tif"), str(tmp_path / "extra.tif"), "-o", str(tmp_path / "o2.tif"),
+                 "--detect", "hot,lines", "--mask-out", str(tmp_path / "m2.npy"), "--quiet"]) == 0
+    union = ip.detect(image, ["hot", "lines"]) | (extra != 0)
+    assert not union[60:62, 30:33].all()  # clusters were not asked for
+    np.testing.assert_array_equal(np.load(tmp_path / "m2.npy"), union.astype(np.uint8))
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "o2.tif"), ip.inpaint(image, union))
+
+    for extra_args, message in ((["--detect", "hot,sparkles"], "unknown kind 'sparkles'"),
+                                (["--detect", "--chunks", "64"], "cannot be combined with --chunks"),
+                                (["--mask-out", str(tmp_path / "m.xyz")], "unsupported image format")):
+        assert main([str(tmp_path / "in.tif"), "-o", str(tmp_path / "bad.tif"), *extra_args]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "bad.tif").exists()

@@ -124,6 +124,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with --list: machine-readable output")
     p.add_argument("--demo", action="store_true",
                    help="repair the bundled damaged microscopy image; writes -o (default inpaint-demo.png)")
+    p.add_argument("--detect", nargs="?", const="default", metavar="KINDS",
+                   help="find the defects with inpaint_plugin.detect and fill them (together with MASK if "
+                        "given); KINDS: comma-separated (nan,saturated,hot,dead,clusters,lines,zeros), "
+                        "'all', or nothing for the default kinds")
+    p.add_argument("--mask-out", metavar="PATH", help="also write the mask that was filled (uint8, 1 = filled)")
     p.add_argument("--chunks", type=int, default=None,
                    help="process in chunks of this size (streaming, for images larger than memory)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -150,13 +155,20 @@ def _run(args) -> int:
     def is_zarr(path) -> bool:
         return bool(path) and str(path).rstrip("/\\").lower().endswith(".zarr")
 
-    needs_dask = ("--chunks (streaming)" if args.chunks else ".zarr output" if is_zarr(args.output)
+    needs_dask = ("--chunks (streaming)" if args.chunks
+                  else ".zarr output" if is_zarr(args.output) or is_zarr(args.mask_out)
                   else ".zarr input" if is_zarr(args.image) or is_zarr(args.mask) else None)
     if needs_dask:
         try:
             import dask.array  # noqa: F401
         except ImportError:
             raise CLIError(f"{needs_dask} needs the dask extra: pip install 'inpaint-plugin[dask]'") from None
+    if args.chunks and (args.detect is not None or args.mask_out):
+        raise CLIError("--detect and --mask-out need the whole image in memory; they cannot be combined with --chunks")
+    if args.mask_out:
+        from ._io import _format
+
+        _format(Path(args.mask_out))  # an unknown format is refused before any work
     if args.chunks:
         from ._dask import stream_inpaint
 
@@ -174,6 +186,18 @@ def _run(args) -> int:
     channel_axis = args.channel_axis
     if channel_axis is None:
         channel_axis = _default_channel_axis(args.image, image.ndim, image.shape)
+    if args.detect is not None:
+        from ._detect import detect
+
+        kinds = {"default": None, "all": "all"}.get(args.detect.strip())
+        if kinds is None and args.detect.strip() != "default":
+            kinds = [k.strip() for k in args.detect.split(",") if k.strip()]
+        found = detect(image, kinds, channel_axis=channel_axis)
+        if mask is not None and mask.shape != found.shape:
+            raise CLIError(f"mask {args.mask}: shape {mask.shape} does not match the image's {found.shape}")
+        mask = found if mask is None else mask | found
+        if not args.quiet:
+            print(f"detected {int(found.sum())} defective pixels", file=sys.stderr)
 
     bar = None
     progress = None
@@ -194,6 +218,11 @@ def _run(args) -> int:
         if bar is not None:
             bar.close()
     write_image(args.output, result)
+    if args.mask_out:
+        from ._api import prepare
+
+        filled = prepare(image, mask, args.method, channel_axis=channel_axis, nodata=args.nodata, **params).mask
+        write_image(args.mask_out, filled.astype(np.uint8))
     n = int(np.count_nonzero(result != image)) if result.shape == image.shape else 0
     if not args.quiet:
         print(f"wrote {args.output} ({n} values changed)")
