@@ -29,7 +29,8 @@ thresholds (see :data:`PARAMS`):
     darkest for dark groups) by more than that threshold again, and by more than ``spread`` times the
     ring's own spread. A real small object blurred by the optics (a sub-resolution spot, a star)
     falls off gradually, so its ring is not far below it; a speck of texture has a ring that spreads
-    as widely as its own contrast.
+    as widely as its own contrast. In nD data every 2-D plane (the last two axes) is searched on its
+    own, as the frames of a camera: a stuck group of sensor pixels is found in every frame of a stack.
 ``"lines"``
     Dead rows and columns (of every 2-D slice, on the last two spatial axes): a line is dead when, on
     at least ``line_fraction`` of its length, it lies above both neighbouring lines or below both (a
@@ -203,11 +204,13 @@ def _clusters(x: np.ndarray, thr: np.ndarray, max_size: int, spread: float) -> n
     from scipy import ndimage
 
     nd = x.ndim - 1
-    full = np.ones((3,) * nd, bool)
+    lead = max(nd - 2, 0)  # nD data: each 2-D plane (last two axes) on its own, like a camera frame
+    full = np.zeros((3,) * nd, bool)
+    full[(1,) * lead] = True  # connectivity within the plane only
     out = np.zeros(x.shape[:-1], bool)
     for c in range(x.shape[-1]):
         xc = x[..., c]
-        dev = xc - ndimage.median_filter(xc, size=7, mode="reflect")
+        dev = xc - ndimage.median_filter(xc, size=(1,) * lead + (7,) * (nd - lead), mode="reflect")
         for sign in (1.0, -1.0):
             cand = sign * dev > thr[c]
             if not cand.any():
