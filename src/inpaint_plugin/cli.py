@@ -152,8 +152,13 @@ def _run(args) -> int:
     if not args.output:
         raise CLIError("-o/--output is required")
     params = _coerce_params(args.method, _parse_params(args.param))
-    def is_zarr(path) -> bool:
-        return bool(path) and str(path).rstrip("/\\").lower().endswith(".zarr")
+    def is_zarr(path) -> bool:  # the reader's and writer's own rule (name, or zarr metadata in a folder)
+        from ._io import _format
+
+        try:
+            return bool(path) and _format(Path(path)) == "zarr"
+        except ValueError:  # other formats: refused by the reader or writer with their own message
+            return False
 
     needs_dask = ("--chunks (streaming)" if args.chunks
                   else ".zarr output" if is_zarr(args.output) or is_zarr(args.mask_out)

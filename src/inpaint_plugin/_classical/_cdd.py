@@ -10,10 +10,12 @@ operations per defect and step instead of per box pixel.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
-__all__ = ["cdd_run", "needed_fraction"]
+__all__ = ["PixelSets", "cdd_run", "pixel_sets"]
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -101,40 +103,55 @@ def _cdd_run(u, hpix, kpix, cpix, edge, strides, p, eps, iterations, tol, kappa_
 
 
 def _cross_dilate(mask: np.ndarray) -> np.ndarray:
+    """``mask`` grown by one step along each axis."""
+    from ._pde import _along
+
     out = mask.copy()
     nd = mask.ndim
     for a in range(nd):
-        lo = [slice(None)] * nd
-        hi = [slice(None)] * nd
-        lo[a], hi[a] = slice(None, -1), slice(1, None)
-        out[tuple(lo)] |= mask[tuple(hi)]
-        out[tuple(hi)] |= mask[tuple(lo)]
+        lo, hi = _along(a, slice(None, -1), nd), _along(a, slice(1, None), nd)
+        out[lo] |= mask[hi]
+        out[hi] |= mask[lo]
     return out
 
 
-def needed_fraction(mask: np.ndarray) -> float:
-    """Fraction of the box's pixels the kernel evaluates (the holes grown by two axis steps). Near 1
-    (one solid block) the array version is faster: it runs vectorised over the whole box."""
-    return float(_cross_dilate(_cross_dilate(mask)).mean())
+class PixelSets(NamedTuple):
+    """What the kernel evaluates for one hole mask."""
+
+    hpix: np.ndarray  # the hole pixels
+    kpix: np.ndarray  # ... and their axis neighbours (curvature, face ends)
+    cpix: np.ndarray  # ... and theirs (central differences)
+    edge: np.ndarray  # (nd, npix): 0 inside, 1 first, 2 last along the axis, 3 single-pixel axis
+    strides: np.ndarray
+
+    @property
+    def fraction(self) -> float:
+        """Fraction of the box's pixels the kernel evaluates. Near 1 (one solid block) the array
+        version is faster: it runs vectorised over the whole box."""
+        return self.cpix.size / self.edge.shape[1]
 
 
-def cdd_run(u: np.ndarray, mask: np.ndarray, p: float, eps: float, iterations: int, tol: float,
-            kappa_max: float) -> tuple:
-    """Up to ``iterations`` explicit CDD steps on ``u`` (``nd``-D float64, C-contiguous, modified in
-    place; the hole pixels ``mask`` evolve, the others are fixed). Stops after the step whose largest
-    ``|u_t|`` on the hole is at most ``tol``. Returns ``(steps, last rate)``.
-    """
+def pixel_sets(mask: np.ndarray) -> PixelSets:
+    """The :class:`PixelSets` of the hole ``mask``."""
     strides = np.array([int(np.prod(mask.shape[a + 1:])) for a in range(mask.ndim)], dtype=np.int64)
     near = _cross_dilate(mask)
-    wide = _cross_dilate(near)
-    hpix = np.flatnonzero(mask)
-    kpix = np.flatnonzero(near)
-    cpix = np.flatnonzero(wide)
     edge = np.zeros((mask.ndim, mask.size), np.uint8)
     for a in range(mask.ndim):
         n = mask.shape[a]
         coord = (np.arange(mask.size) // strides[a]) % n
         edge[a] = np.where(n < 2, 3, np.where(coord == 0, 1, np.where(coord == n - 1, 2, 0)))
-    steps, rate = _cdd_run(u.reshape(-1), hpix, kpix, cpix, edge, strides, float(p), float(eps), int(iterations),
-                           float(tol), float(kappa_max))
+    return PixelSets(np.flatnonzero(mask), np.flatnonzero(near), np.flatnonzero(_cross_dilate(near)), edge,
+                     strides)
+
+
+def cdd_run(u: np.ndarray, mask, p: float, eps: float, iterations: int, tol: float,
+            kappa_max: float) -> tuple:
+    """Up to ``iterations`` explicit CDD steps on ``u`` (``nd``-D float64, C-contiguous, modified in
+    place; the hole pixels evolve, the others are fixed). ``mask``: the holes, or their
+    :func:`pixel_sets`. Stops after the step whose largest ``|u_t|`` on the hole is at most ``tol``.
+    Returns ``(steps, last rate)``.
+    """
+    sets = mask if isinstance(mask, PixelSets) else pixel_sets(mask)
+    steps, rate = _cdd_run(u.reshape(-1), sets.hpix, sets.kpix, sets.cpix, sets.edge, sets.strides, float(p),
+                           float(eps), int(iterations), float(tol), float(kappa_max))
     return int(steps), float(rate)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._pde import _along
+
 __all__ = ["tv_iterate"]
 
 
@@ -82,10 +84,7 @@ def tv_iterate(u: np.ndarray, mask: np.ndarray, iterations: int, goal: float, si
     strides = np.array([int(np.prod(shape[a + 1:])) for a in range(nd)], dtype=np.int64)
     used = mask.copy()  # the hole pixels and their predecessors along each axis
     for a in range(nd):
-        lo = [slice(None)] * nd
-        hi = [slice(None)] * nd
-        lo[a], hi[a] = slice(None, -1), slice(1, None)
-        used[tuple(lo)] |= mask[tuple(hi)]
+        used[_along(a, slice(None, -1), nd)] |= mask[_along(a, slice(1, None), nd)]
     used_coords = np.nonzero(used)
     dpix = np.ravel_multi_index(used_coords, shape).astype(np.int64)
     dnext = np.stack([np.where(used_coords[a] < shape[a] - 1, dpix + strides[a], -1) for a in range(nd)], axis=1)

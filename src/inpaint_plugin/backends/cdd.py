@@ -50,7 +50,7 @@ def cdd_step(u: np.ndarray, hole: np.ndarray, p: float, eps: float):
     Returns ``(increment, rate)``: the increment is zero off the hole; ``rate`` is the largest
     ``|u_t|`` on the hole (zero at a steady state).
     """
-    from .._classical._pde import div
+    from .._classical._pde import _along, div
 
     nd = u.ndim
     cg = [_central(u, a) for a in range(nd)]
@@ -60,11 +60,7 @@ def cdd_step(u: np.ndarray, hole: np.ndarray, p: float, eps: float):
     flux = np.zeros((nd,) + u.shape)
     dmax = 0.0
     for a in range(nd):
-        lo = [slice(None)] * nd
-        hi = [slice(None)] * nd
-        lo[a] = slice(None, -1)
-        hi[a] = slice(1, None)
-        lo, hi = tuple(lo), tuple(hi)
+        lo, hi = _along(a, slice(None, -1), nd), _along(a, slice(1, None), nd)
         d = u[hi] - u[lo]
         across = sum((0.5 * (cg[e][hi] + cg[e][lo])) ** 2 for e in range(nd) if e != a)
         coef = 0.5 * (gk[hi] + gk[lo]) / np.sqrt(d * d + across + eps * eps)
@@ -87,14 +83,15 @@ def cdd_step(u: np.ndarray, hole: np.ndarray, p: float, eps: float):
 def cdd_fill(image: np.ndarray, mask: np.ndarray, iterations: int = 300, p: float = 1.0,
              eps: float = 0.05, tol: float = 1e-4) -> np.ndarray:
     """Fill ``image[mask]`` (``(*spatial, C)`` float) by curvature-driven diffusion, per channel."""
-    from .._classical._cdd import cdd_run, needed_fraction
+    from .._classical._cdd import cdd_run, pixel_sets
     from .._classical._pde import harmonic_fill, hole_crop
 
     crop = hole_crop(mask, margin=2)
     f = np.array(image[crop], dtype=np.float64)
     m = mask[crop]
     u0 = harmonic_fill(f, m)
-    sparse = needed_fraction(m) <= SPARSE_MAX
+    sets = pixel_sets(m)  # decides the path and feeds the kernel (computed once)
+    sparse = sets.fraction <= SPARSE_MAX
     out = np.array(image, dtype=np.float64, copy=True)
     for c in range(f.shape[-1]):
         known = f[..., c][~m]
@@ -105,7 +102,7 @@ def cdd_fill(image: np.ndarray, mask: np.ndarray, iterations: int = 300, p: floa
             continue
         u = np.ascontiguousarray((u0[..., c] - lo) / span)
         if sparse:  # the same steps, on the pixels that matter only
-            cdd_run(u, m, p, eps, iterations, tol, KAPPA_MAX)
+            cdd_run(u, sets, p, eps, iterations, tol, KAPPA_MAX)
         else:
             for _ in range(iterations):
                 du, rate = cdd_step(u, m, p, eps)
