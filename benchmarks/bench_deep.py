@@ -1,6 +1,6 @@
 """Inference time per image of every registered deep backend, on CPU (not run in CI).
 
-For each deep method (a backend built with ``inpaint_plugin.deep._infra.make_backend``), a checkpoint
+For each deep method (a backend built with ``inpaint_plugin.deep.deep.make_backend``), a checkpoint
 with random weights is written in its official format (timings do not depend on the weight values),
 then ``inpaint_plugin.inpaint`` is timed on an RGB image with free-form holes at 256x256 and 1024x1024
 (median of ``--repeats`` runs after one warm-up run that also loads the model; wall and process CPU
@@ -32,7 +32,7 @@ SHARED = Path(os.environ.get("INPAINT_PLUGIN_SHARED", REPO.parent / "shared"))
 def deep_specs(names=None) -> dict:
     """``{method: ModelSpec}`` of the registered deep backends (optionally only ``names``)."""
     import inpaint_plugin as ip
-    from inpaint_plugin.deep._infra import ModelSpec
+    from inpaint_plugin.deep._spec import ModelSpec
 
     out = {}
     for name, backend in ip.methods().items():
@@ -90,15 +90,15 @@ def bench_method(name, spec, sizes, repeats, workdir: Path, resolution: str = "a
     import torch
 
     import inpaint_plugin as ip
-    from inpaint_plugin.deep import _infra
+    from inpaint_plugin import deep
 
     weights = workdir / f"{name}_weights"
-    _infra.random_checkpoint(name, weights, seed=0)
+    deep.random_checkpoint(name, weights, seed=0)
     row = {"method": name}
     # bare network forward at the native size (what the reference figure measures)
     side = spec.fixed_size or 256
     image, mask = make_case(side)
-    module = _infra._get_model(spec, weights, torch.device("cpu"))
+    module = deep._run.get_model(spec, weights, torch.device("cpu"))
     x = torch.from_numpy(image.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
     m = torch.from_numpy(mask[None, None].astype(np.float32))
     with torch.inference_mode():
@@ -115,7 +115,7 @@ def bench_method(name, spec, sizes, repeats, workdir: Path, resolution: str = "a
         call()  # warm-up (and model load)
         row[f"inpaint_{size}_s"], row[f"inpaint_{size}_cpu_s"] = _timed(call, repeats)
     row["reference_s"], row["reference_key"] = reference_seconds(name)
-    _infra.clear_model_cache()
+    deep.clear_model_cache()
     return row
 
 

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
 
     import inpaint_plugin as ip
     from inpaint_plugin._masks import random_mask
-    from inpaint_plugin.deep._infra import random_checkpoint
+    from inpaint_plugin.deep._backend import random_checkpoint
 
     if args.threads:
         torch.set_num_threads(args.threads)

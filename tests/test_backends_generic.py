@@ -24,7 +24,7 @@ def method_params(name, weights_dir):
     params = {}
     if backend.needs_weights:
         try:
-            from inpaint_plugin.deep._infra import random_checkpoint
+            from inpaint_plugin.deep._backend import random_checkpoint
         except ImportError as exc:  # pragma: no cover - only while the deep layer is missing
             pytest.skip(f"deep infrastructure not available: {exc}")
         path = weights_dir / name

@@ -296,7 +296,7 @@ def torch():
 @pytest.fixture(scope="module")
 def load_state_dict_file():
     pytest.importorskip("torch")
-    from inpaint_plugin.deep._infra import load_state_dict_file as load
+    from inpaint_plugin.deep._checkpoint import load_state_dict_file as load
 
     return load
 

@@ -57,9 +57,9 @@ def method_params(tmp_path_factory):
             return {}
         if name not in cache:
             try:
-                from inpaint_plugin.deep._infra import random_checkpoint
+                from inpaint_plugin.deep._backend import random_checkpoint
             except ImportError as exc:  # only while the deep layer is missing
-                pytest.skip(f"{name} needs weights and inpaint_plugin.deep._infra.random_checkpoint is "
+                pytest.skip(f"{name} needs weights and inpaint_plugin.deep.random_checkpoint is "
                             f"not available: {exc}")
             cache[name] = {"weights": str(random_checkpoint(name, folder / name, seed=0)), "device": DEVICE}
         return cache[name]

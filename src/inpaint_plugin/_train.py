@@ -311,7 +311,7 @@ def train(method: str, images, *, out, weights=None, resume=False, crop_size: in
     ValueError, TypeError
         For bad arguments (the message names the argument), untrainable methods, unreadable images.
     """
-    from .deep._infra import require_torch
+    from .deep._device import require_torch
 
     require_torch("train()")
     from .deep._train_data import load_sources, split_sources
@@ -361,7 +361,8 @@ def train(method: str, images, *, out, weights=None, resume=False, crop_size: in
         raise TypeError(f"augment must be True or False, got {augment!r}")
 
     from ._registry import get_backend
-    from .deep._infra import _find_spec, get_device
+    from .deep._backend import find_spec
+    from .deep._device import get_device
 
     dev = get_device(device)
     spec = _find_spec(method)

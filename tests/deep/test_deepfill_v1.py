@@ -128,7 +128,7 @@ def test_non_square_batch_matches_single_items():
 def test_backend_reproduces_case0_with_tf_patch_norm(vectors, spec, filled_state, tmp_path):
     """The backend builds the variant the released weights were made with (max(||w||, 1e-4))."""
     from inpaint_plugin.backends.deepfill_v1 import SPEC
-    from inpaint_plugin.deep import _infra
+    from inpaint_plugin import deep
 
     z = np.load(vectors / "case0.npz")
     v = np.load(vectors / "case0_variant_tfnorm.npz")
@@ -136,8 +136,8 @@ def test_backend_reproduces_case0_with_tf_patch_norm(vectors, spec, filled_state
     torch.save(filled_state, path)
     image = z["image_uint8"].astype(np.float32) / np.float32(255)
     mask = z["mask_uint8"] > 127
-    _infra.clear_model_cache()
-    out = _infra.run(SPEC, image, mask, weights=path, device="cpu")
+    deep.clear_model_cache()
+    out = deep.run(SPEC, image, mask, weights=path, device="cpu")
     expected = (v["x_stage2_tfnorm"][0].transpose(1, 2, 0) + 1) / 2
     # image*2-1 here vs image/127.5-1 in the reference: a few ulps at the input
     assert np.abs(out[mask] - expected[mask]).max() <= spec["extra_files"]["case0_variant_tfnorm.npz"]["tolerance"][
@@ -148,9 +148,9 @@ def test_backend_reproduces_case0_with_tf_patch_norm(vectors, spec, filled_state
 
 def test_random_checkpoint_is_official_format_and_inpaint_runs(spec, tmp_path):
     import inpaint_plugin
-    from inpaint_plugin.deep import _infra
+    from inpaint_plugin import deep
 
-    path = _infra.random_checkpoint("deepfill_v1", tmp_path / "gen_random.pt", seed=3)
+    path = deep.random_checkpoint("deepfill_v1", tmp_path / "gen_random.pt", seed=3)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     assert [(k, list(v.shape)) for k, v in ckpt.items()] == [(k, s) for k, s, _ in spec["state_dict"]]
 

@@ -125,7 +125,7 @@ def test_input_validation():
 def test_backend_reproduces_case0(vectors, spec, fill_state_dict, tmp_path):
     """The official checkpoint format ({'G': state_dict}) through the backend's run() = reference output."""
     from inpaint_plugin.backends.deepfill_v2 import SPEC
-    from inpaint_plugin.deep import _infra
+    from inpaint_plugin import deep
 
     z = np.load(vectors / "case0.npz")
     state = fill_state_dict(SPEC.build().state_dict(), seed=spec["fill"]["seed"], gain=spec["fill"]["gain"])
@@ -133,8 +133,8 @@ def test_backend_reproduces_case0(vectors, spec, fill_state_dict, tmp_path):
     torch.save({"G": state}, path)
     image = z["image_uint8"].astype(np.float32) / np.float32(255)  # test.py: ToTensor, then *2 - 1
     mask = z["mask_uint8"] > 127
-    _infra.clear_model_cache()
-    out = _infra.run(SPEC, image, mask, weights=path, device="cpu")
+    deep.clear_model_cache()
+    out = deep.run(SPEC, image, mask, weights=path, device="cpu")
     expected = (z["x_stage2"][0].transpose(1, 2, 0) + 1) / 2
     assert np.abs(out[mask] - expected[mask]).max() <= spec["tolerance"]["per_array"]["x_stage2"]
     np.testing.assert_array_equal(out[~mask], image[~mask])
@@ -142,9 +142,9 @@ def test_backend_reproduces_case0(vectors, spec, fill_state_dict, tmp_path):
 
 def test_random_checkpoint_is_official_format_and_inpaint_runs(spec, tmp_path):
     import inpaint_plugin
-    from inpaint_plugin.deep import _infra
+    from inpaint_plugin import deep
 
-    path = _infra.random_checkpoint("deepfill_v2", tmp_path / "random.pth", seed=3)
+    path = deep.random_checkpoint("deepfill_v2", tmp_path / "random.pth", seed=3)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     assert list(ckpt) == ["G"]
     assert [(k, list(v.shape)) for k, v in ckpt["G"].items()] == [(k, s) for k, s, _ in spec["state_dict"]]

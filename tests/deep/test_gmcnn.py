@@ -24,7 +24,7 @@ from _helpers import (  # noqa: E402
 
 import inpaint_plugin  # noqa: E402
 from inpaint_plugin.backends.gmcnn import SPEC, _symmetric_extend  # noqa: E402
-from inpaint_plugin.deep import _infra  # noqa: E402
+from inpaint_plugin import deep  # noqa: E402
 from inpaint_plugin.deep.nets.gmcnn import GMCNN  # noqa: E402
 
 REFERENCE = load_reference("gmcnn")
@@ -97,7 +97,7 @@ def test_predict_small_window_is_mirrored_to_the_minimum_size():
 
 def test_official_checkpoint_format_roundtrip(tmp_path):
     path = tmp_path / "30_net_GM.pth"
-    _infra.random_checkpoint("gmcnn", path, seed=3)
+    deep.random_checkpoint("gmcnn", path, seed=3)
     raw = torch.load(path, map_location="cpu", weights_only=True)
     assert keys_and_shapes(raw) == REFERENCE["state_dict"]  # a bare state_dict
     net = SPEC.build()
@@ -110,7 +110,7 @@ def test_official_checkpoint_format_roundtrip(tmp_path):
 
 
 def test_load_lists_wrong_shapes_and_missing_keys(tmp_path):
-    state = _infra.random_state_dict(SPEC.build)
+    state = deep.random_state_dict(SPEC.build)
     state.pop("EB3.17.bias")
     state["decoding_layers.0.weight"] = torch.zeros(16, 225, 3, 3)
     path = tmp_path / "broken.pth"
@@ -121,7 +121,7 @@ def test_load_lists_wrong_shapes_and_missing_keys(tmp_path):
 
 
 def test_inpaint_api_keeps_known_pixels(tmp_path):
-    path = _infra.random_checkpoint("gmcnn", tmp_path / "net_GM.pth")
+    path = deep.random_checkpoint("gmcnn", tmp_path / "net_GM.pth")
     rng = np.random.default_rng(0)
     image = rng.random((38, 50, 3)).astype(np.float32)  # not a multiple of 4, smaller than 196
     mask = np.zeros((38, 50), bool)

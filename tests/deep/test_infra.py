@@ -1,4 +1,4 @@
-"""Tests of the deep-learning infrastructure (``inpaint_plugin.deep._infra``) with a tiny network."""
+"""Tests of the shared deep-learning machinery (`inpaint_plugin.deep`) with a tiny network."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import inpaint_plugin
-from inpaint_plugin.deep import _infra
+from inpaint_plugin import deep
 
 FILL = (0.25, 0.5, 0.75)
 
@@ -38,7 +38,7 @@ def _make_spec(fixed_size=None, tile_size=64, margin=8, registry=(), calls=None,
         return _Toy()
 
     def load(module, path):
-        _infra.load_checked(module, _infra.load_state_dict_file(path), path=path)
+        deep.load_checked(module, deep.load_state_dict_file(path), path=path)
 
     def predict(module, image, mask):
         assert image.dtype == torch.float32 and mask.shape[1] == 1
@@ -51,7 +51,7 @@ def _make_spec(fixed_size=None, tile_size=64, margin=8, registry=(), calls=None,
     def save_state(state, path):
         torch.save(state, path)
 
-    return _infra.ModelSpec(
+    return deep.ModelSpec(
         name="toy", build=build, load=load, predict=predict, save_state=save_state,
         weights_help="Toy weights are made with save_random", fixed_size=fixed_size, size_multiple=8,
         tile_size=tile_size, margin=margin, registry=registry,
@@ -67,29 +67,29 @@ def toy_weights(tmp_path):
 
 @pytest.fixture(autouse=True)
 def _fresh_cache():
-    _infra.clear_model_cache()
+    deep.clear_model_cache()
     yield
-    _infra.clear_model_cache()
+    deep.clear_model_cache()
 
 
 # ------------------------------------------------------------------------------------------------ device
 def test_get_device_cpu_and_auto_disable_tf32():
     torch.backends.cuda.matmul.allow_tf32 = True
-    assert _infra.get_device("cpu") == torch.device("cpu")
+    assert deep.get_device("cpu") == torch.device("cpu")
     assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
-    auto = _infra.get_device("auto")
+    auto = deep.get_device("auto")
     assert auto.type == ("cuda" if torch.cuda.is_available() else auto.type)
     assert auto.type in ("cuda", "mps", "cpu")
 
 
 def test_get_device_errors():
     with pytest.raises(ValueError, match="device"):
-        _infra.get_device("tpu")
+        deep.get_device("tpu")
     with pytest.raises(TypeError, match="device"):
-        _infra.get_device(0)
+        deep.get_device(0)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
-            _infra.get_device("cuda")
+            deep.get_device("cuda")
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -108,7 +108,7 @@ def _sd():
 def test_load_state_dict_file_unwraps(tmp_path, wrap):
     path = tmp_path / "ckpt.pth"
     torch.save(wrap(_sd()), path)
-    loaded = _infra.load_state_dict_file(path)
+    loaded = deep.load_state_dict_file(path)
     assert set(loaded) == set(_sd())
     for k, v in _sd().items():
         assert torch.equal(loaded[k], v)
@@ -119,35 +119,35 @@ def test_load_state_dict_file_safetensors(tmp_path):
 
     path = tmp_path / "ckpt.safetensors"
     save_file(_sd(), str(path))
-    loaded = _infra.load_state_dict_file(path)
+    loaded = deep.load_state_dict_file(path)
     assert torch.equal(loaded["a.weight"], _sd()["a.weight"])
     path.write_bytes(path.read_bytes()[:40])
     with pytest.raises(ValueError, match=r"weights=.*ckpt\.safetensors"):
-        _infra.load_state_dict_file(path)
+        deep.load_state_dict_file(path)
 
 
 def test_load_state_dict_file_bad_files(tmp_path):
     with pytest.raises(ValueError, match=r"my_arg=.*nope\.pth.*no such"):
-        _infra.load_state_dict_file(tmp_path / "nope.pth", argument="my_arg")
+        deep.load_state_dict_file(tmp_path / "nope.pth", argument="my_arg")
     good = tmp_path / "good.pth"
     torch.save(_sd(), good)
     data = good.read_bytes()
     truncated = tmp_path / "truncated.pth"
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match=r"weights=.*truncated\.pth"):
-        _infra.load_state_dict_file(truncated)
+        deep.load_state_dict_file(truncated)
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(np.random.default_rng(0).bytes(500))
     with pytest.raises(ValueError, match=r"garbage\.pth"):
-        _infra.load_state_dict_file(garbage)
+        deep.load_state_dict_file(garbage)
     not_sd = tmp_path / "list.pth"
     torch.save([torch.zeros(2)], not_sd)
     with pytest.raises(ValueError, match="state_dict"):
-        _infra.load_state_dict_file(not_sd)
+        deep.load_state_dict_file(not_sd)
     no_tensors = tmp_path / "dict.pth"
     torch.save({"epoch": 3, "lr": 0.1}, no_tensors)
     with pytest.raises(ValueError, match="not a state_dict"):
-        _infra.load_state_dict_file(no_tensors)
+        deep.load_state_dict_file(no_tensors)
 
 
 class _Evil:
@@ -172,7 +172,7 @@ def test_malicious_pickle_is_refused_and_not_run(tmp_path, legacy):
         torch.save(payload, path)
     assert not marker.exists()
     with pytest.raises(ValueError, match=r"weights=.*evil\.pth.*refused"):
-        _infra.load_state_dict_file(path)
+        deep.load_state_dict_file(path)
     assert not marker.exists()
 
 
@@ -180,20 +180,20 @@ def test_load_checked_lists_problems():
     module = torch.nn.Linear(3, 2)
     sd = {"weight": torch.zeros(2, 4), "extra.weight": torch.zeros(1)}
     with pytest.raises(ValueError) as info:
-        _infra.load_checked(module, sd, path="x.pth")
+        deep.load_checked(module, sd, path="x.pth")
     msg = str(info.value)
     assert "missing keys: bias" in msg and "unexpected keys: extra.weight" in msg
     assert "weight: checkpoint (2, 4) vs network (2, 3)" in msg and "x.pth" in msg
-    _infra.load_checked(module, {"weight": torch.ones(2, 3), "bias": torch.ones(2), "loss.w": torch.ones(1)},
+    deep.load_checked(module, {"weight": torch.ones(2, 3), "bias": torch.ones(2), "loss.w": torch.ones(1)},
                         drop_prefixes=("loss.",))
     assert torch.equal(module.weight, torch.ones(2, 3))
 
 
 def test_random_state_dict_is_deterministic_and_keeps_global_rng():
     state = torch.random.get_rng_state()
-    a = _infra.random_state_dict(_Toy, seed=3)
-    b = _infra.random_state_dict(_Toy, seed=3)
-    c = _infra.random_state_dict(_Toy, seed=4)
+    a = deep.random_state_dict(_Toy, seed=3)
+    b = deep.random_state_dict(_Toy, seed=3)
+    c = deep.random_state_dict(_Toy, seed=4)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert torch.equal(a["conv.weight"], b["conv.weight"]) and not torch.equal(a["conv.weight"], c["conv.weight"])
 
@@ -201,18 +201,18 @@ def test_random_state_dict_is_deterministic_and_keeps_global_rng():
 # ------------------------------------------------------------------------------------------------ weights
 def test_resolve_weights_path_and_missing(tmp_path, toy_weights):
     spec = _make_spec()
-    assert _infra.resolve_weights(spec, toy_weights) == toy_weights
-    assert _infra.resolve_weights(spec, str(toy_weights)) == toy_weights
+    assert deep.resolve_weights(spec, toy_weights) == toy_weights
+    assert deep.resolve_weights(spec, str(toy_weights)) == toy_weights
     with pytest.raises(ValueError, match=r"no such file.*save_random.*weights="):
-        _infra.resolve_weights(spec, tmp_path / "absent.pth")
+        deep.resolve_weights(spec, tmp_path / "absent.pth")
     with pytest.raises(ValueError, match=r"needs trained weights.*save_random.*weights='path/to"):
-        _infra.resolve_weights(spec, None)
-    drive = _infra.WeightsEntry("drive", [_infra.WeightsFile("w.pth", url="https://drive.google.com/x")],
+        deep.resolve_weights(spec, None)
+    drive = deep.WeightsEntry("drive", [deep.WeightsFile("w.pth", url="https://drive.google.com/x")],
                                 instructions="Download w.pth from Google Drive.")
     with pytest.raises(ValueError, match=r"Download w\.pth from Google Drive\..*weights="):
-        _infra.resolve_weights(_make_spec(registry=[drive]), None)
+        deep.resolve_weights(_make_spec(registry=[drive]), None)
     with pytest.raises(TypeError, match="weights"):
-        _infra.resolve_weights(spec, 3)
+        deep.resolve_weights(spec, 3)
 
 
 @pytest.fixture
@@ -234,33 +234,33 @@ def test_registry_download_offline_and_hash(tmp_path, monkeypatch, http_dir, toy
     root, url = http_dir
     (root / "toy.pth").write_bytes(toy_weights.read_bytes())
     sha = hashlib.sha256(toy_weights.read_bytes()).hexdigest()
-    entry = _infra.WeightsEntry("default", [_infra.WeightsFile("toy.pth", url=f"{url}/toy.pth", sha256=sha)])
+    entry = deep.WeightsEntry("default", [deep.WeightsFile("toy.pth", url=f"{url}/toy.pth", sha256=sha)])
     spec = _make_spec(registry=[entry])
     monkeypatch.setenv("INPAINT_PLUGIN_CACHE", str(tmp_path / "cache"))
 
     monkeypatch.setenv("INPAINT_PLUGIN_OFFLINE", "1")
     with pytest.raises(ValueError, match=r"INPAINT_PLUGIN_OFFLINE.*not in the cache.*weights="):
-        _infra.resolve_weights(spec, None)
+        deep.resolve_weights(spec, None)
 
     monkeypatch.delenv("INPAINT_PLUGIN_OFFLINE")
-    got = _infra.resolve_weights(spec, None)
+    got = deep.resolve_weights(spec, None)
     assert got == tmp_path / "cache" / "toy" / "default" / "toy.pth"
     assert got.read_bytes() == toy_weights.read_bytes()
 
     (root / "toy.pth").unlink()  # the server is gone from now on: offline use of the cached file
     monkeypatch.setenv("INPAINT_PLUGIN_OFFLINE", "true")
-    assert _infra.resolve_weights(spec, None) == got
+    assert deep.resolve_weights(spec, None) == got
     image = np.random.default_rng(0).random((40, 40, 3)).astype(np.float32)
     mask = np.zeros((40, 40), bool)
     mask[10:20, 5:9] = True
-    out = _infra.run(spec, image, mask)
+    out = deep.run(spec, image, mask)
     np.testing.assert_allclose(out[mask], np.broadcast_to(FILL, (mask.sum(), 3)), atol=1e-6)
 
-    bad = _infra.WeightsEntry("bad", [_infra.WeightsFile("toy.pth", url=f"{url}/toy.pth", sha256="0" * 64)])
+    bad = deep.WeightsEntry("bad", [deep.WeightsFile("toy.pth", url=f"{url}/toy.pth", sha256="0" * 64)])
     monkeypatch.delenv("INPAINT_PLUGIN_OFFLINE")
     (root / "toy.pth").write_bytes(b"not the file")
     with pytest.raises(ValueError, match=r"could not download.*'bad'"):
-        _infra.resolve_weights(_make_spec(registry=[bad]), None)
+        deep.resolve_weights(_make_spec(registry=[bad]), None)
 
 
 def test_folder_entry_resolves_to_folder(tmp_path, monkeypatch, http_dir):
@@ -268,14 +268,14 @@ def test_folder_entry_resolves_to_folder(tmp_path, monkeypatch, http_dir):
     files = []
     for name in ("A.pkl", "B.pkl"):
         (root / name).write_bytes(name.encode() * 10)
-        files.append(_infra.WeightsFile(name, url=f"{url}/{name}",
+        files.append(deep.WeightsFile(name, url=f"{url}/{name}",
                                         sha256=hashlib.sha256(name.encode() * 10).hexdigest()))
     monkeypatch.setenv("INPAINT_PLUGIN_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("INPAINT_PLUGIN_OFFLINE", raising=False)
-    got = _infra.resolve_weights(_make_spec(registry=[_infra.WeightsEntry("ds", files, folder=True)]), None)
+    got = deep.resolve_weights(_make_spec(registry=[deep.WeightsEntry("ds", files, folder=True)]), None)
     assert got.is_dir() and sorted(p.name for p in got.iterdir()) == ["A.pkl", "B.pkl"]
     with pytest.raises(ValueError, match="folder=True"):
-        _infra.WeightsEntry("x", files)
+        deep.WeightsEntry("x", files)
 
 
 # ------------------------------------------------------------------------------------------------ run
@@ -300,7 +300,7 @@ def test_run_all_resolutions_fill_every_hole_and_keep_known(toy_weights, fixed_s
     mask = _holes(*shape)
     for resolution in spec.resolutions:
         calls.clear()
-        out = _infra.run(spec, image, mask, weights=toy_weights, device="cpu", resolution=resolution)
+        out = deep.run(spec, image, mask, weights=toy_weights, device="cpu", resolution=resolution)
         assert out.shape == image.shape and out.dtype == np.float32
         assert np.array_equal(out[~mask], image[~mask]), resolution
         np.testing.assert_allclose(out[mask], np.broadcast_to(FILL, (mask.sum(), 3)), atol=1e-5,
@@ -325,7 +325,7 @@ def test_run_crops_group_small_holes(toy_weights):
     mask = np.zeros((256, 256), bool)
     rr, cc = np.meshgrid(np.arange(5, 256, 10), np.arange(5, 256, 10), indexing="ij")
     mask[rr, cc] = True  # 676 dead pixels
-    out = _infra.run(spec, image, mask, weights=toy_weights, resolution="crop")
+    out = deep.run(spec, image, mask, weights=toy_weights, resolution="crop")
     assert np.array_equal(out[~mask], image[~mask])
     np.testing.assert_allclose(out[mask], np.broadcast_to(FILL, (mask.sum(), 3)), atol=1e-6)
     assert len(calls) <= 36  # windows of 64 (48 usable) around groups, not one run per hole
@@ -336,7 +336,7 @@ def test_crop_windows_cover_holes_with_context():
     mask = rng.random((300, 200)) > 0.995
     mask[100:220, 50:110] = True  # a thick hole too large for one window: own, larger window
     mask[250:254, 5:195] = True  # a thin stripe: tiles at full resolution, no window
-    windows, thin = _infra._crop_windows(mask, side=64, margin=8)
+    windows, thin = deep._windows.crop_windows(mask, side=64, margin=8)
     assert thin[250:254, 5:195].all() and thin.sum() == 4 * 190
     written = thin.astype(int)
     for r0, r1, c0, c1, write in windows:
@@ -356,35 +356,35 @@ def test_run_validates_and_caches_models(tmp_path, toy_weights):
     image = np.zeros((70, 70, 3), np.float32)
     mask = np.zeros((70, 70), bool)
     mask[30:40, 30:40] = True
-    _infra.run(spec, image, mask, weights=toy_weights)
-    _infra.run(spec, image, mask, weights=toy_weights, resolution="tile")
+    deep.run(spec, image, mask, weights=toy_weights)
+    deep.run(spec, image, mask, weights=toy_weights, resolution="tile")
     assert len(builds) == 1
     folder = tmp_path / "folder"
     folder.mkdir()
     torch.save(torch.load(toy_weights, weights_only=True), folder / "w.pth")
     folder_spec = dataclasses.replace(spec, load=lambda module, path: spec.load(module, path / "w.pth"))
-    _infra.run(folder_spec, image, mask, weights=folder)
-    _infra.run(folder_spec, image, mask, weights=folder)
+    deep.run(folder_spec, image, mask, weights=folder)
+    deep.run(folder_spec, image, mask, weights=folder)
     assert len(builds) == 2
     os.utime(folder / "w.pth", ns=(1, 1))  # a file of the folder rewritten: the model is reloaded
-    _infra.run(folder_spec, image, mask, weights=folder)
+    deep.run(folder_spec, image, mask, weights=folder)
     assert len(builds) == 3
     with pytest.raises(ValueError, match="resolution"):
-        _infra.run(spec, image, mask, weights=toy_weights, resolution="full")
+        deep.run(spec, image, mask, weights=toy_weights, resolution="full")
     with pytest.raises(ValueError, match=r"mask must have shape"):
-        _infra.run(spec, image, mask[:5], weights=toy_weights)
+        deep.run(spec, image, mask[:5], weights=toy_weights)
     with pytest.raises(ValueError, match=r"image must have shape"):
-        _infra.run(spec, image[..., 0], mask, weights=toy_weights)
+        deep.run(spec, image[..., 0], mask, weights=toy_weights)
     other = tmp_path / "bad.pth"
     torch.save({"conv.weight": torch.zeros(3, 4, 3, 3)}, other)
     with pytest.raises(ValueError, match=r"missing keys: conv\.bias"):
-        _infra.run(spec, image, mask, weights=other)
+        deep.run(spec, image, mask, weights=other)
 
 
 # ------------------------------------------------------------------------------------------------ backend
 def test_make_backend_through_public_api(tmp_path, monkeypatch):
     spec = _make_spec(fixed_size=64)
-    backend = _infra.make_backend(spec, "toy network")
+    backend = deep.make_backend(spec, "toy network")
     assert backend.needs_weights and backend.channels == "rgb" and backend.normalize
     assert backend.spatial_ndim == 2 and backend.dtype == "float32"
     params = backend.param_map
@@ -394,7 +394,7 @@ def test_make_backend_through_public_api(tmp_path, monkeypatch):
     plugin = types.SimpleNamespace(inpaint_plugin_backends=inpaint_plugin.hookimpl(lambda: [backend]))
     inpaint_plugin.register(plugin, name="toy-plugin")
     try:
-        path = _infra.random_checkpoint("toy", tmp_path / "w.pth", seed=5)
+        path = deep.random_checkpoint("toy", tmp_path / "w.pth", seed=5)
         assert path.is_file()
         image = np.linspace(0, 200, 50 * 60, dtype=np.float64).reshape(50, 60)  # grey, mapped to RGB by the API
         mask = np.zeros(image.shape, bool)
@@ -405,6 +405,6 @@ def test_make_backend_through_public_api(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match=r"needs trained weights.*weights="):
             inpaint_plugin.inpaint(image, mask, method="toy")
         with pytest.raises(ValueError, match="not a registered deep method"):
-            _infra.random_checkpoint("biharmonic", tmp_path / "x.pth")
+            deep.random_checkpoint("biharmonic", tmp_path / "x.pth")
     finally:
         inpaint_plugin.unregister(name="toy-plugin")

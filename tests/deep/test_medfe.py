@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 import inpaint_plugin  # noqa: E402
 from inpaint_plugin.backends import medfe as backend  # noqa: E402
-from inpaint_plugin.deep import _infra  # noqa: E402
+from inpaint_plugin import deep  # noqa: E402
 from inpaint_plugin.deep.nets import medfe as net  # noqa: E402
 
 
@@ -44,9 +44,9 @@ def scratch_model():
 def random_weights(tmp_path_factory):
     """A weights folder in the official format with random weights (written once: ~520 MB)."""
     folder = tmp_path_factory.mktemp("medfe") / "weights"
-    path = _infra.random_checkpoint("medfe", folder, seed=0)
+    path = deep.random_checkpoint("medfe", folder, seed=0)
     yield path
-    _infra.clear_model_cache()
+    deep.clear_model_cache()
 
 
 def test_state_dict_keys_and_shapes_match_reference(spec_json, filled_model):
@@ -139,7 +139,7 @@ def test_official_format_roundtrip(random_weights, spec_json, scratch_model):
         ref = torch.load(random_weights / name, weights_only=True)
         own = getattr(model, attr).state_dict()
         assert all(torch.equal(own[k], v) for k, v in ref.items())  # mask_conv weights included
-    again = _infra.random_state_dict(backend.SPEC.build, seed=0)  # save_random is deterministic
+    again = deep.random_state_dict(backend.SPEC.build, seed=0)  # save_random is deterministic
     assert torch.equal(again["netDE.Decoder_3.model.1.weight"], model.netDE.Decoder_3.model[1].weight)
 
 
@@ -187,7 +187,7 @@ def test_backend_any_size_several_holes(random_weights):
     mask[20:40, 30:50] = True     # two small holes sharing one 256 crop
     mask[10:14, 150:200] = True
     mask[80:290, 5:215] = True    # a large thick hole: its own crop (the whole image), resized to 256
-    windows, thin = _infra._crop_windows(mask, 256, backend.SPEC.margin)
+    windows, thin = deep._windows.crop_windows(mask, 256, backend.SPEC.margin)
     assert len(windows) == 2 and not thin.any()
     out = inpaint_plugin.inpaint(image, mask, method="medfe", channel_axis=-1, weights=str(random_weights),
                                  device="cpu")

@@ -24,7 +24,7 @@ from _helpers import (  # noqa: E402
 
 import inpaint_plugin  # noqa: E402
 from inpaint_plugin.backends.pennet import SPEC  # noqa: E402
-from inpaint_plugin.deep import _infra  # noqa: E402
+from inpaint_plugin import deep  # noqa: E402
 from inpaint_plugin.deep.nets.pennet import AttentionTransfer, PENNet  # noqa: E402
 
 REFERENCE = load_reference("pennet")
@@ -93,7 +93,7 @@ def test_rejects_size_not_multiple_of_64():
 
 def test_official_checkpoint_format_roundtrip(tmp_path):
     path = tmp_path / "gen_00001.pth"
-    _infra.random_checkpoint("pennet", path, seed=3)
+    deep.random_checkpoint("pennet", path, seed=3)
     raw = torch.load(path, map_location="cpu", weights_only=True)
     assert list(raw) == ["netG"]
     assert keys_and_shapes(raw["netG"]) == REFERENCE["state_dict"]
@@ -110,7 +110,7 @@ def test_official_checkpoint_format_roundtrip(tmp_path):
 
 
 def test_load_lists_missing_and_unexpected_keys(tmp_path):
-    state = _infra.random_state_dict(SPEC.build)
+    state = deep.random_state_dict(SPEC.build)
     state.pop("at_conv03.conv02.0.weight")
     state["extra.weight"] = torch.zeros(1)
     path = tmp_path / "broken.pth"
@@ -121,7 +121,7 @@ def test_load_lists_missing_and_unexpected_keys(tmp_path):
 
 
 def test_inpaint_api_keeps_known_pixels(tmp_path):
-    path = _infra.random_checkpoint("pennet", tmp_path / "gen.pth")
+    path = deep.random_checkpoint("pennet", tmp_path / "gen.pth")
     rng = np.random.default_rng(0)
     image = rng.random((40, 52, 3)).astype(np.float32)
     mask = np.zeros((40, 52), bool)

@@ -7,7 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import inpaint_plugin as ip  # noqa: E402
-from inpaint_plugin.deep import _infra, model_spec  # noqa: E402
+from inpaint_plugin import deep  # noqa: E402
+from inpaint_plugin.deep import model_spec  # noqa: E402
 
 DEEP = ["deepfill_v1", "deepfill_v2", "gmcnn", "medfe", "pennet", "spl"]
 
@@ -33,7 +34,7 @@ def test_saved_module_loads_back_bit_for_bit(method, tmp_path):
 
 @pytest.mark.parametrize("method", ["deepfill_v2", "pennet"])
 def test_saved_checkpoint_is_what_inpaint_uses(method, tmp_path):
-    spec = _infra._find_spec(method)
+    spec = deep._backend.find_spec(method)
     a, b = tmp_path / "a.pth", tmp_path / "b.pth"
     spec.save_random(a, seed=1)
     module = spec.build()
@@ -48,6 +49,6 @@ def test_saved_checkpoint_is_what_inpaint_uses(method, tmp_path):
 
 
 def test_model_spec_names_the_deep_methods():
-    assert model_spec("gmcnn") is _infra._find_spec("gmcnn")
+    assert model_spec("gmcnn") is deep._backend.find_spec("gmcnn")
     with pytest.raises(ValueError, match="not a registered deep method.*deepfill_v2"):
         model_spec("biharmonic")

@@ -23,7 +23,7 @@ from _helpers import (  # noqa: E402
 
 import inpaint_plugin  # noqa: E402
 from inpaint_plugin.backends.spl import SPEC, generator_state_dict  # noqa: E402
-from inpaint_plugin.deep import _infra  # noqa: E402
+from inpaint_plugin import deep  # noqa: E402
 from inpaint_plugin.deep.nets.spl import SPL, region_norm  # noqa: E402
 
 REFERENCE = load_reference("spl")
@@ -87,7 +87,7 @@ def test_rejects_size_not_multiple_of_4():
 
 def test_official_checkpoint_format_roundtrip(tmp_path):
     path = tmp_path / "x_launcherRN_bs_4_epoch_best.pt"
-    _infra.random_checkpoint("spl", path, seed=3)
+    deep.random_checkpoint("spl", path, seed=3)
     raw = torch.load(path, map_location="cpu", weights_only=True)
     gen_keys = [[k[len("generator.module."):], list(v.shape)] for k, v in raw.items() if k.startswith("generator.")]
     assert all(k.startswith("generator.module.") for k in raw if k.startswith("generator"))
@@ -110,7 +110,7 @@ def test_generator_state_dict_accepts_bare_and_single_gpu_layouts():
 
 
 def test_load_lists_missing_generator_keys(tmp_path):
-    state = {f"generator.module.{k}": v for k, v in _infra.random_state_dict(SPEC.build).items()}
+    state = {f"generator.module.{k}": v for k, v in deep.random_state_dict(SPEC.build).items()}
     state.pop("generator.module.middle.7.conv_block.4.mlp_beta.bias")
     path = tmp_path / "broken.pt"
     torch.save(state, path)
@@ -121,7 +121,7 @@ def test_load_lists_missing_generator_keys(tmp_path):
 
 @pytest.mark.slow
 def test_inpaint_api_keeps_known_pixels(tmp_path):
-    path = _infra.random_checkpoint("spl", tmp_path / "spl.pt")
+    path = deep.random_checkpoint("spl", tmp_path / "spl.pt")
     rng = np.random.default_rng(0)
     image = rng.random((40, 52, 3)).astype(np.float32)
     mask = np.zeros((40, 52), bool)

@@ -1,7 +1,7 @@
 """MEDFE backend (Mutual Encoder-Decoder with Feature Equalizations, Liu et al., ECCV 2020).
 
 The network (``inpaint_plugin.deep.nets.medfe``, imported lazily) takes one 256 x 256 RGB image; larger
-or other-sized images are handled by :func:`inpaint_plugin.deep._infra.run` (crops around the holes,
+or other-sized images are handled by :func:`inpaint_plugin.deep.run` (crops around the holes,
 resized to 256, by default). Weights: the authors' ``EN.pkl``, ``DE.pkl`` and ``MEDEF.pkl`` in one folder.
 """
 from __future__ import annotations
@@ -9,14 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..deep._infra import (
-    ModelSpec,
-    WeightsEntry,
-    WeightsFile,
-    load_checked,
-    load_state_dict_file,
-    make_backend,
-)
+from ..deep._spec import ModelSpec
+from ..deep._weights import WeightsEntry, WeightsFile
+from ..deep._checkpoint import load_checked, load_state_dict_file
+from ..deep._backend import make_backend
 
 DRIVE_FOLDER = "https://drive.google.com/drive/folders/1uLC9YN_34mLod5kIE1nMb9P5L40Iqbkp"
 #: Official file of each sub-module, as test.py of the reference loads them (note the spelling MEDEF).
@@ -75,7 +71,7 @@ def _predict(module, image, mask):
 
 def _save_state(state: dict, path) -> None:
     """Write EN.pkl, MEDEF.pkl and DE.pkl (plain state_dicts of the three parts) into the folder ``path``."""
-    from ..deep._infra import write_checkpoint
+    from ..deep._checkpoint import write_checkpoint
 
     folder = Path(os.fspath(path))
     folder.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._infra import write_checkpoint as write_state_dict  # the training state uses the same atomic write
+from ._checkpoint import write_checkpoint as write_state_dict# the training state uses the same atomic write
 
 __all__ = ["RECIPES", "Recipe", "get_recipe", "write_state_dict"]
 

@@ -1,0 +1,157 @@
+"""Checkpoint files: safe loading (safetensors or ``torch.load(weights_only=True)``), strict key and
+shape checking, atomic writing and seeded random state_dicts.
+
+A file from the internet never runs code here: pickles that would construct arbitrary objects are
+refused by ``weights_only=True`` and never executed.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["WRAPPER_KEYS", "load_checked", "load_state_dict_file", "random_state_dict", "write_checkpoint"]
+
+#: Wrapper keys unwrapped (repeatedly) by :func:`load_state_dict_file`, in this order of preference.
+WRAPPER_KEYS = ("state_dict", "netG", "net", "generator", "G", "model", "params_ema", "params")
+
+
+def _is_state_dict(obj) -> bool:
+    import torch
+
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(k, str) for k in obj)
+        and all(isinstance(v, torch.Tensor) for v in obj.values())
+    )
+
+
+def load_state_dict_file(path, *, argument: str = "weights") -> dict:
+    """Load a state_dict (``{name: tensor}``) from a checkpoint file, safely.
+
+    ``.safetensors`` files are read with safetensors; anything else with
+    ``torch.load(path, map_location="cpu", weights_only=True)``, which refuses pickles that would
+    construct arbitrary objects or run code. Wrappers such as ``{"state_dict": ...}``, ``{"netG": ...}``,
+    ``{"net": ...}``, ``{"generator": ...}`` or ``{"G": ...}`` (see :data:`WRAPPER_KEYS`) are unwrapped
+    and a ``module.`` prefix (DataParallel) on every key is removed.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file.
+    argument : str
+        Name of the user-facing argument the path came from (used in error messages).
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, truncated or corrupt, is not a state_dict, or holds objects other than
+        tensors and plain containers (a pickle that would run code is refused and never executed).
+    """
+    import pickle
+
+    import torch
+
+    path = Path(os.fspath(path))
+    where = f"{argument}={str(path)!r}"
+    if not path.is_file():
+        raise ValueError(f"{where}: no such checkpoint file")
+    if path.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            obj = load_file(str(path), device="cpu")
+        except Exception as e:  # safetensors raises its own error types
+            raise ValueError(f"{where}: not a readable safetensors file (truncated or corrupt?): {e}") from None
+    else:
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(
+                f"{where}: refused to load: the file is not a plain checkpoint of tensors (it holds other "
+                f"Python objects, possibly code, which are never unpickled here), or it is corrupt: {msg}"
+            ) from None
+        except Exception as e:  # zip / EOF / runtime errors of a truncated or foreign file
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{where}: could not read the checkpoint (truncated or corrupt?): {msg}") from None
+    seen = []
+    while not _is_state_dict(obj):
+        if not isinstance(obj, Mapping):
+            raise ValueError(f"{where}: expected a state_dict (a mapping of names to tensors), got {type(obj).__name__}")
+        inner = next((obj[k] for k in WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
+        if inner is None:
+            keys = list(obj)[:8]
+            raise ValueError(
+                f"{where}: not a state_dict: a mapping whose keys {keys} are not all names of tensors and "
+                f"that has none of the wrapper keys {list(WRAPPER_KEYS)}{' (inside ' + '/'.join(seen) + ')' if seen else ''}"
+            )
+        seen.append(next(k for k in WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)))
+        obj = inner
+    state = dict(obj)
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def load_checked(module, state_dict: Mapping, *, path=None, argument: str = "weights",
+                 drop_prefixes: Sequence[str] = ()) -> None:
+    """Load ``state_dict`` into ``module`` with strict key and shape checking.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    state_dict : mapping of str to torch.Tensor
+    path : str or os.PathLike, optional
+        Where the state_dict came from (for the error message).
+    argument : str
+        User-facing argument name (for the error message).
+    drop_prefixes : sequence of str
+        Keys starting with one of these are ignored (e.g. training-only sub-modules).
+
+    Raises
+    ------
+    ValueError
+        Listing the missing keys, the unexpected keys and the shape mismatches.
+    """
+    state = {k: v for k, v in state_dict.items() if not any(k.startswith(p) for p in drop_prefixes)}
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs network {tuple(own[k].shape)}"
+             for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        where = f"{argument}={str(path)!r}" if path is not None else argument
+        parts = []
+        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)):
+            if items:
+                shown = ", ".join(items[:10]) + (f", ... ({len(items)} in all)" if len(items) > 10 else "")
+                parts.append(f"{title}: {shown}")
+        raise ValueError(f"{where}: the checkpoint does not fit the {type(module).__name__} network; " + "; ".join(parts))
+    module.load_state_dict(state, strict=True)
+
+
+def write_checkpoint(obj, path) -> None:
+    """``torch.save`` to a temporary sibling, then rename: a crash never leaves a half-written file."""
+    import torch
+
+    path = Path(os.fspath(path))
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, str(tmp))
+    os.replace(tmp, path)
+
+
+def random_state_dict(build: Callable[[], Any], seed: int = 0) -> dict:
+    """State_dict of ``build()`` created with a fixed seed (global RNG state left untouched)."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module = build()
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
