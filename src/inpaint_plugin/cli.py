@@ -238,7 +238,7 @@ def main(argv=None) -> int:
     """Entry point of ``inpaint-plugin``; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
-        from ._train import main as train_main
+        from ._cli_train import main as train_main
 
         return train_main(argv[1:])
     parser = _build_parser()
