@@ -1,0 +1,145 @@
+"""LaMa (Suvorov et al., WACV 2022): big-lama, a ResNet of fast Fourier convolutions whose global
+branch sees the whole image, so it fills large holes and works far above its 256x256 training size.
+
+The network lives in :mod:`inpaint_plugin.deep.nets.lama` (``FFCResNetGenerator`` of
+``advimman/lama``, big-lama configuration). Conventions of the reference's ``bin/predict.py``: RGB in
+[0, 1], holes set to 0, the mask (1 = hole, any non-zero pixel counts) as a fourth channel; a sigmoid
+output; sides padded at the bottom/right to a multiple of 8 with ``numpy.pad(mode='symmetric')``.
+
+Resolution strategy (``resolution='auto'``): the whole image at full resolution, padded as above, when
+its longest side is at most ``tile_size`` = 2048, as the reference does; this is what LaMa is made for
+(its Fourier units cover the whole feature map, and no training size is assumed). On the CPU a
+2048x2048 image needs a few GiB of memory (see ``benchmarks/bench_deep.py`` for the measured time and
+peak memory). Larger images are filled with overlapping 2048x2048 tiles, only those holding holes being
+run; ``resolution='crop'`` runs windows around the holes with ``margin`` = 128 pixels of context (faster
+for small holes in a large image).
+
+Weights: the published big-lama checkpoint, ``big-lama/models/best.ckpt`` in ``big-lama.zip`` (linked
+from the README of https://github.com/advimman/lama), a PyTorch Lightning checkpoint whose
+``state_dict`` holds the generator under ``generator.`` (plus discriminator, loss and evaluator entries
+that are ignored) and whose ``hyper_parameters`` hold an omegaconf config. It is read by the restricted
+reader :mod:`inpaint_plugin.deep._torch_zip`, which takes the tensors and never runs pickle code, so
+omegaconf or Lightning are neither needed nor imported. IOPaint's TorchScript ``big-lama.pt`` (a trace
+of the reference's ``bin/to_jit.py`` wrapper, keys ``model.generator.*``) is read the same way, without
+``torch.jit.load`` (which would run the archive's code): only the tensors of its ``data.pkl`` are used.
+The unzipped ``big-lama`` folder (with ``models/best.ckpt``), ``.safetensors`` files and plain state
+dicts (with or without the ``generator.`` prefix) load too. The licence of the published weights is not
+stated (the code is Apache-2.0; the weights were trained on Places365-Challenge, whose images are for
+non-commercial research and educational use): treat them as research-use only.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..deep._backend import make_backend
+from ..deep._checkpoint import load_checked, load_state_dict_file, write_checkpoint
+from ..deep._spec import ModelSpec
+from ..deep._weights import WeightsEntry, WeightsFile
+
+_REPO = "https://github.com/advimman/lama"
+_BIG_LAMA_ZIP = "https://huggingface.co/smartywu/big-lama/resolve/main/big-lama.zip"
+_DRIVE = "https://drive.google.com/drive/folders/1B2x7eQDgecTL0oh3LSIBDGj0fTxs6Ips"
+_IOPAINT_PT = "https://github.com/Sanster/models/releases/download/add_big_lama/big-lama.pt"
+#: preferred places of the generator in a checkpoint, by the dotted prefix of its keys
+_PREFIXES = ("state_dict.generator.", "generator.", "model.generator.", "state_dict.", "")
+
+
+def _build():
+    from ..deep.nets.lama import FFCResNetGenerator
+
+    return FFCResNetGenerator()
+
+
+def _generator_state(flat: dict, keys) -> dict:
+    """The generator's tensors among ``flat`` (dotted names from any wrapper): the prefix under which all
+    of ``keys`` are found (Lightning ``state_dict.generator.``, TorchScript ``model.generator.`` ...)."""
+    keys = list(keys)
+    anchor = keys[0]
+    found = {k[: -len(anchor)] for k in flat if k.endswith(anchor)}
+    complete = [p for p in found if all(p + k in flat for k in keys)]
+    if not complete:  # let load_checked report what is missing, under the likeliest prefix
+        complete = sorted(found, key=len)[:1] or [""]
+    prefix = min(complete, key=lambda p: (_PREFIXES.index(p) if p in _PREFIXES else len(_PREFIXES), len(p)))
+    return {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix)}
+
+
+def _load(module, path: Path) -> None:
+    """Load big-lama weights (``best.ckpt``, the ``big-lama`` folder, IOPaint's ``big-lama.pt``, a
+    ``.safetensors`` or plain state_dict file) strictly; no pickle code of the file is run."""
+    from ..deep._torch_zip import is_torch_zip, read_torch_zip, tensors_by_name
+
+    path = Path(path)
+    if path.is_dir():
+        inner = next((p for p in (path / "models" / "best.ckpt", path / "best.ckpt") if p.is_file()), None)
+        if inner is None:
+            raise ValueError(f"weights={str(path)!r}: a folder without models/best.ckpt (the unzipped big-lama "
+                             f"folder is expected); or pass the checkpoint file itself")
+        path = inner
+    if path.suffix.lower() != ".safetensors" and is_torch_zip(path):
+        flat = tensors_by_name(read_torch_zip(path))
+    else:  # safetensors, or the legacy (pre-zip) torch format: weights_only=True
+        flat = load_state_dict_file(path)
+    if not flat:
+        raise ValueError(f"weights={str(path)!r}: the checkpoint holds no tensors")
+    own = module.state_dict()
+    load_checked(module, _generator_state(flat, own), path=path)
+
+
+def _predict(module, image, mask):
+    """``image`` (B, 3, H, W) in [0, 1], ``mask`` (B, 1, H, W), > 0 = hole -> the generator's output
+    (B, 3, H, W) in (0, 1), whole image (the caller composites).
+
+    Sides that are not multiples of 8 (or below 16) are padded by edge replication here; :func:`run`
+    already pads to multiples of 8 with the reference's symmetric mode.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    mask = (mask > 0).to(image.dtype)
+    x = torch.cat([image * (1 - mask), mask], dim=1)
+    h, w = x.shape[-2:]
+    ph, pw = max(16, -(-h // 8) * 8) - h, max(16, -(-w // 8) * 8) - w
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    return module(x)[..., :h, :w]
+
+
+def _save_state(state: dict, path) -> None:
+    """Write the official form: a Lightning-shaped ``{'state_dict': {'generator.<key>': ...}}`` (what
+    the reference's ``load_checkpoint`` reads; plain containers, so ``weights_only=True`` reads it too)."""
+    write_checkpoint({"state_dict": {f"generator.{k}": v for k, v in state.items()}}, path)
+
+
+SPEC = ModelSpec(
+    name="lama",
+    build=_build,
+    load=_load,
+    predict=_predict,
+    save_state=_save_state,
+    weights_help=(
+        f"The published big-lama weights are big-lama/models/best.ckpt in big-lama.zip ({_BIG_LAMA_ZIP}, "
+        f"linked from {_REPO}; also in the Google Drive folder {_DRIVE}); unzip it and pass best.ckpt or the "
+        f"big-lama folder. IOPaint's TorchScript big-lama.pt ({_IOPAINT_PT}) works too. The licence of the "
+        "weights is not stated: research use"
+    ),
+    fixed_size=None,
+    size_multiple=8,
+    tile_size=2048,
+    margin=128,
+    registry=(
+        WeightsEntry(name="big-lama", files=(WeightsFile("best.ckpt"),),
+                     description="big-lama (Places365-Challenge, 256x256 crops, large masks); licence of the "
+                                 "weights unclear: research use",
+                     instructions=f"Download big-lama.zip from {_BIG_LAMA_ZIP} (or {_DRIVE}), unzip it and pass "
+                                  "big-lama/models/best.ckpt (or the big-lama folder)."),
+        WeightsEntry(name="iopaint-big-lama", files=(WeightsFile("big-lama.pt", url=_IOPAINT_PT),),
+                     description="IOPaint's TorchScript export of the same big-lama weights (md5 "
+                                 "e3aa4aaa15225a33ec84f9f4bc47e500); only its tensors are read",
+                     instructions=f"Download big-lama.pt from {_IOPAINT_PT} and pass its path."),
+    ),
+)
+
+BACKENDS = [
+    make_backend(SPEC, "LaMa (big-lama): fast Fourier convolutions with an image-wide receptive field, for large "
+                       "holes at any resolution (WACV 2022; needs trained weights)"),
+]
