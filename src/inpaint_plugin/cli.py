@@ -2,30 +2,68 @@
 
 ::
 
-    inpaint-plugin IMAGE [MASK] -o OUT [--method M] [--param k=v ...] [--channel-axis N] [--nodata V]
+    inpaint-plugin [inpaint] IMAGE [MASK] -o OUT [--method M|auto] [--param k=v ...] [--channel-axis N]
+                   [--nodata V] [--detect [KINDS]] [--mask-out PATH] [--overwrite] [--allow-lossy] [--chunks N]
     inpaint-plugin --list [--json]
     inpaint-plugin --demo [-o demo.png]
-    inpaint-plugin train --method M --images DIR --out CKPT [...]   (see ``inpaint-plugin train -h``)
+    inpaint-plugin weights {list,import,path,remove,fetch} ...   (see ``inpaint-plugin weights -h``)
+    inpaint-plugin train --method M --images DIR --out CKPT [...] (see ``inpaint-plugin train -h``)
 
-IMAGE and MASK may be TIFF, PNG/JPEG, .npy or zarr; OUT is written in the format of its suffix
-(to a temporary file first, then renamed, so a failure never leaves a partial output).
-Without MASK, the NaNs of a float image (and ``--nodata`` pixels) are filled.
-Exit codes: 0 success, 1 runtime failure, 2 bad arguments or unreadable input.
+``inpaint`` is the default command: ``inpaint-plugin in.tif mask.tif -o out.tif`` and
+``inpaint-plugin inpaint in.tif mask.tif -o out.tif`` are the same (name it explicitly when an input
+file is called ``weights`` or ``train``).
+
+IMAGE and MASK may be TIFF, PNG/JPEG, .npy or zarr; OUT is written in the format of its suffix (to a
+temporary file first, then renamed, so a failure never leaves a partial output). An output that
+cannot hold the result (a float image into PNG, a lossy JPEG without ``--allow-lossy``) is refused
+before any work, as is an output that would replace an input, the other output, or an existing
+folder (a zarr store only with ``--overwrite``). Without MASK, the NaNs of a float image (and
+``--nodata`` pixels) are filled.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad arguments or unreadable input, 130 interrupted,
+143 / 129 terminated by SIGTERM / SIGHUP (no output written, no temporary file left).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import signal
 import sys
 from pathlib import Path
 
 __all__ = ["main"]
+
+PROG = "inpaint-plugin"
+COMMANDS = ("inpaint", "weights", "train")
+_INT64_MAX = 2**63 - 1
 
 
 class CLIError(Exception):
     """A problem with the user's arguments or files (exit code 2)."""
 
 
+class _Terminated(BaseException):
+    """SIGTERM / SIGHUP, raised in the main thread so that partial outputs are cleaned up."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _clean(message: str) -> str:
+    """An error message fit for the command line: never torch's advice to unpickle with weights_only=False."""
+    text = str(message)
+    if "weights_only" in text:
+        parts = re.split(r"(?<=[.!?])\s+", text)
+        text = " ".join(p for p in parts if "weights_only" not in p) or "the checkpoint could not be read safely"
+    return text
+
+
+# --------------------------------------------------------------------------------------------------
+# parameters
+# --------------------------------------------------------------------------------------------------
 def _parse_params(items):
     params = {}
     for item in items or ():
@@ -39,8 +77,18 @@ def _parse_params(items):
     return params
 
 
+def _int_value(key: str, value: str, what: str = "an integer") -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise CLIError(f"--param {key}={value}: expected {what}, got {value!r}") from None
+    if abs(number) > _INT64_MAX:
+        raise CLIError(f"--param {key}={value}: the value is too large (at most {_INT64_MAX} in magnitude)")
+    return number
+
+
 def _coerce_params(method: str, raw: dict) -> dict:
-    """Convert ``--param`` strings with the method's metadata (errors name the parameter)."""
+    """Convert ``--param`` strings with the method's metadata; every error names the parameter and its type."""
     from ._registry import get_backend
 
     backend = get_backend(method)
@@ -48,16 +96,28 @@ def _coerce_params(method: str, raw: dict) -> dict:
     for key, value in raw.items():
         p = backend.param_map.get(key)
         if key == "seed" and p is None:
-            out[key] = int(value)
+            out[key] = _int_value(key, value, "an integer (the random seed)")
         elif p is None:
             out[key] = value  # inpaint() reports the unknown parameter with the list of valid ones
-        elif value.lower() == "none" and p.default is None:
+        elif value.strip().lower() == "none" and p.default is None:
             out[key] = None
         else:
-            out[key] = p.validate(value, method)
+            if p.kind == "int":
+                _int_value(key, value, f"an integer (parameter {key!r} of method {method!r})")
+            try:
+                converted = p.validate(value, method)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise CLIError(f"--param {key}={value}: {exc}") from None
+            if p.kind == "float" and converted in (float("inf"), float("-inf")):
+                raise CLIError(f"--param {key}={value}: parameter {key!r} of method {method!r} must be a finite "
+                               f"number")
+            out[key] = converted
     return out
 
 
+# --------------------------------------------------------------------------------------------------
+# --list and --demo
+# --------------------------------------------------------------------------------------------------
 def _list_methods(as_json: bool) -> int:
     from . import methods
 
@@ -68,7 +128,7 @@ def _list_methods(as_json: bool) -> int:
     width = max(map(len, table), default=0)
     for name, b in table.items():
         dims = "2-D" if b.spatial_ndim == 2 else ("3-D" if b.spatial_ndim == 3 else "nD")
-        extra = ", needs weights" if b.needs_weights else ""
+        extra = ", needs weights (inpaint-plugin weights list)" if b.needs_weights else ""
         print(f"{name:<{width}}  [{dims}{extra}]  {b.description}")
         for p in b.params:
             rng = ""
@@ -77,10 +137,11 @@ def _list_methods(as_json: bool) -> int:
             elif p.min is not None or p.max is not None:
                 rng = f" [{'' if p.min is None else p.min}, {'' if p.max is None else p.max}]"
             print(f"{'':<{width}}    --param {p.name}=<{p.kind}> (default {p.default!r}){rng}  {p.description}")
+    print(f"{'auto':<{width}}  [any]  a quick evaluate() on the image's own known pixels picks the method")
     return 0
 
 
-def _demo(out: Path, method: str, params: dict) -> int:
+def _demo(out: Path, method: str, params: dict, quiet: bool = False) -> int:
     """Repair the bundled damaged microscopy image and write a before / mask / after PNG."""
     import numpy as np
     from skimage import data as skdata
@@ -91,6 +152,9 @@ def _demo(out: Path, method: str, params: dict) -> int:
     from .data import damaged_cell
 
     image, mask = damaged_cell()
+    if method == "auto":
+        method = _choose(image, mask, None, None, params, quiet)
+        params = _coerce_params(method, params)
     repaired = inpaint(image, mask, method=method, **params)
     clean = skdata.cell()
     psnr_before = peak_signal_noise_ratio(clean[mask], image[mask], data_range=255)
@@ -105,19 +169,31 @@ def _demo(out: Path, method: str, params: dict) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------------------
+# inpaint (the default command)
+# --------------------------------------------------------------------------------------------------
 def _build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="inpaint-plugin",
+        prog=PROG,
+        usage=f"{PROG} [inpaint] IMAGE [MASK] -o OUT [options]\n"
+              f"       {PROG} --list [--json] | --demo [-o OUT]\n"
+              f"       {PROG} weights {{list,import,path,remove,fetch}} ...\n"
+              f"       {PROG} train --method M --images PATH... --out CKPT [...]",
         description="Fill missing or damaged pixels of an image (mask True/non-zero = fill).",
-        epilog="Training: inpaint-plugin train -h",
+        epilog="Commands: inpaint (the default; this help), weights (manage the deep networks' weights: "
+               f"{PROG} weights -h), train (train a deep network on your images: {PROG} train -h).",
     )
     p.add_argument("image", nargs="?", help="input image (.tif, .png, .jpg, .npy, .zarr)")
     p.add_argument("mask", nargs="?", help="mask image, non-zero = fill (default: NaNs / --nodata of IMAGE)")
     p.add_argument("-o", "--output", help="output file (.tif, .png, .npy, .zarr)")
-    p.add_argument("-m", "--method", default="biharmonic", help="method name (see --list); default biharmonic")
-    p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="method parameter (repeatable)")
+    p.add_argument("-m", "--method", default="biharmonic",
+                   help="method name (see --list), or 'auto' (the best of a quick evaluation on the image); "
+                        "default biharmonic")
+    p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE",
+                   help="method parameter (repeatable), e.g. -p seed=1 or -p weights=PATH for a deep method")
     p.add_argument("--channel-axis", type=int, default=None,
-                   help="axis of the channels (default: last axis of RGB(A) PNG/JPEG, otherwise none)")
+                   help="axis of the channels (default: from the file: TIFF/OME axes, last axis of RGB(A) "
+                        "pictures, otherwise none)")
     p.add_argument("--nodata", type=float, default=None, help="also fill pixels equal to this value")
     p.add_argument("--no-clip", action="store_true", help="let float results leave the known value range")
     p.add_argument("--list", action="store_true", help="list the methods and their parameters")
@@ -129,16 +205,118 @@ def _build_parser() -> argparse.ArgumentParser:
                         "given); KINDS: comma-separated (nan,saturated,hot,dead,clusters,lines,zeros), "
                         "'all', or nothing for the default kinds")
     p.add_argument("--mask-out", metavar="PATH", help="also write the mask that was filled (uint8, 1 = filled)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow OUT to replace an existing zarr store, or an input file")
+    p.add_argument("--allow-lossy", action="store_true",
+                   help="allow a lossy output format (JPEG), which changes the known pixels too")
     p.add_argument("--chunks", type=int, default=None,
                    help="process in chunks of this size (streaming, for images larger than memory)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     return p
 
 
+def _same_file(a, b) -> bool:
+    """Whether two paths name the same file (symlinks and relative paths resolved; need not exist)."""
+    if not a or not b:
+        return False
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _is_zarr_store(path: Path) -> bool:
+    return path.is_dir() and any((path / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
+
+
+def _check_target(path: str, argument: str, overwrite: bool) -> None:
+    """Refuse an output path that is an existing folder (unless a zarr store and --overwrite)."""
+    p = Path(path)
+    if p.is_dir():
+        if _is_zarr_store(p):
+            if not overwrite:
+                raise CLIError(f"{argument} {path}: a zarr store exists there; pass --overwrite to replace it")
+        else:
+            raise CLIError(f"{argument} {path}: an existing folder (not a zarr store); refusing to replace it "
+                           f"and its files. Choose another name")
+
+
+def _target(path: str) -> str:
+    """Where to write ``path``: through a symlink, next to its target (the link stays a link)."""
+    return os.path.realpath(path) if os.path.islink(path) else path
+
+
+def _check_writable(path, dtype, shape, channel_axis, allow_lossy: bool, argument: str) -> None:
+    """The IO layer's format table check (before any work), with the CLI's names in the message."""
+    try:
+        from ._formats import check_writable
+    except ImportError:  # an older IO layer: only the lossy rule
+        if Path(path).suffix.lower() in (".jpg", ".jpeg") and not allow_lossy:
+            raise CLIError(f"{argument} {path}: JPEG is lossy and would change the known pixels; write .png or "
+                           f".tif instead, or pass --allow-lossy") from None
+        return
+    try:
+        check_writable(path, dtype, shape, channel_axis=channel_axis, allow_lossy=allow_lossy, argument=argument)
+    except ValueError as exc:
+        raise CLIError(str(exc).replace("(allow_lossy=True, --allow-lossy)", "(--allow-lossy)")
+                       .replace(f"{argument}=", f"{argument} ")) from None
+
+
+def _write_kwargs(overwrite: bool, allow_lossy: bool) -> dict:
+    """Keyword arguments of ``_io.write_image`` the installed IO layer accepts."""
+    import inspect
+
+    from ._io import write_image
+
+    names = inspect.signature(write_image).parameters
+    kw = {}
+    if "overwrite" in names:
+        kw["overwrite"] = overwrite
+    if "allow_lossy" in names:
+        kw["allow_lossy"] = allow_lossy
+    return kw
+
+
 def _default_channel_axis(path: str, ndim: int, shape) -> int | None:
+    try:
+        from ._formats import default_channel_axis
+    except ImportError:
+        default_channel_axis = None
+    if default_channel_axis is not None:
+        try:
+            return default_channel_axis(path, shape)
+        except ValueError:
+            return None
     if Path(path).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif") and ndim == 3 and shape[-1] in (3, 4):
         return -1
     return None
+
+
+def _info(args, message: str) -> None:
+    if not args.quiet:
+        print(message, file=sys.stderr)
+
+
+def _choose(image, mask, channel_axis, nodata, raw_params: dict, quiet: bool) -> str:
+    """``--method auto``: the method inpaint(method="auto") would use; reported on stderr."""
+    from ._evaluate import choose_method
+
+    if not quiet:
+        print("method auto: comparing the candidate methods on the image's known pixels ...", file=sys.stderr)
+    chosen = choose_method(image, mask, channel_axis=channel_axis, nodata=nodata,
+                           accepts=tuple(k for k in raw_params if k != "seed"))
+    print(f"method auto: chose {chosen!r}", file=sys.stderr)
+    return chosen
+
+
+def _prepare_mask(image, mask, method, channel_axis, nodata, params):
+    try:
+        from ._engine import prepare
+    except ImportError:
+        from ._api import prepare
+    return prepare(image, mask, method, channel_axis=channel_axis, nodata=nodata, **params).mask
 
 
 def _run(args) -> int:
@@ -151,7 +329,18 @@ def _run(args) -> int:
         raise CLIError("IMAGE is required (or use --list / --demo)")
     if not args.output:
         raise CLIError("-o/--output is required")
-    params = _coerce_params(args.method, _parse_params(args.param))
+    auto = args.method == "auto"
+    raw = _parse_params(args.param)
+    params = {k: v for k, v in raw.items()}
+    if auto:
+        if args.chunks:
+            raise CLIError("--method auto needs the whole image in memory; with --chunks choose a method "
+                           "(--method auto on a part of the image tells which)")
+        if "seed" in raw:
+            params["seed"] = _int_value("seed", raw["seed"], "an integer (the random seed)")
+    else:
+        params = _coerce_params(args.method, raw)
+
     def is_zarr(path) -> bool:  # the reader's and writer's own rule (name, or zarr metadata in a folder)
         from ._io import _format
 
@@ -170,17 +359,39 @@ def _run(args) -> int:
             raise CLIError(f"{needs_dask} needs the dask extra: pip install 'inpaint-plugin[dask]'") from None
     if args.chunks and (args.detect is not None or args.mask_out):
         raise CLIError("--detect and --mask-out need the whole image in memory; they cannot be combined with --chunks")
+    # outputs: checked before any work
+    for a, b, what in ((args.output, args.mask_out, "-o/--output and --mask-out name the same file"),):
+        if _same_file(a, b):
+            raise CLIError(f"{what} ({a}); the mask would replace the result")
+    for out_arg, out in (("-o/--output", args.output), ("--mask-out", args.mask_out)):
+        if not out:
+            continue
+        for in_arg, src in (("IMAGE", args.image), ("MASK", args.mask)):
+            if _same_file(out, src) and not args.overwrite:
+                raise CLIError(f"{out_arg} {out} is the input {in_arg}; refusing to replace an input "
+                               f"(pass --overwrite to do so)")
+        _check_target(out, out_arg, args.overwrite)
+    _check_writable(args.output, "uint8", None, None, args.allow_lossy, "-o/--output")  # format, lossy, extras
     if args.mask_out:
-        from ._io import _format
+        _check_writable(args.mask_out, "uint8", None, None, args.allow_lossy, "--mask-out")
+    output, mask_out = _target(args.output), args.mask_out and _target(args.mask_out)
 
-        _format(Path(args.mask_out))  # an unknown format is refused before any work
+    write_kw = _write_kwargs(True if not Path(output).is_dir() else args.overwrite, args.allow_lossy)
     if args.chunks:
         from ._dask import stream_inpaint
 
-        stream_inpaint(args.image, args.mask, args.output, args.method, params, chunks=args.chunks,
-                       channel_axis=args.channel_axis, nodata=args.nodata, clip=not args.no_clip,
-                       progress=not args.quiet)
+        lazy = read_image(args.image, lazy=True)
+        channel_axis = args.channel_axis
+        if channel_axis is None:
+            channel_axis = _default_channel_axis(args.image, lazy.ndim, lazy.shape)
+        _check_writable(args.output, lazy.dtype, lazy.shape, channel_axis, args.allow_lossy, "-o/--output")
+        stream_inpaint(args.image, args.mask, output, args.method, params, chunks=args.chunks,
+                       channel_axis=channel_axis, nodata=args.nodata, clip=not args.no_clip,
+                       progress=not args.quiet, overwrite=write_kw.get("overwrite", True))
+        _info(args, f"wrote {args.output}")
         return 0
+
+    _info(args, f"reading {args.image}")
     image = read_image(args.image)
     mask = None
     if args.mask:
@@ -191,25 +402,33 @@ def _run(args) -> int:
     channel_axis = args.channel_axis
     if channel_axis is None:
         channel_axis = _default_channel_axis(args.image, image.ndim, image.shape)
+    _check_writable(args.output, image.dtype, image.shape, channel_axis, args.allow_lossy, "-o/--output")
     if args.detect is not None:
         from ._detect import detect
 
         kinds = {"default": None, "all": "all"}.get(args.detect.strip())
         if kinds is None and args.detect.strip() != "default":
             kinds = [k.strip() for k in args.detect.split(",") if k.strip()]
+        _info(args, "detecting defects ...")
         found = detect(image, kinds, channel_axis=channel_axis)
         if mask is not None and mask.shape != found.shape:
             raise CLIError(f"mask {args.mask}: shape {mask.shape} does not match the image's {found.shape}")
         mask = found if mask is None else mask | found
-        if not args.quiet:
-            print(f"detected {int(found.sum())} defective pixels", file=sys.stderr)
+        _info(args, f"detected {int(found.sum())} defective pixels")
+
+    method = args.method
+    if auto:
+        method = _choose(image, mask, channel_axis, args.nodata, raw, args.quiet)
+        params = _coerce_params(method, raw)
+        if "seed" in params and "seed" not in _param_names(method):
+            params.pop("seed")  # the chosen method is deterministic: the seed has nothing to steer
 
     bar = None
     progress = None
     if not args.quiet:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=None, desc=args.method, unit="slice", leave=False)
+        bar = tqdm(total=None, desc=method, unit="slice", leave=False)
 
         def progress(done, total):
             bar.total = total
@@ -217,48 +436,310 @@ def _run(args) -> int:
             bar.refresh()
 
     try:
-        result = inpaint(image, mask, method=args.method, channel_axis=channel_axis, nodata=args.nodata,
+        result = inpaint(image, mask, method=method, channel_axis=channel_axis, nodata=args.nodata,
                          clip=not args.no_clip, progress=progress, **params)
     finally:
         if bar is not None:
             bar.close()
-    write_image(args.output, result)
-    if args.mask_out:
-        from ._api import prepare
-
-        filled = prepare(image, mask, args.method, channel_axis=channel_axis, nodata=args.nodata, **params).mask
-        write_image(args.mask_out, filled.astype(np.uint8))
+    filled = None
+    if mask_out:
+        filled = _prepare_mask(image, mask, method, channel_axis, args.nodata, params).astype(np.uint8)
+        _check_writable(args.mask_out, filled.dtype, filled.shape, None, args.allow_lossy, "--mask-out")
+    write_image(output, result, progress=not args.quiet, **write_kw)
+    if mask_out:
+        write_image(mask_out, filled, progress=not args.quiet,
+                    **_write_kwargs(True if not Path(mask_out).is_dir() else args.overwrite, args.allow_lossy))
     n = int(np.count_nonzero(result != image)) if result.shape == image.shape else 0
     if not args.quiet:
-        print(f"wrote {args.output} ({n} values changed)")
+        print(f"wrote {args.output} ({n} values changed{', method ' + repr(method) if auto else ''})")
     return 0
 
 
-def main(argv=None) -> int:
-    """Entry point of ``inpaint-plugin``; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "train":
-        from ._cli_train import main as train_main
+def _param_names(method: str) -> set:
+    from ._registry import get_backend
 
-        return train_main(argv[1:])
+    return set(get_backend(method).param_map)
+
+
+# --------------------------------------------------------------------------------------------------
+# weights
+# --------------------------------------------------------------------------------------------------
+def _build_weights_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"{PROG} weights",
+        description="Manage the trained weights of the deep methods. Imported weights are checked against the "
+                    "network, stored as safetensors in the cache (INPAINT_PLUGIN_CACHE, default the user cache "
+                    "folder) with their sha256, and used when no -p weights=PATH is given.",
+    )
+    sub = p.add_subparsers(dest="action", metavar="{list,import,path,remove,fetch}", required=True)
+    q = sub.add_parser("list", help="per deep method: the official weights, where to get them, their licence, "
+                                    "and what is in the cache")
+    q.add_argument("methods", nargs="*", metavar="METHOD", help="only these methods")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q = sub.add_parser("import", help="check a checkpoint (file or folder) against a method's network and store "
+                                      "it in the cache")
+    q.add_argument("path", metavar="PATH", help="checkpoint file or folder, in any format the method loads")
+    q.add_argument("--method", "-m", required=True, help="the deep method the checkpoint is for")
+    q.add_argument("--quiet", action="store_true", help="no messages")
+    q = sub.add_parser("path", help="print the weights file a method uses without -p weights")
+    q.add_argument("method", metavar="METHOD")
+    q = sub.add_parser("remove", help="delete a method's cached weights (imported and downloaded)")
+    q.add_argument("method", metavar="METHOD")
+    q.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    q = sub.add_parser("fetch", help="download a method's official weights (where downloadable) and import them")
+    q.add_argument("method", metavar="METHOD")
+    q.add_argument("--entry", default=None, help="which official weights (default: the first listed)")
+    q.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the network (10)")
+    q.add_argument("--quiet", action="store_true", help="no progress")
+    return p
+
+
+def _deep_methods() -> dict:
+    """{method name: ModelSpec} of the registered deep methods, in registry order."""
+    from . import methods
+    from .deep._spec import ModelSpec
+
+    out = {}
+    for name, b in methods().items():
+        spec = getattr(getattr(b, "func", None), "spec", None)
+        if isinstance(spec, ModelSpec):
+            out[name] = spec
+    return out
+
+
+def _spec_for(method: str):
+    table = _deep_methods()
+    if method not in table:
+        raise CLIError(f"METHOD {method!r} is not a deep method; the deep methods are: {', '.join(table)}")
+    return table[method]
+
+
+def _entry_state(spec, entry) -> str:
+    from .deep._weights import cache_dir
+
+    folder = cache_dir() / spec.name / entry.name
+    present = [f.filename for f in entry.files if (folder / f.filename).is_file()]
+    return "downloaded" if len(present) == len(entry.files) else ""
+
+
+def _how_to_fetch(spec, entry) -> str:
+    urls = [f.url for f in entry.files if f.url]
+    if entry.downloadable:
+        return f"{PROG} weights fetch {spec.name} --entry {entry.name}"
+    if urls and all("drive.google.com" in u and "/folders/" not in u for u in urls):
+        return (f"{PROG} weights fetch {spec.name} --entry {entry.name} (Google Drive: needs pip install gdown), "
+                f"or download by hand and {PROG} weights import PATH --method {spec.name}")
+    return f"download by hand, then {PROG} weights import PATH --method {spec.name}"
+
+
+def _weights_list(names, as_json: bool) -> int:
+    from .deep._weights import cache_dir, imported_info
+
+    table = _deep_methods()
+    for n in names:
+        _spec_for(n)
+    chosen = {n: s for n, s in table.items() if not names or n in names}
+    rows = {}
+    for name, spec in chosen.items():
+        info = imported_info(name)
+        rows[name] = {
+            "cache": str(cache_dir() / name),
+            "imported": None if info is None else {k: info[k] for k in ("path", "sha256", "source", "imported_at",
+                                                                        "entry", "licence") if k in info},
+            "help": spec.weights_help,
+            "weights": [{
+                "name": e.name,
+                "description": e.description,
+                "files": [f.filename for f in e.files],
+                "urls": [f.url for f in e.files if f.url],
+                "licence": e.licence or "not stated",
+                "downloaded": bool(_entry_state(spec, e)),
+                "get": _how_to_fetch(spec, e),
+                "instructions": e.instructions,
+            } for e in spec.registry],
+        }
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"weights cache: {cache_dir()} (set INPAINT_PLUGIN_CACHE to move it)")
+    for name, row in rows.items():
+        imp = row["imported"]
+        state = (f"imported ({imp['sha256'][:12]}..., from {imp['source']}, {imp.get('imported_at', '?')})"
+                 if imp else "none imported")
+        print(f"\n{name}: {state}")
+        for e in row["weights"]:
+            print(f"  {e['name']}: {e['description']}" + (" [downloaded]" if e["downloaded"] else ""))
+            print(f"    files:   {', '.join(e['files'])}")
+            if e["urls"]:
+                print(f"    from:    {', '.join(dict.fromkeys(e['urls']))}")
+            print(f"    licence: {e['licence']}")
+            print(f"    get:     {e['get']}")
+        if not row["weights"]:
+            print(f"  {row['help']}")
+    return 0
+
+
+def _weights_import(path: str, method: str, quiet: bool) -> int:
+    from .deep._weights import import_weights
+
+    spec = _spec_for(method)
+    if not Path(path).exists():
+        raise CLIError(f"PATH {path}: no such file or folder")
+    if not quiet:
+        print(f"checking {path} against the {method} network ...", file=sys.stderr)
+    try:
+        info = import_weights(spec.name, path)
+    except ValueError as exc:
+        raise CLIError(f"{path} does not fit method {method!r}: {exc}") from None
+    print(f"imported {path} for {method}: {info['path']} (sha256 {info['sha256']})")
+    print(f"{PROG} IMAGE MASK -o OUT --method {method} now uses it (no -p weights needed)")
+    return 0
+
+
+def _weights_path(method: str) -> int:
+    from .deep._weights import _check_imported, imported_info
+
+    spec = _spec_for(method)
+    info = imported_info(spec.name)
+    if info is None:
+        print(f"{PROG} weights: no weights imported for {method}; import a checkpoint with "
+              f"'{PROG} weights import PATH --method {method}' (see '{PROG} weights list {method}')",
+              file=sys.stderr)
+        return 1
+    try:
+        _check_imported(spec.name, Path(info["path"]), info)
+    except ValueError as exc:
+        print(f"{PROG} weights: {_clean(exc)}", file=sys.stderr)
+        return 1
+    print(info["path"])
+    return 0
+
+
+def _weights_remove(method: str, yes: bool) -> int:
+    from .deep._weights import cache_dir, remove_weights
+
+    spec = _spec_for(method)
+    folder = cache_dir() / spec.name
+    if not folder.exists():
+        print(f"nothing cached for {method} ({folder})")
+        return 0
+    if not yes:
+        if not sys.stdin or not sys.stdin.isatty():
+            raise CLIError(f"remove the cached weights of {method} ({folder})? pass --yes to confirm")
+        answer = input(f"remove the cached weights of {method} ({folder})? [y/N] ").strip().lower()
+        if answer not in ("y", "yes"):
+            print("nothing removed")
+            return 1
+    removed = remove_weights(spec.name)
+    print(f"removed {len(removed)} file(s) of {method} from {folder}")
+    return 0
+
+
+def _weights_fetch(method: str, entry, timeout: float, quiet: bool) -> int:
+    from .deep._weights import fetch_weights
+
+    spec = _spec_for(method)
+    if timeout <= 0:
+        raise CLIError(f"--timeout must be > 0, got {timeout}")
+    try:
+        info = fetch_weights(spec.name, entry, timeout=timeout, progress=not quiet)
+    except ValueError as exc:
+        print(f"{PROG} weights fetch: {_clean(exc)}", file=sys.stderr)
+        return 1
+    lic = f"; licence: {info['licence']}" if info.get("licence") else ""
+    print(f"fetched and imported the weights {info.get('entry', '')!s} of {method}: {info['path']} "
+          f"(sha256 {info['sha256']}){lic}")
+    return 0
+
+
+def _weights_main(argv) -> int:
+    parser = _build_weights_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad arguments and 0 on --help
+        return int(exc.code or 0)
+    try:
+        if args.action == "list":
+            return _weights_list(args.methods, args.json)
+        if args.action == "import":
+            return _weights_import(args.path, args.method, args.quiet)
+        if args.action == "path":
+            return _weights_path(args.method)
+        if args.action == "remove":
+            return _weights_remove(args.method, args.yes)
+        return _weights_fetch(args.method, args.entry, args.timeout, args.quiet)
+    except (CLIError, ValueError, TypeError, FileNotFoundError, PermissionError) as exc:
+        print(f"{PROG} weights: error: {_clean(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG} weights: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(f"{PROG} weights: failed: {type(exc).__name__}: {_clean(exc)}", file=sys.stderr)
+        return 1
+
+
+# --------------------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------------------
+def _inpaint_main(argv) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     try:
         if args.list:
             return _list_methods(args.json)
         if args.demo:
-            return _demo(Path(args.output or "inpaint-demo.png"), args.method,
-                         _coerce_params(args.method, _parse_params(args.param)))
+            raw = _parse_params(args.param)
+            params = raw if args.method == "auto" else _coerce_params(args.method, raw)
+            return _demo(Path(args.output or "inpaint-demo.png"), args.method, params, args.quiet)
         return _run(args)
-    except (CLIError, ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"inpaint-plugin: error: {exc}", file=sys.stderr)
+    except (CLIError, ValueError, TypeError, FileNotFoundError, FileExistsError, IsADirectoryError,
+            PermissionError) as exc:
+        print(f"{PROG}: error: {_clean(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("inpaint-plugin: interrupted; no output written", file=sys.stderr)
+        print(f"{PROG}: interrupted; no output written", file=sys.stderr)
         return 130
+    except _Terminated as exc:
+        print(f"{PROG}: terminated ({signal.Signals(exc.signum).name}); no output written", file=sys.stderr)
+        return 128 + exc.signum
     except Exception as exc:  # a failure inside a method: report it without a traceback wall
-        print(f"inpaint-plugin: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{PROG}: failed: {type(exc).__name__}: {_clean(exc)}", file=sys.stderr)
         return 1
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated(signum)
+
+
+def main(argv=None) -> int:
+    """Entry point of ``inpaint-plugin``; returns the exit code."""
+    from .deep._weights import INTERFACE
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    token = INTERFACE.set("cli")
+    previous = {}
+    try:  # SIGTERM / SIGHUP unwind like Ctrl-C: the writers remove their temporary files
+        for name in ("SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                try:
+                    previous[sig] = signal.signal(sig, _raise_terminated)
+                except ValueError:  # not the main thread
+                    pass
+        if argv and argv[0] == "train":
+            from ._cli_train import main as train_main
+
+            return train_main(argv[1:])
+        if argv and argv[0] == "weights":
+            return _weights_main(argv[1:])
+        if argv and argv[0] == "inpaint":
+            argv = argv[1:]
+        return _inpaint_main(argv)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        INTERFACE.reset(token)
 
 
 if __name__ == "__main__":  # pragma: no cover

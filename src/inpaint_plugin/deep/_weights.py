@@ -1,5 +1,12 @@
 """Official weights: where they come from (:class:`WeightsEntry`, :class:`WeightsFile`), the user cache
-and turning the user's ``weights`` argument into a local path.
+(weights imported once with :func:`import_weights` / ``inpaint-plugin weights import``, official files
+downloaded with :func:`fetch_weights`) and turning the user's ``weights`` argument into a local path.
+
+Cache layout (``<cache>`` = :func:`cache_dir`)::
+
+    <cache>/<method>/imported.safetensors   the imported weights: the network's own state_dict
+    <cache>/<method>/imported.json          {"method", "sha256", "size", "source", "imported_at", ...}
+    <cache>/<method>/<entry>/<file>         official files downloaded for a registry entry
 
 Environment variables
 ---------------------
@@ -10,7 +17,11 @@ Environment variables
 """
 from __future__ import annotations
 
+import contextvars
+import hashlib
+import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +30,16 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._spec import ModelSpec
 
-__all__ = ["WeightsEntry", "WeightsFile", "cache_dir", "is_offline", "resolve_weights"]
+__all__ = ["WeightsEntry", "WeightsFile", "cache_dir", "fetch_weights", "import_weights", "imported_info",
+           "imported_path", "is_imported", "is_offline", "load_imported", "remove_weights", "resolve_weights",
+           "sha256_file"]
+
+#: Who is asking: ``"python"`` (default) or ``"cli"``; error messages name what the user can type there
+#: (``weights=...`` in Python, ``-p weights=PATH`` / ``inpaint-plugin weights import`` on the command line).
+INTERFACE: contextvars.ContextVar[str] = contextvars.ContextVar("inpaint_plugin_interface", default="python")
+
+IMPORTED_NAME = "imported.safetensors"
+INFO_NAME = "imported.json"
 
 
 @dataclass(frozen=True)
@@ -42,7 +62,8 @@ class WeightsEntry:
     ``files`` are fetched into ``<cache>/<model>/<name>/``. With ``folder=False`` (one file) the
     resolved weights are that file; with ``folder=True`` the folder (e.g. MEDFE's EN/DE/MEDEF.pkl).
     ``instructions`` tells how to get the files by hand when they are not directly downloadable
-    (e.g. Google Drive).
+    (e.g. Google Drive). ``licence`` is the licence of the weights as their authors publish it (shown by
+    ``inpaint-plugin weights list``; e.g. non-commercial), ``""`` when not known.
     """
 
     name: str
@@ -50,6 +71,7 @@ class WeightsEntry:
     folder: bool = False
     description: str = ""
     instructions: str = ""
+    licence: str = ""
 
     def __post_init__(self):
         object.__setattr__(self, "files", tuple(self.files))
@@ -79,11 +101,29 @@ def cache_dir() -> Path:
 
 
 def _how_to_get(spec: "ModelSpec") -> str:
+    if INTERFACE.get() == "cli":
+        return (f"{spec.weights_help.rstrip('.')}. Then pass it with -p weights=PATH, or import it once with "
+                f"'inpaint-plugin weights import PATH --method {spec.name}' (later runs need no -p weights).")
     return (f"{spec.weights_help.rstrip('.')}. Then pass the path with inpaint(..., method={spec.name!r}, "
-            f"weights='path/to/checkpoint') (or choose it in the plugin's weights field).")
+            f"weights='path/to/checkpoint') (or choose it in the plugin's weights field), or import it once "
+            f"(inpaint_plugin.deep.import_weights({spec.name!r}, 'path/to/checkpoint'); on the command line "
+            f"'inpaint-plugin weights import PATH --method {spec.name}') so that weights=None finds it.")
 
 
-def _fetch_entry(spec: "ModelSpec", entry: WeightsEntry) -> Path:
+def _arg(value=None) -> str:
+    """How the user wrote the weights argument, in the language of the interface that is asking."""
+    if INTERFACE.get() == "cli":
+        return "-p weights" if value is None else f"-p weights={value}"
+    return f"weights={None if value is None else str(value)!r}"
+
+
+def _downloader(timeout: float, progress: bool = False):
+    import pooch
+
+    return pooch.HTTPDownloader(timeout=timeout, progressbar=progress)
+
+
+def _fetch_entry(spec: "ModelSpec", entry: WeightsEntry, timeout: float = 30.0) -> Path:
     import pooch
 
     target = cache_dir() / spec.name / entry.name
@@ -93,16 +133,17 @@ def _fetch_entry(spec: "ModelSpec", entry: WeightsEntry) -> Path:
         if offline:
             if not local.is_file() or pooch.file_hash(str(local)).lower() != f.sha256.lower():
                 raise ValueError(
-                    f"weights=None: method {spec.name!r} would download its default weights {entry.name!r} "
+                    f"{_arg()}: method {spec.name!r} would download its default weights {entry.name!r} "
                     f"({f.url}), but INPAINT_PLUGIN_OFFLINE is set and {local} is not in the cache (or has the "
                     f"wrong sha256). Unset INPAINT_PLUGIN_OFFLINE, or put the file there, or: {_how_to_get(spec)}"
                 )
             continue
         try:
-            pooch.retrieve(f.url, known_hash=f"sha256:{f.sha256}", fname=f.filename, path=str(target), progressbar=False)
+            pooch.retrieve(f.url, known_hash=f"sha256:{f.sha256}", fname=f.filename, path=str(target),
+                           downloader=_downloader(timeout))
         except Exception as e:
             raise ValueError(
-                f"weights=None: could not download the default weights {entry.name!r} of method {spec.name!r} "
+                f"{_arg()}: could not download the default weights {entry.name!r} of method {spec.name!r} "
                 f"from {f.url}: {e}. {_how_to_get(spec)}"
             ) from None
     return target if entry.folder else target / entry.files[0].filename
@@ -111,28 +152,351 @@ def _fetch_entry(spec: "ModelSpec", entry: WeightsEntry) -> Path:
 def resolve_weights(spec: "ModelSpec", weights) -> Path:
     """The local checkpoint path for the user's ``weights`` argument.
 
-    A path (str or os.PathLike) must exist and is used as is. ``None`` means the first entry of
-    ``spec.registry``, downloaded with pooch into :func:`cache_dir` (or only looked up there when
-    :func:`is_offline`).
+    A path (str or os.PathLike) must exist and is used as is. ``None`` means, in this order: the
+    weights imported into the cache (:func:`import_weights`, ``inpaint-plugin weights import``; their
+    sha256 is checked against the one recorded at import), then the first entry of ``spec.registry``
+    when it is downloadable, downloaded with pooch into :func:`cache_dir` (or only looked up there
+    when :func:`is_offline`).
 
     Raises
     ------
     ValueError
-        If the path does not exist, or there is no downloadable default: the message says where to get
-        the weights and how to pass ``weights=``.
+        If the path does not exist, the imported weights were changed since the import, or there is
+        no weights to use: the message says where to get them and how to pass or import them.
     """
     if weights is not None:
         if not isinstance(weights, (str, os.PathLike)):
             raise TypeError(f"weights must be a path (str or os.PathLike) or None, got {weights!r}")
         path = Path(os.fspath(weights)).expanduser()
         if not path.exists():
-            raise ValueError(f"weights={str(weights)!r}: no such file or folder. {_how_to_get(spec)}")
+            raise ValueError(f"{_arg(weights)}: no such file or folder. {_how_to_get(spec)}")
+        return path
+    info = imported_info(spec.name)
+    if info is not None:
+        path = Path(info["path"])
+        _check_imported(spec.name, path, info)
         return path
     entry = spec.registry[0] if spec.registry else None
     if entry is None or not entry.downloadable:
         extra = f" {entry.instructions}" if entry is not None and entry.instructions else ""
         raise ValueError(
-            f"weights=None: method {spec.name!r} needs trained weights and none can be downloaded "
-            f"automatically.{extra} {_how_to_get(spec)}"
+            f"{_arg()}: method {spec.name!r} needs trained weights; none are imported in the cache "
+            f"({cache_dir() / spec.name}) and none can be downloaded automatically.{extra} {_how_to_get(spec)}"
         )
     return _fetch_entry(spec, entry)
+
+
+# --------------------------------------------------------------------------------------------------
+# the cache of imported weights
+# --------------------------------------------------------------------------------------------------
+def imported_path(method: str) -> Path:
+    """Where the imported weights of ``method`` are (or would be): ``<cache>/<method>/imported.safetensors``."""
+    return cache_dir() / method / IMPORTED_NAME
+
+
+def imported_info(method: str) -> dict | None:
+    """The record of the weights imported for ``method`` (with ``"path"`` added), or None if there are none.
+
+    The record holds ``method``, ``sha256`` and ``size`` of the safetensors file, ``source`` (what was
+    imported), ``imported_at`` (UTC, ISO 8601) and, when known, ``entry`` and ``licence``.
+    """
+    folder = cache_dir() / method
+    weights, record = folder / IMPORTED_NAME, folder / INFO_NAME
+    if not weights.is_file() or not record.is_file():
+        return None
+    try:
+        info = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = None
+    if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
+        info = {"method": method, "sha256": "", "size": -1, "source": "?", "damaged_record": True}
+    info["path"] = str(weights)
+    return info
+
+
+def sha256_file(path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_VERIFIED: dict = {}  # (path, mtime_ns, size) -> sha256 already checked in this process
+
+
+def _check_imported(method: str, path: Path, info: dict) -> None:
+    """Refuse imported weights whose file no longer has the sha256 recorded at import."""
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if _VERIFIED.get(key) == info.get("sha256"):
+        return
+    digest = sha256_file(path)
+    if digest != info.get("sha256"):
+        redo = (f"inpaint-plugin weights import PATH --method {method}" if INTERFACE.get() == "cli"
+                else f"inpaint_plugin.deep.import_weights({method!r}, path)")
+        raise ValueError(
+            f"{_arg()}: the weights imported for method {method!r} ({path}) do not match the sha256 recorded at "
+            f"import ({str(info.get('sha256'))[:16] or 'no record'}... vs {digest[:16]}...): the file was changed or "
+            f"damaged. Import the weights again ({redo}) or remove them (inpaint-plugin weights remove {method})."
+        )
+    _VERIFIED[key] = digest
+
+
+def is_imported(path) -> bool:
+    """True when ``path`` is weights written by :func:`import_weights` (the network's own state_dict)."""
+    path = Path(os.fspath(path))
+    return path.name == IMPORTED_NAME and path.is_file() and (path.parent / INFO_NAME).is_file()
+
+
+def _own_format(path: Path, method: str) -> bool:
+    """True for a safetensors file written by :func:`import_weights` for ``method`` (found by its metadata)."""
+    if path.suffix.lower() != ".safetensors" or not path.is_file():
+        return False
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except Exception:
+        return False
+    return meta.get("format") == "inpaint_plugin state_dict" and meta.get("method") == method
+
+
+def load_imported(module, path) -> None:
+    """Load weights written by :func:`import_weights` into ``module``, strictly (every key and shape).
+
+    The file is the network's own state_dict (not an official format), so this, not ``ModelSpec.load``,
+    reads it; :func:`is_imported` tells such a file.
+    """
+    from ._checkpoint import load_checked, load_state_dict_file
+
+    load_checked(module, load_state_dict_file(path), path=path)
+
+
+def _remove_quietly(*paths: Path) -> None:
+    for p in paths:
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
+def import_weights(method: str, path, *, source: str | None = None, entry: WeightsEntry | None = None) -> dict:
+    """Import a checkpoint into the cache, so that ``weights=None`` uses it.
+
+    The checkpoint (any format the method loads: the official file or folder, a port's ``.pth``, ...)
+    is loaded through the method's ``ModelSpec.load``, which checks every key and shape; weights that
+    are not finite are refused. The network's state_dict is then written as
+    ``<cache>/<method>/imported.safetensors`` (to a temporary file first, then renamed) and its sha256
+    recorded in ``imported.json`` beside it. An earlier import of the same method is replaced.
+
+    Parameters
+    ----------
+    method : str
+        A registered deep method, e.g. ``"deepfill_v2"``.
+    path : str or os.PathLike
+        The checkpoint file or folder.
+    source : str, optional
+        What to record as the origin (default: the absolute path).
+    entry : WeightsEntry, optional
+        The official entry the file belongs to (its name and licence are recorded).
+
+    Returns
+    -------
+    dict
+        The record (see :func:`imported_info`), with ``"path"``.
+
+    Raises
+    ------
+    ValueError
+        If the method is not a deep method, the path does not exist, or the checkpoint does not fit
+        the network (the message lists missing / unexpected keys and shape mismatches).
+    """
+    from ._backend import find_spec
+    from ._device import require_torch
+
+    spec = find_spec(method)
+    require_torch(f"importing weights for method {spec.name!r}")
+    import torch
+    from safetensors.torch import save_file
+
+    src = Path(os.fspath(path)).expanduser()
+    if not src.exists():
+        raise ValueError(f"path={str(path)!r}: no such file or folder")
+    module = spec.build()
+    if _own_format(src, spec.name):  # weights imported before (e.g. copied from another machine's cache)
+        load_imported(module, src)
+    else:
+        spec.load(module, src)  # every key and shape checked; ValueError naming the file otherwise
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(f"path={str(src)!r}: the checkpoint holds NaN or infinite weights "
+                         f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); refused")
+    folder = cache_dir() / spec.name
+    folder.mkdir(parents=True, exist_ok=True)
+    target, record = folder / IMPORTED_NAME, folder / INFO_NAME
+    tag = f"{os.getpid()}.{time.monotonic_ns()}"
+    tmp, tmp_record = folder / f".{IMPORTED_NAME}.{tag}.tmp", folder / f".{INFO_NAME}.{tag}.tmp"
+    try:
+        save_file(state, str(tmp), metadata={"method": spec.name, "format": "inpaint_plugin state_dict"})
+        info = {
+            "method": spec.name,
+            "sha256": sha256_file(tmp),
+            "size": tmp.stat().st_size,
+            "source": source or str(src.resolve()),
+            "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "tensors": len(state),
+        }
+        if entry is not None:
+            info["entry"] = entry.name
+            if entry.licence:
+                info["licence"] = entry.licence
+        tmp_record.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+        os.replace(tmp_record, record)
+    except BaseException:
+        _remove_quietly(tmp, tmp_record)
+        raise
+    info["path"] = str(target)
+    return info
+
+
+def remove_weights(method: str) -> list:
+    """Delete everything cached for ``method`` (imported and downloaded weights); returns the removed paths.
+
+    ``method`` must be a registered deep method (so no other folder can be named).
+    """
+    import shutil
+
+    from ._backend import find_spec
+
+    spec = find_spec(method)
+    folder = cache_dir() / spec.name
+    if not folder.exists():
+        return []
+    removed = sorted(p for p in folder.rglob("*") if p.is_file())
+    shutil.rmtree(folder)
+    return removed
+
+
+def _network_reachable(host: str, timeout: float) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _by_hand(spec: "ModelSpec", entry: WeightsEntry) -> str:
+    how = entry.instructions or spec.weights_help.rstrip(".") + "."
+    return (f"{how} Then import it: inpaint-plugin weights import PATH --method {spec.name}"
+            + (f" (or, in Python, inpaint_plugin.deep.import_weights({spec.name!r}, path))"
+               if INTERFACE.get() != "cli" else "") + ".")
+
+
+def fetch_weights(method: str, entry=None, *, timeout: float = 10.0, progress: bool = False) -> dict:
+    """Download an official checkpoint of ``method`` and import it into the cache (:func:`import_weights`).
+
+    Direct links are downloaded with pooch (checked against the sha256 of the weights table when it has
+    one); Google Drive files need the optional ``gdown`` package. Offline (``INPAINT_PLUGIN_OFFLINE``,
+    or the host cannot be reached within ``timeout`` seconds) nothing is downloaded and the error says
+    how to get the files by hand; nothing waits longer than ``timeout`` for a connection.
+
+    Parameters
+    ----------
+    method : str
+        A registered deep method.
+    entry : str or WeightsEntry, optional
+        Name of the registry entry (default: the first, the default weights), or an entry of your own.
+    timeout : float
+        Seconds to wait for a connection (and between received blocks).
+    progress : bool
+        Show download progress.
+
+    Returns
+    -------
+    dict
+        The import record (see :func:`import_weights`).
+
+    Raises
+    ------
+    ValueError
+        Unknown entry, offline, no network, not downloadable automatically (e.g. a Google Drive folder,
+        or gdown missing), a download failure or a checkpoint that does not fit: the message says what
+        to do instead.
+    """
+    import shutil
+    import tempfile
+    from urllib.parse import urlparse
+
+    from ._backend import find_spec
+
+    spec = find_spec(method)
+    if entry is None or isinstance(entry, str):
+        names = [e.name for e in spec.registry]
+        if not spec.registry:
+            raise ValueError(f"method {spec.name!r} has no official weights to fetch. {_how_to_get(spec)}")
+        if entry is not None and entry not in names:
+            raise ValueError(f"entry={entry!r}: method {spec.name!r} has the weights {names}")
+        entry = spec.registry[names.index(entry) if entry is not None else 0]
+    if is_offline():
+        raise ValueError(f"INPAINT_PLUGIN_OFFLINE is set: nothing is downloaded. Unset it on a machine with "
+                         f"internet, or get the weights {entry.name!r} of {spec.name!r} by hand: {_by_hand(spec, entry)}")
+    for f in entry.files:
+        if not f.url:
+            raise ValueError(f"the weights {entry.name!r} of {spec.name!r} cannot be downloaded automatically. "
+                             f"{_by_hand(spec, entry)}")
+        if "drive.google.com/drive/folders" in f.url:
+            raise ValueError(f"the weights {entry.name!r} of {spec.name!r} are in a Google Drive folder "
+                             f"({f.url}), which cannot be fetched automatically. {_by_hand(spec, entry)}")
+    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=_ensure(cache_dir())) as tmpdir:
+        folder = Path(tmpdir) / entry.name
+        folder.mkdir()
+        for f in entry.files:
+            host = urlparse(f.url).hostname or ""
+            is_drive = host.endswith("drive.google.com")
+            if is_drive:
+                try:
+                    import gdown
+                except ImportError:
+                    raise ValueError(
+                        f"the weights {entry.name!r} of {spec.name!r} are on Google Drive ({f.url}); downloading "
+                        f"them needs the optional package gdown (pip install gdown). Or: {_by_hand(spec, entry)}"
+                    ) from None
+            if host and urlparse(f.url).scheme in ("http", "https") and not _network_reachable(host, timeout):
+                raise ValueError(f"cannot reach {host} (no network within {timeout:g} s): nothing was downloaded. "
+                                 f"On a machine with internet run 'inpaint-plugin weights fetch {spec.name}', or "
+                                 f"get the weights by hand: {_by_hand(spec, entry)}")
+            local = folder / f.filename
+            try:
+                if is_drive:
+                    got = gdown.download(f.url, str(local), quiet=not progress, fuzzy=True)
+                    if not got or not local.is_file():
+                        raise OSError("gdown could not download the file (Google Drive may ask for a "
+                                      "confirmation or limit the downloads)")
+                else:
+                    import pooch
+
+                    pooch.retrieve(f.url, known_hash=f"sha256:{f.sha256}" if f.sha256 else None,
+                                   fname=f.filename, path=str(folder), downloader=_downloader(timeout, progress))
+            except Exception as e:
+                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ValueError(f"could not download {f.url}: {msg}. {_by_hand(spec, entry)}") from None
+            if f.sha256 and sha256_file(local) != f.sha256.lower():
+                raise ValueError(f"{f.url}: the downloaded file does not have the expected sha256 {f.sha256}; "
+                                 f"nothing was imported")
+        got = folder if entry.folder else folder / entry.files[0].filename
+        source = entry.files[0].url if len(entry.files) == 1 else ", ".join(f.url for f in entry.files)
+        info = import_weights(spec.name, got, source=source, entry=entry)
+        shutil.rmtree(folder, ignore_errors=True)
+    return info
+
+
+def _ensure(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
