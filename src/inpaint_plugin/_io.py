@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import threading
 import uuid
 from contextlib import contextmanager
@@ -25,28 +26,22 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["read_image", "write_image"]
+from ._formats import FORMATS, check_writable, format_for, is_zarr_store
+from ._metadata import ImageMetadata, processing_note
+
+__all__ = ["ImageMetadata", "read_image", "read_metadata", "write_image"]
 
 PathLike = Union[str, os.PathLike]
 
-_TIFF = (".tif", ".tiff")
-_PICTURE = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+# kept for modules that still import them; the table in _formats is the one source
+_TIFF = tuple(s for f in FORMATS if f.kind == "tiff" for s in f.suffixes)
+_PICTURE = tuple(s for f in FORMATS if f.kind == "picture" for s in f.suffixes)
 _CHUNK = 1024  # default chunk edge (pixels) along the two image axes
-_FORMATS = "TIFF (.tif, .tiff), zarr / OME-Zarr (.zarr), NumPy (.npy), PNG/JPEG/BMP/GIF/WebP"
 
 
 def _format(path: Path) -> str:
-    name = path.name.lower()
-    if name.endswith(_TIFF):
-        return "tiff"
-    if name.endswith(".zarr") or (path.is_dir() and any((path / f).exists() for f in
-                                                        ("zarr.json", ".zarray", ".zgroup"))):
-        return "zarr"
-    if name.endswith(".npy"):
-        return "npy"
-    if name.endswith(_PICTURE):
-        return "picture"
-    raise ValueError(f"{path}: unsupported image format {path.suffix!r}; supported: {_FORMATS}")
+    """The reader/writer kind of ``path`` (``"tiff"``, ``"zarr"``, ``"npy"``, ``"picture"``), from the format table."""
+    return format_for(path).kind
 
 
 def _is_dask(x) -> bool:
@@ -178,44 +173,57 @@ def _plane_chunks(shape: Sequence[int]) -> tuple:
     return tuple(native)
 
 
-def _open_zarr_array(path: Path):
-    """The zarr array at ``path``; for a group, the full-resolution level of its OME-Zarr multiscales."""
+def _open_zarr(path: Path):
+    """``(node, array)``: the zarr node at ``path`` and its image array (an OME-Zarr group's full resolution)."""
     import zarr
 
     node = zarr.open(str(path), mode="r")
     if isinstance(node, zarr.Array):
-        return node
+        return node, node
     attrs = dict(node.attrs)
     multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     if multiscales:
         levels = [node[d["path"]] for d in multiscales[0]["datasets"]]
-        return max(levels, key=lambda a: int(np.prod(a.shape)))  # the spec lists full resolution first
+        return node, max(levels, key=lambda a: int(np.prod(a.shape)))  # the spec lists full resolution first
     arrays = sorted(node.array_keys())
     if len(arrays) == 1:
-        return node[arrays[0]]
+        return node, node[arrays[0]]
     listing = ", ".join(arrays) or "none"
     raise ValueError(f"{path} is a zarr group without OME-Zarr multiscales metadata and holds arrays: {listing}; "
                      "pass the path of one array inside it")
 
 
-def read_image(path: PathLike, *, lazy: bool = False, chunks=None):
+def _open_zarr_array(path: Path):
+    """The zarr array at ``path``; for a group, the full-resolution level of its OME-Zarr multiscales."""
+    return _open_zarr(path)[1]
+
+
+def read_image(path: PathLike, *, lazy: bool = False, chunks=None, with_metadata: bool = False):
     """Read an image file.
 
     Parameters
     ----------
     path : str or path-like
-        A ``.tif``/``.tiff`` (first series, full resolution), a ``.zarr`` array or OME-Zarr group
-        (full-resolution level), a ``.npy`` file (never unpickled) or a PNG/JPEG/BMP/GIF/WebP.
+        A ``.tif``/``.tiff`` (first series, full resolution; ImageJ and OME-TIFF included), a
+        ``.zarr`` array or OME-Zarr group (full-resolution level), a ``.npy`` file (never
+        unpickled) or a picture (see :data:`inpaint_plugin._formats.FORMATS`).
     lazy : bool
         Return a dask array that reads chunks on demand (TIFF, zarr, ``.npy``; small picture
         formats are read and wrapped).
     chunks : optional
         Chunks of the lazy array (dask syntax). Default: the file's own chunks (TIFF tiles,
         zarr chunks), grown to about 1024 pixels along the two image axes.
+    with_metadata : bool
+        Also return the file's :class:`~inpaint_plugin._metadata.ImageMetadata` (axes, channel
+        axis, spacing/units, resolution, ImageJ metadata, OME-XML, OME-Zarr multiscales), which
+        :func:`write_image` writes back with ``metadata=``.
 
     Returns
     -------
     numpy.ndarray or dask.array.Array
+        Without ``with_metadata``.
+    (array, ImageMetadata)
+        With ``with_metadata=True``.
 
     Raises
     ------
@@ -228,30 +236,64 @@ def read_image(path: PathLike, *, lazy: bool = False, chunks=None):
     if not path.exists():
         raise FileNotFoundError(f"image file not found: {path}")
     fmt = _format(path)
+    meta = None
     try:
         if fmt == "tiff":
-            return _read_tiff(path, lazy, chunks)
-        if fmt == "zarr":
-            arr = _open_zarr_array(path)
+            data, meta = _read_tiff(path, lazy, chunks)
+        elif fmt == "zarr":
+            from ._metadata import zarr_metadata
+
+            node, arr = _open_zarr(path)
+            meta = zarr_metadata(node, arr, path)
             if not lazy:
-                return np.asarray(arr[...])
-            import dask.array as da
+                data = np.asarray(arr[...])
+            else:
+                import dask.array as da
 
-            return da.from_zarr(arr, chunks=chunks or _default_chunks(arr.chunks, arr.shape))
-        if fmt == "npy":
-            return _read_npy(path, lazy, chunks)
-        import imageio.v3 as iio
+                data = da.from_zarr(arr, chunks=chunks or _default_chunks(arr.chunks, arr.shape))
+        elif fmt == "npy":
+            data = _read_npy(path, lazy, chunks)
+        else:
+            import imageio.v3 as iio
 
-        data = np.asarray(iio.imread(path))
+            data = np.asarray(iio.imread(path))
     except Exception as exc:
         if isinstance(exc, (FileNotFoundError, ValueError)) and str(path) in str(exc):
             raise  # already names the file
         raise ValueError(f"cannot read {path}: {exc}") from exc
-    if lazy:
+    if fmt == "picture" and lazy:
         import dask.array as da
 
-        return da.from_array(data, chunks=chunks or _plane_chunks(data.shape))
-    return data
+        data = da.from_array(data, chunks=chunks or _plane_chunks(data.shape))
+    if not with_metadata:
+        return data
+    if meta is None:
+        axes = None
+        if fmt == "picture":
+            axes = "YX" if data.ndim == 2 else ("YXS" if data.ndim == 3 else None)
+        meta = ImageMetadata(kind=fmt, shape=tuple(data.shape), dtype=str(data.dtype), axes=axes, source=str(path))
+    return data, meta
+
+
+def read_metadata(path: PathLike) -> ImageMetadata:
+    """The metadata of an image file without reading its pixels (TIFF, zarr); pictures are decoded.
+
+    Parameters
+    ----------
+    path : str or path-like
+        As in :func:`read_image`.
+
+    Returns
+    -------
+    ImageMetadata
+    """
+    fmt = _format(Path(os.fspath(path)))
+    lazy = fmt in ("tiff", "zarr", "npy")
+    try:
+        import dask.array  # noqa: F401
+    except ImportError:
+        lazy = False
+    return read_image(path, lazy=lazy, with_metadata=True)[1]
 
 
 @contextmanager
@@ -292,14 +334,18 @@ def _tifffile_errors(path: Path):
 
 
 def _read_tiff(path: Path, lazy: bool, chunks):
+    """``(array, ImageMetadata)`` of series 0 (full resolution) of a TIFF file."""
     import tifffile
+
+    from ._metadata import tiff_metadata
 
     with _tifffile_errors(path), tifffile.TiffFile(path) as tif:
         len(tif.pages)  # walks the whole page chain: a cut chain is reported
         _check_tiff_complete(path, tif)
+        meta = tiff_metadata(tif, path)
         level = tif.series[0].levels[0]
         if not lazy:
-            return level.asarray()
+            return level.asarray(), meta
         shape, dtype = tuple(level.shape), level.dtype
         memmappable = level.dataoffset is not None
         native = None
@@ -317,7 +363,7 @@ def _read_tiff(path: Path, lazy: bool, chunks):
     if native is None:
         native = _plane_chunks(shape)
     return da.from_array(src, chunks=chunks or _default_chunks(native, shape), lock=False,
-                         meta=np.empty((0,) * len(shape), dtype))
+                         meta=np.empty((0,) * len(shape), dtype)), meta
 
 
 def _read_npy(path: Path, lazy: bool, chunks):
@@ -347,8 +393,8 @@ def _remove(path: Path) -> None:
 
 
 def _replace(tmp: Path, path: Path) -> None:
-    """Move the finished ``tmp`` to ``path``, replacing what was there."""
-    if path.is_dir() and not path.is_symlink():  # a directory cannot be replaced in one rename
+    """Move the finished ``tmp`` to ``path``, replacing what was there (a zarr folder: swapped aside first)."""
+    if path.exists() and (path.is_dir() or tmp.is_dir()):  # cannot be replaced in one rename
         old = _temp_name(path)
         os.replace(path, old)
         try:
@@ -356,9 +402,115 @@ def _replace(tmp: Path, path: Path) -> None:
         except BaseException:
             os.replace(old, path)
             raise
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     else:
         os.replace(tmp, path)
+
+
+def _output_target(path: Path) -> Path:
+    """Where to write ``path``: a symlink is written through (its final target, which keeps the link)."""
+    if os.path.islink(path):
+        return Path(os.path.realpath(path))
+    return path
+
+
+def _check_target(path: Path, target: Path, kind: str, overwrite: bool) -> None:
+    """Refuse outputs that would destroy a user's folder, or an existing output without ``overwrite``."""
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: the folder {target.parent} does not exist")
+    if target.is_dir():
+        if kind != "zarr" or not is_zarr_store(target):
+            what = "a zarr store" if kind == "zarr" else f"a {format_for(path).name} file"
+            content = "an empty folder" if not any(target.iterdir()) else "a folder holding files"
+            raise IsADirectoryError(f"cannot write {path}: it is {content}, not {what}; refusing to replace a "
+                                    "folder (only a zarr store is replaced, with overwrite=True)")
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+
+
+# --- signals: a write interrupted by SIGTERM / SIGHUP / SIGINT leaves no temporary file ---------
+
+class _SignalExit(BaseException):
+    """Raised in the main thread by the write's handler of SIGTERM/SIGHUP (not an ``Exception``)."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGTERM", "SIGHUP", "SIGINT")) if s is not None)
+_guard_depth = 0
+
+
+class _Guard:
+    """State of the signal handlers of one write: ``critical()`` defers signals (the final renames)."""
+
+    def __init__(self):
+        self.deferring = False
+        self.pending: Optional[int] = None
+
+    def handler(self, signum, frame):
+        if self.deferring or self.pending is not None:
+            if self.pending is None:
+                self.pending = signum
+            return  # while renaming, or already cleaning up after a first signal: act once, later
+        self.pending = signum
+        self._raise(signum)
+
+    @staticmethod
+    def _raise(signum):
+        if signum == getattr(signal, "SIGINT", None):
+            raise KeyboardInterrupt
+        raise _SignalExit(signum)
+
+    @contextmanager
+    def critical(self):
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+        if self.pending is not None:
+            self._raise(self.pending)
+
+
+@contextmanager
+def _signal_cleanup():
+    """Turn SIGTERM/SIGHUP/SIGINT during a write into an exception (so the temporary output is removed),
+    then end the process as the signal would have (SIGINT: ``KeyboardInterrupt``).
+
+    Handlers are installed only from the main thread, only for signals with their default
+    disposition (an ignored SIGHUP under ``nohup`` stays ignored; an application's own handler is
+    left alone), and only by the outermost write. SIGKILL cannot be caught: a killed writer may
+    leave a hidden ``.partial`` file, never a damaged output.
+    """
+    global _guard_depth
+    guard = _Guard()
+    if threading.current_thread() is not threading.main_thread() or _guard_depth:
+        yield guard
+        return
+    saved = {}
+    for sig in _SIGNALS:
+        try:
+            old = signal.getsignal(sig)
+            if old is signal.SIG_DFL or old is signal.default_int_handler:
+                signal.signal(sig, guard.handler)
+                saved[sig] = old
+        except (ValueError, OSError):  # pragma: no cover - not settable here
+            pass
+    _guard_depth += 1
+    try:
+        yield guard
+    except _SignalExit as exc:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+        saved = {}
+        os.kill(os.getpid(), exc.signum)  # the default action: the process ends by that signal
+        raise SystemExit(128 + exc.signum) from None  # pragma: no cover - reached only if it did not
+    finally:
+        _guard_depth -= 1
+        for sig, old in saved.items():
+            signal.signal(sig, old)
 
 
 def _regular(x):
@@ -438,12 +590,6 @@ def _write_npy(tmp: Path, x, pbar) -> None:
     del out
 
 
-def _tiff_layout(x):
-    """(photometric, number of leading page axes) for a TIFF: (Y, X, 3|4) uint8/16 is RGB(A)."""
-    rgb = x.ndim == 3 and x.shape[-1] in (3, 4) and x.dtype in (np.uint8, np.uint16)
-    return ("rgb", 0) if rgb else ("minisblack", x.ndim - 2)
-
-
 def _tiff_tiles(x, pages: int, tile: tuple, pbar):
     """Yield the TIFF tiles of ``x`` page by page, computing one row of dask blocks at a time.
 
@@ -468,14 +614,25 @@ def _tiff_tiles(x, pages: int, tile: tuple, pbar):
                 pending = pending[ty:]
 
 
-def _write_tiff(tmp: Path, x, pbar, compression) -> None:
-    """Write ``x`` as a tiled (Big)TIFF from a generator of tiles; leading axes become pages."""
+def _tiff_pages(x, pages: int, pbar):
+    """Yield the pages of ``x`` (contiguous ImageJ pages), computing one page at a time."""
+    import dask
+
+    for page in np.ndindex(*x.shape[:pages]):
+        (plane,) = dask.compute(x[page])
+        pbar.update(len(x.chunks[pages]))
+        yield np.ascontiguousarray(plane)
+
+
+def _write_tiff(tmp: Path, x, pbar, compression, opts: dict) -> None:
+    """Write ``x`` as a (Big)TIFF from a generator of tiles (or of pages for ImageJ); leading axes
+    become pages; ``opts`` come from :func:`inpaint_plugin._metadata.tiff_options`."""
     import tifffile
 
-    photometric, pages = _tiff_layout(x)
+    opts = dict(opts)
+    pages, tile = opts.pop("pages"), opts.pop("tile")
     if x.ndim < 2:
         raise ValueError(f"a TIFF image needs at least 2 dimensions, got shape {x.shape}")
-    tile = (256, 256)
     if any(max(c) > 1 for c in x.chunks[:pages]):
         # a chunk spanning several pages would be computed once per page: stage it in a zarr array
         # (computed once), then read that back a page at a time
@@ -485,15 +642,16 @@ def _write_tiff(tmp: Path, x, pbar, compression) -> None:
         try:
             _write_zarr(staging, x, _NoBar())
             staged = da.from_zarr(str(staging), chunks=(1,) * pages + tuple(max(c) for c in x.chunks[pages:]))
-            _write_tiff(tmp, staged, pbar, compression)
+            _write_tiff(tmp, staged, pbar, compression, {**opts, "pages": pages, "tile": tile})
         finally:
             _remove(staging)
         return
     pbar.total = int(np.prod(x.shape[:pages], dtype=np.int64)) * len(x.chunks[pages])
     pbar.refresh()
-    bigtiff = x.nbytes > 2**32 - 2**25
-    tifffile.imwrite(tmp, data=_tiff_tiles(x, pages, tile, pbar), shape=x.shape, dtype=x.dtype, tile=tile,
-                     photometric=photometric, bigtiff=bigtiff, compression=compression)
+    if not opts.get("imagej"):
+        opts["bigtiff"] = x.nbytes > 2**32 - 2**25
+    data = _tiff_tiles(x, pages, tile, pbar) if tile else _tiff_pages(x, pages, pbar)
+    tifffile.imwrite(tmp, data=data, shape=x.shape, dtype=x.dtype, tile=tile, compression=compression, **opts)
 
 
 class _NoBar:
@@ -508,102 +666,257 @@ class _NoBar:
         pass
 
 
-def _write_eager(path: Path, data: np.ndarray, fmt: str, compression) -> Path:
-    """:func:`write_image` for a numpy array without dask (same formats, layout and atomic rename;
-    ``.zarr`` needs the dask extra)."""
-    if data.dtype.kind not in "biuf":
-        raise TypeError(f"array must hold numbers or booleans, got dtype {data.dtype}")
-    if fmt == "zarr":
-        raise ValueError(f"cannot write {path}: .zarr output needs the dask extra "
-                         "(pip install 'inpaint-plugin[dask]'); write .tif or .npy instead")
-    tmp = _temp_name(path)
-    try:
-        if fmt == "tiff":
-            import tifffile
+# --- OME-Zarr pyramids -----------------------------------------------------------------------------
 
-            if data.ndim < 2:
-                raise ValueError(f"a TIFF image needs at least 2 dimensions, got shape {data.shape}")
-            photometric, _ = _tiff_layout(data)
-            tifffile.imwrite(tmp, data, tile=(256, 256), photometric=photometric,
-                             bigtiff=data.nbytes > 2**32 - 2**25, compression=compression)
-        elif fmt == "npy":
-            with open(tmp, "wb") as fh:
-                np.save(fh, data, allow_pickle=False)
+def _block_chunks(factors) -> tuple:
+    return tuple(f * max(1, 512 // f) for f in factors)
+
+
+def _fit(a, shape):
+    """``a`` cropped, or padded with its edge values, to ``shape``."""
+    import dask.array as da
+
+    grow = [(0, max(0, t - s)) for t, s in zip(shape, a.shape)]
+    if any(g[1] for g in grow):
+        a = da.pad(a, grow, mode="edge")
+    return a[tuple(slice(0, t) for t in shape)]
+
+
+def _coarsen(a, factors, reduce):
+    import dask.array as da
+
+    pad = [(0, (-s) % f) for s, f in zip(a.shape, factors)]
+    if any(p[1] for p in pad):
+        a = da.pad(a, pad, mode="edge")
+    return da.coarsen(reduce, a.rechunk(_block_chunks(factors)), dict(enumerate(factors)))
+
+
+def _downsample(a, factors, shape, dtype):
+    """Mean of each ``factors`` block of ``a`` (edges repeated), cropped to ``shape``, in ``dtype``
+    (integers rounded and clipped to the dtype's range)."""
+    dt = np.dtype(dtype)
+    work = a if dt.kind == "f" else a.astype(np.float64)
+    out = _fit(_coarsen(work, factors, np.mean), shape)
+    if dt.kind == "b":
+        return out >= 0.5
+    if dt.kind in "iu":
+        info = np.iinfo(dt)
+        return np.clip(np.rint(out), info.min, info.max).astype(dt)
+    return out.astype(dt)
+
+
+def _write_ome_zarr(tmp: Path, x, meta: ImageMetadata, processing: Optional[str], pbar) -> None:
+    """Write ``x`` as the full resolution of an OME-Zarr group like ``meta`` (same attributes, level
+    paths, shapes and chunks) and rebuild the coarser levels with the same downsampling factors.
+
+    A coarser pixel is recomputed (mean of the finer level) only where a pixel it covers changed;
+    elsewhere it keeps the source level's value (read from ``meta.source`` when still there), so
+    the pyramid keeps its own downsampling method outside the filled holes.
+    """
+    import copy
+
+    import dask.array as da
+    import zarr
+
+    zfmt = meta.zarr_format or 2
+    root = zarr.open_group(str(tmp), mode="w", zarr_format=zfmt)
+    attrs = copy.deepcopy(meta.zarr_attrs or {})
+    if processing:
+        attrs["inpaint_plugin"] = {"processing": processing}
+    root.attrs.update(attrs)
+    source = None
+    if meta.source and Path(meta.source).is_dir():
+        try:
+            source = zarr.open_group(meta.source, mode="r")
+        except Exception:  # moved or no longer a group: rebuild every coarser pixel
+            source = None
+
+    def original(path, shape):
+        if source is None:
+            return None
+        try:
+            arr = source[path]
+        except KeyError:
+            return None
+        return da.from_zarr(arr) if tuple(arr.shape) == tuple(shape) else None
+
+    def create(path, shape, chunks):
+        kwargs = {}
+        if zfmt == 3 and source is not None:
+            try:
+                names = source[path].metadata.dimension_names
+                if names:
+                    kwargs["dimension_names"] = names
+            except (KeyError, AttributeError):
+                pass
+        return root.create_array(path, shape=shape, dtype=x.dtype, chunks=chunks, **kwargs)
+
+    x, chunkshape = _regular(x)
+    path0 = meta.levels[0][0]
+    target = create(path0, x.shape, chunkshape)
+    _stream_blocks(x, target.__setitem__, pbar)
+    prev = da.from_zarr(target)
+    orig = original(path0, x.shape)
+    changed = None
+    if orig is not None:
+        changed = prev != orig
+        if x.dtype.kind == "f":
+            changed &= ~(da.isnan(prev) & da.isnan(orig))
+    for path, shape, chunks, _ in meta.levels[1:]:
+        factors = [max(1, int(round(p / s))) for p, s in zip(prev.shape, shape)]
+        level = _downsample(prev, factors, shape, x.dtype)
+        orig = original(path, shape)
+        if changed is not None and orig is not None:
+            changed = _fit(_coarsen(changed, factors, np.any), shape)
+            level = da.where(changed, level, orig.astype(x.dtype))
         else:
-            import imageio.v3 as iio
+            changed = None
+        target = create(path, shape, chunks)
+        _stream_blocks(level.rechunk(chunks), target.__setitem__, _NoBar())
+        prev = da.from_zarr(target)
 
-            iio.imwrite(tmp, data, extension=path.suffix.lower())
-        _replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
-    return path
+
+# --- write_image -----------------------------------------------------------------------------------
+
+def _write_picture(tmp: Path, data: np.ndarray, path: Path) -> None:
+    import imageio.v3 as iio
+
+    fmt = format_for(path)
+    iio.imwrite(tmp, data, extension=fmt.suffix, **dict(fmt.write_options))
+
+
+def _write_eager(tmp: Path, data: np.ndarray, kind: str, path: Path, compression, opts) -> None:
+    """Write a numpy array without dask (TIFF, npy, pictures)."""
+    if kind == "tiff":
+        import tifffile
+
+        if data.ndim < 2:
+            raise ValueError(f"a TIFF image needs at least 2 dimensions, got shape {data.shape}")
+        opts = dict(opts)
+        opts.pop("pages")
+        if not opts.get("imagej"):
+            opts["bigtiff"] = data.nbytes > 2**32 - 2**25
+        tifffile.imwrite(tmp, data, compression=compression, **opts)
+    elif kind == "npy":
+        with open(tmp, "wb") as fh:
+            np.save(fh, data, allow_pickle=False)
+    else:
+        _write_picture(tmp, data, path)
 
 
 def write_image(path: PathLike, array, *, progress: bool = False, overwrite: bool = True, chunks=None,
-                compression: Optional[str] = None) -> Path:
+                compression: Optional[str] = None, metadata: Optional[ImageMetadata] = None,
+                processing: Optional[str] = None, allow_lossy: bool = False) -> Path:
     """Write an image, streaming dask arrays chunk by chunk; atomic (temporary file, then rename).
 
     Parameters
     ----------
     path : str or path-like
-        Output file; the format follows the extension: ``.zarr`` (a zarr array), ``.tif``/
-        ``.tiff`` (tiled, BigTIFF when over 4 GB; leading axes are pages; ``(Y, X, 3|4)``
-        uint8/uint16 is RGB), ``.npy``, or a picture format (computed in memory).
+        Output file; the format follows the name (see :data:`inpaint_plugin._formats.FORMATS`):
+        ``.zarr`` (a zarr array, or an OME-Zarr group with ``metadata`` from one), ``.tif``/``.tiff``
+        (tiled, BigTIFF when over 4 GB; leading axes are pages; ``(Y, X, 3|4)`` uint8/uint16 is
+        RGB; ImageJ hyperstack or OME-TIFF when ``metadata`` comes from one; ``.ome.tif`` names
+        always give OME-TIFF), ``.npy``, or a picture format (computed in memory). A symlink is
+        written through: its target is replaced (atomically, from a file beside it), the link stays.
     array : numpy or dask array
     progress : bool
         Show a tqdm progress bar (chunks, or rows of chunks for TIFF).
     overwrite : bool
-        Replace an existing output; otherwise raise ``FileExistsError``.
+        Replace an existing output; otherwise raise ``FileExistsError``. A folder is never
+        replaced unless it is a zarr store and the output is zarr.
     chunks : optional
         Chunks used to stream a numpy array (dask syntax); dask arrays keep theirs (zarr
         output uses the largest chunk of each axis as its chunk shape).
     compression : str, optional
         TIFF compression (e.g. ``"zlib"``, ``"zstd"``); zarr uses its default compressor.
+    metadata : ImageMetadata, optional
+        The input's metadata (``read_image(..., with_metadata=True)``), written back when it
+        describes an array of this shape: axes, calibration, ImageJ metadata, OME-XML, resolution,
+        OME-Zarr multiscales (every level written).
+    processing : str, optional
+        A line describing the processing, added to the metadata (ImageJ ``Info``, an OME
+        ``CommentAnnotation``, the TIFF JSON description, the zarr attributes). Default with
+        ``metadata``: "inpainted with inpaint-plugin <version>".
+    allow_lossy : bool
+        Accept a lossy format (JPEG); refused by default since it changes known pixels.
 
     Returns
     -------
     Path
-        The written path.
+        The written path (``path`` itself, also when it is a symlink).
+
+    Raises
+    ------
+    ValueError
+        The format cannot hold the array (dtype, channels, lossy): raised before anything is
+        computed, naming a format that can (see :func:`inpaint_plugin._formats.check_writable`).
+    IsADirectoryError
+        ``path`` is a folder that is not a zarr store (or the output is not zarr).
+    FileExistsError
+        ``path`` exists and ``overwrite`` is false.
+    FileNotFoundError
+        The output's folder does not exist.
+
+    Notes
+    -----
+    SIGTERM, SIGHUP and SIGINT received while writing (in the main thread) remove the temporary
+    output before the process ends as the signal asks (SIGINT: ``KeyboardInterrupt``); an existing
+    output is left as it was.
     """
     from tqdm.auto import tqdm
 
-    path = Path(os.fspath(path))
-    fmt = _format(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
-    if fmt == "tiff" and compression is not None and not isinstance(compression, str):
-        raise TypeError(f"compression must be a string such as 'zlib', got {compression!r}")
-    if _is_dask(array):
-        x = array
-    else:
-        data = np.asarray(array)
-        try:
-            import dask.array as da
-        except ImportError:  # the core install (no dask extra): an in-memory array is written in one go
-            return _write_eager(path, data, fmt, compression)
-        x = da.from_array(data, chunks=chunks or _plane_chunks(data.shape))
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"array must hold numbers or booleans, got dtype {x.dtype}")
-    tmp = _temp_name(path)
-    try:
-        with tqdm(total=int(np.prod(x.numblocks)), desc=f"writing {path.name}", unit="chunk",
-                  disable=not progress) as pbar:
-            if fmt == "zarr":
-                _write_zarr(tmp, x, pbar)
-            elif fmt == "tiff":
-                _write_tiff(tmp, x, pbar, compression)
-            elif fmt == "npy":
-                _write_npy(tmp, x, pbar)
-            else:
-                import imageio.v3 as iio
+    from ._metadata import tiff_options
 
-                iio.imwrite(tmp, np.asarray(x.compute()), extension=path.suffix.lower())
-                pbar.update(pbar.total)
-        _replace(tmp, path)
-    except BaseException:
-        _remove(tmp)
-        raise
+    path = Path(os.fspath(path))
+    fmt = format_for(path)
+    if fmt.kind == "tiff" and compression is not None and not isinstance(compression, str):
+        raise TypeError(f"compression must be a string such as 'zlib', got {compression!r}")
+    dask_in = _is_dask(array)
+    data = array if dask_in else np.asarray(array)
+    if data.dtype.kind not in "biuf":
+        raise TypeError(f"array must hold numbers or booleans, got dtype {data.dtype}")
+    check_writable(path, data.dtype, data.shape, allow_lossy=allow_lossy, argument="path")
+    target = _output_target(path)
+    _check_target(path, target, fmt.kind, overwrite)
+    if metadata is not None and processing is None:
+        processing = processing_note()
+    if metadata is not None and not isinstance(metadata, ImageMetadata):
+        raise TypeError(f"metadata must be an ImageMetadata from read_image(..., with_metadata=True), "
+                        f"got {type(metadata).__name__}")
+    opts = tiff_options(path.name, data.shape, data.dtype, metadata, processing) if fmt.kind == "tiff" else {}
+    ome_zarr = (fmt.kind == "zarr" and metadata is not None and metadata.kind == "ome-zarr"
+                and metadata.fits(data.shape) and bool(metadata.levels))
+    with _signal_cleanup() as guard:
+        tmp = _temp_name(target)
+        try:
+            if not dask_in:
+                try:
+                    import dask.array as da
+                except ImportError:  # the core install (no dask extra): written in one go
+                    da = None
+                if da is None or fmt.kind == "picture":
+                    _write_eager(tmp, data, fmt.kind, path, compression, opts)
+                    with guard.critical():
+                        _replace(tmp, target)
+                    return path
+                data = da.from_array(data, chunks=chunks or _plane_chunks(data.shape))
+            x = data
+            with tqdm(total=int(np.prod(x.numblocks)), desc=f"writing {path.name}", unit="chunk",
+                      disable=not progress) as pbar:
+                if ome_zarr:
+                    _write_ome_zarr(tmp, x, metadata, processing, pbar)
+                elif fmt.kind == "zarr":
+                    _write_zarr(tmp, x, pbar)
+                elif fmt.kind == "tiff":
+                    _write_tiff(tmp, x, pbar, compression, opts)
+                elif fmt.kind == "npy":
+                    _write_npy(tmp, x, pbar)
+                else:
+                    _write_picture(tmp, np.asarray(x.compute()), path)
+                    pbar.update(pbar.total)
+            with guard.critical():
+                _replace(tmp, target)
+        except BaseException:
+            _remove(tmp)
+            raise
     return path

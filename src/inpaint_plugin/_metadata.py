@@ -1,0 +1,472 @@
+"""Image metadata kept from input to output: axes, calibration, ImageJ metadata, OME-XML, OME-Zarr multiscales.
+
+:func:`inpaint_plugin.read_image` with ``with_metadata=True`` returns an :class:`ImageMetadata`
+beside the array; :func:`inpaint_plugin.write_image` with ``metadata=`` writes it back (and adds a
+line describing the processing). What is kept, per format:
+
+- ImageJ TIFF: the axes (``ZCYX`` stays ``ZCYX``), every ImageJ metadata item (spacing, unit,
+  ranges, LUTs, labels, info, ...; the processing is appended to ``Info``), X/YResolution and
+  ResolutionUnit.
+- OME-TIFF: the whole OME-XML of the image read (physical sizes, channels, instrument,
+  annotations...), with its ``TiffData`` rewritten for the file written, the pixel type of the
+  result, and a ``CommentAnnotation`` describing the processing linked to the image.
+- other TIFF: axes (tifffile's JSON description), the original ImageDescription, resolution.
+- OME-Zarr: the group's attributes (``multiscales``, ``omero``...), every level of the pyramid.
+
+Facts used: the ImageJ hyperstack axis order TZCYXS and its supported sample types (uint8, uint16,
+int16, float32) from tifffile's ``imagej_description``/``imwrite`` documentation and tests run
+against it; OME-XML element order from the OME 2016-06 schema (``Image``: ... ``Pixels``,
+``ROIRef``, ``MicrobeamManipulationRef``, ``AnnotationRef``; ``OME``: ... ``Image``,
+``StructuredAnnotations``, ``ROI``, ``BinaryOnly``; ``Pixels``: ``Channel``, then ``BinData`` /
+``TiffData`` / ``MetadataOnly``, then ``Plane``) and its ``PixelType`` names; OME-Zarr
+``multiscales`` layout (v0.4 in the group attributes, v0.5 under ``"ome"``) from the NGFF spec.
+"""
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Tuple
+
+__all__ = ["ImageMetadata", "processing_note"]
+
+_IJ_DTYPES = ("uint8", "uint16", "int16", "float32")
+_IJ_ORDER = "TZCYXS"
+_IJ_STRUCTURAL = ("ImageJ", "images", "channels", "slices", "frames", "axes")
+_OME_TYPES = {"int8": "int8", "int16": "int16", "int32": "int32", "uint8": "uint8", "uint16": "uint16",
+              "uint32": "uint32", "float32": "float", "float64": "double", "bool": "bit"}
+_OME_NS_DEFAULT = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
+_RESOLUTION_UNITS = {2: "inch", 3: "centimeter"}
+
+
+def processing_note(method: Optional[str] = None, params: Optional[dict] = None, extra: str = "") -> str:
+    """A one-line, 7-bit ASCII description of the processing for the output's metadata.
+
+    Parameters
+    ----------
+    method : str, optional
+        The method used.
+    params : dict, optional
+        Its parameters.
+    extra : str
+        Anything else to say (e.g. ``"detected defects: hot,dead"``).
+
+    Returns
+    -------
+    str
+    """
+    try:
+        from importlib.metadata import version
+
+        ver = version("inpaint-plugin")
+    except Exception:  # not installed (source tree)
+        ver = "dev"
+    text = f"inpainted with inpaint-plugin {ver}"
+    if method:
+        text += f" (method={method}"
+        if params:
+            text += ", " + ", ".join(f"{k}={v!r}" for k, v in sorted(params.items()))
+        text += ")"
+    if extra:
+        text += f"; {extra}"
+    return text.encode("ascii", "replace").decode("ascii")
+
+
+@dataclass
+class ImageMetadata:
+    """What a file says about its image besides the pixels.
+
+    Attributes
+    ----------
+    kind : str
+        ``"imagej"``, ``"ome-tiff"``, ``"tiff"``, ``"ome-zarr"``, ``"zarr"``, ``"npy"`` or ``"picture"``.
+    shape : tuple of int
+        Shape of the array read.
+    dtype : str
+        Its dtype.
+    axes : str or None
+        One letter per axis (tifffile's codes: ``T`` time, ``Z``, ``C`` channel, ``Y``, ``X``, ``S``
+        samples such as RGB, ``Q``/``I`` unknown), or ``None`` when the file does not say.
+    spacing : dict
+        Axis letter -> physical size of a pixel along it (calibration), for the axes the file gives.
+    units : dict
+        Axis letter -> unit of ``spacing`` (e.g. ``"um"``, ``"micron"``, ``"s"``).
+    channel_names : tuple of str
+        Channel names (OME ``Channel/@Name``, ImageJ ``Labels`` of a channel stack, OME-Zarr omero labels).
+    resolution : tuple or None
+        TIFF ``(XResolution, YResolution)`` as ``(numerator, denominator)`` pairs.
+    resolution_unit : int or None
+        TIFF ResolutionUnit (1 none, 2 inch, 3 centimeter).
+    imagej : dict or None
+        ImageJ metadata as tifffile reads it (description items and IJMetadata tags).
+    ome_xml : str or None
+        The OME-XML of an OME-TIFF.
+    description : str or None
+        A plain TIFF's own ImageDescription (not ImageJ/OME/tifffile JSON).
+    shaped : dict or None
+        Extra items of tifffile's JSON description (without ``shape``).
+    zarr_attrs : dict or None
+        Attributes of the zarr group (OME-Zarr) or array.
+    zarr_format : int or None
+        2 or 3.
+    levels : tuple
+        OME-Zarr pyramid: ``(path, shape, chunks, dtype)`` per level, full resolution first.
+    source : str or None
+        The file read (used to keep the unchanged parts of pyramid levels).
+    """
+
+    kind: str
+    shape: Tuple[int, ...]
+    dtype: str
+    axes: Optional[str] = None
+    spacing: Dict[str, float] = field(default_factory=dict)
+    units: Dict[str, str] = field(default_factory=dict)
+    channel_names: Tuple[str, ...] = ()
+    resolution: Optional[tuple] = None
+    resolution_unit: Optional[int] = None
+    imagej: Optional[Dict[str, Any]] = None
+    ome_xml: Optional[str] = None
+    description: Optional[str] = None
+    shaped: Optional[Dict[str, Any]] = None
+    zarr_attrs: Optional[Dict[str, Any]] = None
+    zarr_format: Optional[int] = None
+    levels: tuple = ()
+    source: Optional[str] = None
+
+    @property
+    def channel_axis(self) -> Optional[int]:
+        """Index of the channel axis (``C``, else ``S`` samples) from :attr:`axes`, or ``None``."""
+        if self.axes is None or len(self.axes) != len(self.shape):
+            return None
+        for letter in "CS":
+            if letter in self.axes:
+                return self.axes.index(letter)
+        return None
+
+    def fits(self, shape) -> bool:
+        """Whether this metadata describes an array of ``shape`` (same shape as the file read)."""
+        return tuple(int(s) for s in shape) == tuple(self.shape)
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+def _rational(value) -> Optional[tuple]:
+    try:
+        num, den = value
+        return int(num), int(den)
+    except (TypeError, ValueError):
+        return None
+
+
+def _pixel_size(res: Optional[tuple]) -> Optional[float]:
+    if res is None or not res[0]:
+        return None
+    return res[1] / res[0]
+
+
+def tiff_metadata(tif, path) -> ImageMetadata:
+    """The :class:`ImageMetadata` of an open ``tifffile.TiffFile`` (series 0, full resolution)."""
+    series = tif.series[0]
+    level = series.levels[0]
+    page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]
+    tags = page.tags
+    xres, yres = _rational(tags.valueof(282)), _rational(tags.valueof(283))
+    runit = tags.valueof(296)
+    meta = ImageMetadata(kind="tiff", shape=tuple(level.shape), dtype=str(level.dtype), axes=str(series.axes),
+                         resolution=(xres, yres) if xres and yres else None,
+                         resolution_unit=None if runit is None else int(runit), source=str(path))
+    if tif.is_ome and tif.ome_metadata:
+        meta.kind = "ome-tiff"
+        meta.ome_xml = tif.ome_metadata
+        _ome_calibration(meta)
+    elif tif.is_imagej and tif.imagej_metadata is not None:
+        meta.kind = "imagej"
+        ij = dict(tif.imagej_metadata)
+        meta.imagej = ij
+        unit = ij.get("unit")
+        for letter, res in (("X", xres), ("Y", yres)):
+            size = _pixel_size(res)
+            if size is not None and letter in meta.axes and (unit or runit not in (None, 1)):
+                meta.spacing[letter] = size
+                meta.units[letter] = str(unit or _RESOLUTION_UNITS.get(int(runit), ""))
+        if ij.get("spacing") is not None and "Z" in meta.axes:
+            meta.spacing["Z"] = float(ij["spacing"])
+            if unit:
+                meta.units["Z"] = str(unit)
+        if ij.get("finterval") and "T" in meta.axes:
+            meta.spacing["T"] = float(ij["finterval"])
+            meta.units["T"] = "s"
+        labels = ij.get("Labels")
+        if labels and "C" in meta.axes and len(labels) >= meta.shape[meta.axes.index("C")]:
+            meta.channel_names = tuple(str(s) for s in labels[: meta.shape[meta.axes.index("C")]])
+    else:
+        if tif.is_shaped and tif.shaped_metadata:
+            shaped = {k: v for k, v in dict(tif.shaped_metadata[0]).items() if k not in ("shape", "axes")}
+            meta.shaped = shaped or None
+            desc = page.description if page.description and not page.description.startswith("{") else None
+            meta.description = desc
+        elif page.description:
+            meta.description = page.description
+        if runit in (2, 3):
+            for letter, res in (("X", xres), ("Y", yres)):
+                size = _pixel_size(res)
+                if size is not None and letter in meta.axes:
+                    meta.spacing[letter] = size
+                    meta.units[letter] = _RESOLUTION_UNITS[int(runit)]
+    return meta
+
+
+def _ome_parse(xml: str):
+    """(root element, namespace URI, prefix map) of an OME-XML string; prefixes are kept on output."""
+    import io
+    import xml.etree.ElementTree as ET
+
+    namespaces = {}
+    for _, (prefix, uri) in ET.iterparse(io.StringIO(xml), events=("start-ns",)):
+        namespaces.setdefault(prefix, uri)
+    root = ET.fromstring(xml)
+    ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+    return root, ns, namespaces
+
+
+def _q(ns: str, tag: str) -> str:
+    return f"{{{ns}}}{tag}" if ns else tag
+
+
+def _ome_calibration(meta: ImageMetadata) -> None:
+    """Physical sizes, time increment and channel names of the first OME image."""
+    try:
+        root, ns, _ = _ome_parse(meta.ome_xml)
+    except Exception:  # malformed XML: keep it as text, without calibration
+        return
+    pixels = root.find(f"{_q(ns, 'Image')}/{_q(ns, 'Pixels')}")
+    if pixels is None:
+        return
+    for letter in "XYZ":
+        value = pixels.get(f"PhysicalSize{letter}")
+        if value is not None:
+            meta.spacing[letter] = float(value)
+            meta.units[letter] = pixels.get(f"PhysicalSize{letter}Unit", "µm")
+    if pixels.get("TimeIncrement") is not None:
+        meta.spacing["T"] = float(pixels.get("TimeIncrement"))
+        meta.units["T"] = pixels.get("TimeIncrementUnit", "s")
+    names = [c.get("Name") for c in pixels.findall(_q(ns, "Channel"))]
+    if names and all(n is not None for n in names):
+        meta.channel_names = tuple(names)
+
+
+def zarr_metadata(node, array, path) -> ImageMetadata:
+    """The :class:`ImageMetadata` of a zarr array or of an OME-Zarr group (``array``: its full resolution)."""
+    import zarr
+
+    attrs = dict(node.attrs)
+    meta = ImageMetadata(kind="zarr", shape=tuple(array.shape), dtype=str(array.dtype),
+                         zarr_attrs=copy.deepcopy(attrs) or None, zarr_format=int(node.metadata.zarr_format),
+                         source=str(path))
+    multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+    if isinstance(node, zarr.Group) and multiscales:
+        meta.kind = "ome-zarr"
+        ms = multiscales[0]
+        levels = []
+        for d in ms["datasets"]:
+            arr = node[d["path"]]
+            levels.append((d["path"], tuple(arr.shape), tuple(arr.chunks), str(arr.dtype)))
+        meta.levels = tuple(levels)
+        axes = ms.get("axes")
+        if axes and len(axes) == array.ndim:
+            names = [a["name"] if isinstance(a, dict) else str(a) for a in axes]
+            types = [a.get("type") if isinstance(a, dict) else None for a in axes]
+            letters = "".join("C" if t == "channel" else (n[:1].upper() or "Q") for n, t in zip(names, types))
+            meta.axes = letters
+            scale = _ome_zarr_scale(ms, 0, array.ndim)
+            for i, letter in enumerate(letters):
+                if scale is not None and letter != "C":
+                    meta.spacing[letter] = float(scale[i])
+                unit = axes[i].get("unit") if isinstance(axes[i], dict) else None
+                if unit:
+                    meta.units[letter] = str(unit)
+        omero = attrs.get("omero") or attrs.get("ome", {}).get("omero")
+        if omero and omero.get("channels"):
+            names = [c.get("label") for c in omero["channels"]]
+            if all(n is not None for n in names):
+                meta.channel_names = tuple(str(n) for n in names)
+    else:
+        dims = attrs.get("_ARRAY_DIMENSIONS")  # xarray's convention for zarr v2 arrays
+        if dims and len(dims) == array.ndim:
+            meta.axes = "".join("C" if str(d).lower() in ("c", "channel", "band") else str(d)[:1].upper()
+                                for d in dims)
+    return meta
+
+
+def _ome_zarr_scale(ms: dict, level: int, ndim: int) -> Optional[list]:
+    """The scale of ``level`` (its own transformations times the multiscale-wide ones), or None."""
+    scale = [1.0] * ndim
+    found = False
+    for transforms in (ms["datasets"][level].get("coordinateTransformations") or [],
+                       ms.get("coordinateTransformations") or []):
+        for t in transforms:
+            if t.get("type") == "scale" and len(t.get("scale", ())) == ndim:
+                scale = [a * float(b) for a, b in zip(scale, t["scale"])]
+                found = True
+    return scale if found else None
+
+
+# --- writing TIFF ----------------------------------------------------------------------------------
+
+def _subsequence(axes: str, order: str) -> bool:
+    pos = -1
+    for letter in axes:
+        i = order.find(letter, pos + 1)
+        if i < 0:
+            return False
+        pos = i
+    return True
+
+
+def tiff_options(name: str, shape, dtype, meta: Optional[ImageMetadata], processing: Optional[str]) -> dict:
+    """Keyword arguments for ``tifffile.imwrite`` that write ``meta`` back (see the module docstring).
+
+    Also gives ``pages`` (leading axes written as pages) and ``tile`` (``None``: contiguous pages).
+    """
+    import numpy as np
+
+    dt = np.dtype(dtype)
+    ndim = len(shape)
+    usable = meta is not None and meta.fits(shape)
+    axes = meta.axes if usable and meta.axes and len(meta.axes) == ndim else None
+    rgb_dtype = dt in (np.uint8, np.uint16)
+    if axes is not None:
+        rgb = axes.endswith("S") and shape[-1] in (3, 4) and rgb_dtype
+    else:
+        rgb = ndim == 3 and shape[-1] in (3, 4) and rgb_dtype
+    opts: Dict[str, Any] = {"photometric": "rgb" if rgb else "minisblack", "tile": (256, 256),
+                            "pages": ndim - (3 if rgb else 2), "metadata": {}}
+    if axes is not None and axes.endswith("S") and not rgb and ndim >= 3:
+        opts["planarconfig"] = "contig"  # samples that are not RGB stay interleaved
+        opts["pages"] = ndim - 3
+    if meta is not None and meta.resolution:
+        opts["resolution"] = meta.resolution
+        if meta.resolution_unit is not None:
+            opts["resolutionunit"] = meta.resolution_unit
+    out_ome = name.lower().endswith((".ome.tif", ".ome.tiff"))
+    if usable and meta.ome_xml and dt.name in _OME_TYPES:
+        xml = ome_xml_for_output(meta.ome_xml, shape, dt, processing)
+        if xml is not None:
+            opts["metadata"] = None
+            opts["description"] = xml.encode("utf-8")
+            return opts
+    if out_ome:
+        md: Dict[str, Any] = {}
+        if axes is not None and set(axes) <= set(_IJ_ORDER):
+            md["axes"] = axes
+            for letter in "XYZ":
+                if letter in (meta.spacing if meta else {}):
+                    md[f"PhysicalSize{letter}"] = meta.spacing[letter]
+                    if letter in meta.units:
+                        md[f"PhysicalSize{letter}Unit"] = meta.units[letter]
+            if meta.channel_names and "C" in axes and len(meta.channel_names) == shape[axes.index("C")]:
+                md["Channel"] = {"Name": list(meta.channel_names)}
+        if processing:
+            md["Description"] = processing
+        opts["ome"] = True
+        opts["metadata"] = md
+        return opts
+    if (usable and meta.imagej is not None and dt.name in _IJ_DTYPES and axes is not None
+            and _subsequence(axes, _IJ_ORDER)):
+        md = {k: v for k, v in meta.imagej.items() if k not in _IJ_STRUCTURAL}
+        md["axes"] = axes
+        if processing:
+            info = str(md.get("Info") or "")
+            md["Info"] = (info.rstrip("\n") + "\n" if info else "") + processing
+        opts.update(imagej=True, metadata=md, tile=None)
+        opts["pages"] = ndim - (3 if axes.endswith("S") else 2)
+        return opts
+    md = dict(meta.shaped or {}) if usable else {}
+    if axes is not None:
+        md["axes"] = axes
+    if processing:
+        md["processing"] = processing
+    opts["metadata"] = md
+    if usable and meta.description:
+        opts["description"] = meta.description.encode("ascii", "replace")
+    return opts
+
+
+def ome_xml_for_output(xml: str, shape, dtype, processing: Optional[str]) -> Optional[str]:
+    """The OME-XML of the first image of ``xml`` for a new single-file OME-TIFF of that image.
+
+    Everything about the image is kept; other images (they refer to pages that are not written)
+    are dropped, ``TiffData`` becomes one block of all planes from IFD 0 in DimensionOrder, the
+    pixel type follows ``dtype``, and a ``CommentAnnotation`` holding ``processing`` is linked to
+    the image. Returns ``None`` when the XML cannot be parsed or does not describe ``shape``.
+    """
+    import xml.etree.ElementTree as ET
+
+    import numpy as np
+
+    try:
+        root, ns, namespaces = _ome_parse(xml)
+    except Exception:
+        return None
+    images = root.findall(_q(ns, "Image"))
+    if not images:
+        return None
+    image = images[0]
+    pixels = image.find(_q(ns, "Pixels"))
+    if pixels is None:
+        return None
+    try:
+        sizes = {k: int(pixels.get(f"Size{k}", "1")) for k in "XYZCT"}
+    except ValueError:
+        return None
+    n = 1
+    for s in shape:
+        n *= int(s)
+    if n != sizes["X"] * sizes["Y"] * sizes["Z"] * sizes["C"] * sizes["T"]:
+        return None
+    for other in images[1:]:
+        root.remove(other)
+    pixels.set("Type", _OME_TYPES[np.dtype(dtype).name])
+    if np.dtype(dtype).kind == "f":
+        pixels.set("SignificantBits", str(np.dtype(dtype).itemsize * 8))
+    elif "SignificantBits" in pixels.attrib and np.dtype(dtype).kind in "iu":
+        pixels.set("SignificantBits", str(np.dtype(dtype).itemsize * 8))
+    channels = pixels.findall(_q(ns, "Channel"))
+    samples = max([int(c.get("SamplesPerPixel", "1")) for c in channels] or [1])
+    planes = sizes["Z"] * sizes["T"] * max(1, sizes["C"] // max(1, samples))
+    children = list(pixels)
+    position = next((i for i, c in enumerate(children)
+                     if c.tag in (_q(ns, "BinData"), _q(ns, "TiffData"), _q(ns, "MetadataOnly"))), None)
+    for c in children:
+        if c.tag in (_q(ns, "BinData"), _q(ns, "TiffData"), _q(ns, "MetadataOnly")):
+            pixels.remove(c)
+    if position is None:
+        position = len([c for c in pixels if c.tag == _q(ns, "Channel")])
+    tiffdata = ET.Element(_q(ns, "TiffData"), {"IFD": "0", "PlaneCount": str(planes)})
+    pixels.insert(position, tiffdata)
+    root.set("UUID", f"urn:uuid:{uuid.uuid4()}")
+    if processing:
+        ids = {e.get("ID") for e in root.iter() if e.get("ID")}
+        k = 0
+        while f"Annotation:inpaint-plugin:{k}" in ids:
+            k += 1
+        ann_id = f"Annotation:inpaint-plugin:{k}"
+        sa = root.find(_q(ns, "StructuredAnnotations"))
+        if sa is None:
+            sa = ET.Element(_q(ns, "StructuredAnnotations"))
+            kids = list(root)
+            at = next((i for i, c in enumerate(kids) if c.tag in (_q(ns, "ROI"), _q(ns, "BinaryOnly"))), len(kids))
+            root.insert(at, sa)
+        ann = ET.SubElement(sa, _q(ns, "CommentAnnotation"), {"ID": ann_id, "Namespace": "inpaint-plugin"})
+        ET.SubElement(ann, _q(ns, "Value")).text = processing
+        ET.SubElement(image, _q(ns, "AnnotationRef"), {"ID": ann_id})
+    for prefix, uri in namespaces.items():
+        ET.register_namespace(prefix, uri)
+    body = ET.tostring(root, encoding="unicode")
+    return '<?xml version="1.0" encoding="UTF-8"?>' + body
+
+
+def ome_annotations(xml: str) -> list:
+    """The values of the ``CommentAnnotation`` elements of an OME-XML string (for tests and users)."""
+    root, ns, _ = _ome_parse(xml)
+    return [(e.findtext(_q(ns, "Value")) or "") for e in root.iter(_q(ns, "CommentAnnotation"))]
