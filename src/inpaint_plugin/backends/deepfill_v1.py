@@ -79,10 +79,13 @@ SPEC = ModelSpec(
     registry=(
         WeightsEntry(name="imagenet", files=(WeightsFile("gen_00430000.pt", url=_RETRAINED),),
                      description="DeepFill v1 retrained with the PyTorch port on ImageNet (256x256, rectangles)",
-                     instructions=f"Download gen_00430000.pt from the folder {_RETRAINED} (Google Drive)."),
+                     instructions=f"Download gen_00430000.pt from the folder {_RETRAINED} (Google Drive).",
+                     licence="not stated for these weights (the port's code is MIT); DeepFill's official release is "
+                             "CC BY-NC 4.0: treat as non-commercial"),
         WeightsEntry(name="imagenet_tf", files=(WeightsFile("torch_model.p", url=_CONVERTED),),
                      description="The official TensorFlow ImageNet model, converted to PyTorch",
-                     instructions=f"Download torch_model.p from {_CONVERTED} (Google Drive)."),
+                     instructions=f"Download torch_model.p from {_CONVERTED} (Google Drive).",
+                     licence="CC BY-NC 4.0, non-commercial (the official DeepFill release, github.com/JiahuiYu/generative_inpainting)"),
     ),
 )
 

@@ -71,10 +71,12 @@ SPEC = ModelSpec(
     registry=(
         WeightsEntry(name="places2", files=(WeightsFile("states_tf_places2.pth", url=_PLACES2),),
                      description="DeepFill v2 trained on Places2 (256x256, free-form holes)",
-                     instructions=f"Download states_tf_places2.pth from {_PLACES2} (Google Drive)."),
+                     instructions=f"Download states_tf_places2.pth from {_PLACES2} (Google Drive).",
+                     licence="CC BY-NC 4.0, non-commercial (the official DeepFill release, github.com/JiahuiYu/generative_inpainting)"),
         WeightsEntry(name="celebahq", files=(WeightsFile("states_tf_celebahq.pth", url=_CELEBAHQ),),
                      description="DeepFill v2 trained on CelebA-HQ (256x256, free-form holes)",
-                     instructions=f"Download states_tf_celebahq.pth from {_CELEBAHQ} (Google Drive)."),
+                     instructions=f"Download states_tf_celebahq.pth from {_CELEBAHQ} (Google Drive).",
+                     licence="CC BY-NC 4.0, non-commercial (the official DeepFill release, github.com/JiahuiYu/generative_inpainting)"),
     ),
 )
 

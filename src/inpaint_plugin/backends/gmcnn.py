@@ -82,6 +82,7 @@ SPEC = ModelSpec(
         WeightsEntry(
             name="celebahq256", files=(WeightsFile("net_GM.pth"),), description="GMCNN trained on CelebA-HQ 256",
             instructions=f"Download it from {_DRIVE_CELEBAHQ} (Google Drive) and pass its <epoch>_net_GM.pth.",
+            licence="MIT (github.com/shepnerd/inpainting_gmcnn)",
         ),
     ),
 )

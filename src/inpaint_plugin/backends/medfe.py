@@ -95,6 +95,8 @@ SPEC = ModelSpec(
             files=[WeightsFile(name) for name in FILES.values()],
             folder=True,
             description="trained on Places2",
+            licence="CC BY-NC-SA 4.0, non-commercial: academic research use only "
+                    "(github.com/KumapowerLIU/Rethinking-Inpainting-MEDFE)",
             instructions=f"The official weights are on Google Drive ({DRIVE_FOLDER}) and cannot be fetched "
                          "automatically.",
         )

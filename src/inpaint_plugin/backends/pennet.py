@@ -65,7 +65,8 @@ SPEC = ModelSpec(
     margin=32,
     registry=tuple(
         WeightsEntry(name=name, files=(WeightsFile("gen_pennet.pth"),), description=f"PEN-Net trained on {name}",
-                     instructions=f"Download the {name} model from {url} (Google Drive) and pass its gen_XXXXX.pth.")
+                     instructions=f"Download the {name} model from {url} (Google Drive) and pass its gen_XXXXX.pth.",
+                     licence="MIT (github.com/researchmm/PEN-Net-for-Inpainting)")
         for name, url in _DRIVE.items()
     ),
 )

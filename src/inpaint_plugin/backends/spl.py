@@ -77,7 +77,8 @@ SPEC = ModelSpec(
     margin=32,
     registry=tuple(
         WeightsEntry(name=name, files=(WeightsFile(f"spl_{name}.pt"),), description=f"SPL trained on {name}",
-                     instructions=f"Download the {name} .pt file from the Google Drive folder {_DRIVE}.")
+                     instructions=f"Download the {name} .pt file from the Google Drive folder {_DRIVE}.",
+                     licence="not stated (github.com/WendongZh/SPL has no licence file): research use only")
         for name in ("places2", "celeba", "paris")
     ),
 )
