@@ -1,0 +1,62 @@
+"""Frequency-selective reconstruction (2-D, any number of channels).
+
+Each block of the image that holds holes is modelled, from the pixels around it, as a sparse sum of
+2-D DFT basis functions chosen one at a time by weighted projections of the residual, all in the DFT
+domain (frequency-selective extrapolation, FSE): known pixels are weighted by an isotropic window
+``rho^distance`` from the block, the orthogonality deficiency of the basis on the irregular support is
+compensated by adding only a fraction ``gamma`` of each projection, and blocks are processed from the
+best-supported ones inwards, with a block size that shrinks where the surroundings are textured. It
+continues structure and texture into holes (lines, gradients, periodic patterns) where the PDE methods
+blur. The quality profiles ``fast`` and ``best`` use the published parameters (``best``: larger DFT
+windows, smaller blocks, more iterations). Colour channels share the selected basis functions. See
+:mod:`inpaint_plugin._classical._fsr` for the algorithm and how it differs from OpenCV's
+``cv2.xphoto.inpaint`` FSR.
+
+References
+----------
+.. [1] A. Kaup, K. Meisinger, T. Aach, "Frequency selective signal extrapolation with applications to
+   error concealment in image communication", AEU Int. J. Electron. Commun. 59(3), 147-156, 2005.
+   doi:10.1016/j.aeue.2005.03.002
+.. [2] J. Seiler, A. Kaup, "Fast orthogonality deficiency compensation for improved frequency selective
+   image extrapolation", Proc. IEEE ICASSP, 781-784, 2008. doi:10.1109/ICASSP.2008.4517726
+.. [3] J. Seiler, A. Kaup, "Complex-valued frequency selective extrapolation for fast image and video
+   signal extrapolation", IEEE Signal Process. Lett. 17(11), 949-952, 2010. doi:10.1109/LSP.2010.2078504
+.. [4] J. Seiler, M. Jonscher, M. Schoeberl, A. Kaup, "Resampling images to a regular grid from a
+   non-regular subset of pixel positions using frequency selective reconstruction", IEEE Trans. Image
+   Process. 24(11), 4540-4555, 2015. doi:10.1109/TIP.2015.2463084
+.. [5] N. Genser, J. Seiler, F. Schilling, A. Kaup, "Signal and loss geometry aware frequency selective
+   extrapolation for error concealment", Proc. Picture Coding Symposium (PCS), 159-163, 2018.
+   doi:10.1109/PCS.2018.8456259
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._backend import Backend, Param
+
+
+def fsr_fill(image: np.ndarray, mask: np.ndarray, quality: str = "fast") -> np.ndarray:
+    """Fill ``image[mask]`` (``(H, W, C)`` float, each channel's known pixels spanning ``[0, 1]``)."""
+    from .._classical._fsr import PROFILES, fsr_fill as _fill
+
+    return _fill(image, mask, PROFILES[quality])
+
+
+BACKENDS = [
+    Backend(
+        name="fsr",
+        func=fsr_fill,
+        description="Frequency-selective reconstruction (block-wise sparse DFT extrapolation): continues "
+                    "edges, gradients and textures into holes",
+        spatial_ndim=2,
+        channels="any",
+        params=(
+            Param("quality", "str", "fast", "'fast' (32x32 DFT windows, blocks down to 4x4) or 'best' "
+                  "(64x64 windows, blocks down to 2x2, more iterations; several times slower)",
+                  choices=("fast", "best")),
+        ),
+        dtype="float64",
+        normalize=True,
+        margin=24,
+    )
+]
