@@ -255,6 +255,8 @@ def test_error_wrong_mask_shape(viewer_widget, qtbot, notes):
     viewer.add_image(ramp((20, 20)), name="img")
     viewer.add_labels(np.ones((10, 10), np.uint8), name="small")
     widget.reset_choices()
+    assert widget.mask.value == "nan"  # the default fits the image: not a Labels layer of another shape
+    widget.mask.value = viewer.layers["small"]
     run(qtbot, widget)
     (message,) = _errors(notes)
     assert "mask layer 'small' has shape (10, 10)" in message
@@ -278,10 +280,8 @@ def test_nan_mask_needs_a_float_image_and_empty_mask_warns(viewer_widget, qtbot,
     viewer.add_image(np.zeros((20, 20), np.uint8), name="int")
     viewer.add_labels(np.zeros((20, 20), np.uint8), name="empty")
     widget.reset_choices()
-    widget.mask.value = "nan"
-    run(qtbot, widget)
-    assert any("cannot hold NaNs" in m for m in _errors(notes))
-    widget.mask.value = viewer.layers["empty"]
+    assert "nan" not in widget.mask.choices  # an integer image has no NaNs to offer
+    assert widget.mask.value is viewer.layers["empty"]
     run(qtbot, widget)
     assert ("warning", "Inpaint: the mask (Labels layer 'empty') is empty in the image; nothing to inpaint") in notes()
     assert len(viewer.layers) == 2
@@ -634,6 +634,11 @@ def test_detect_controls_choose_the_kinds_and_thresholds(viewer_widget, qtbot, n
     viewer.add_image(image, name="sensor")
     widget.reset_choices()
     box = widget.detect
+    assert widget.mask.value == "detect"  # the default for an integer image without a mask layer
+    assert not box.native.isHidden()
+    viewer.add_labels(np.zeros(image.shape, np.uint8), name="manual")
+    widget.reset_choices()
+    assert widget.mask.value is viewer.layers["manual"]  # a mask layer of the image's shape comes first
     assert box.native.isHidden()  # only shown for the "detected defects" source
     widget.mask.value = "detect"
     assert not box.native.isHidden()

@@ -1,12 +1,24 @@
 """The "Inpaint" dock widget.
 
 Choose an image layer, a mask (a Labels layer, a Shapes layer rasterized on the image grid, the
-NaNs of the image, or detected defects where :func:`inpaint_plugin.detect` exists), a method and
-its parameters (built from the method's metadata), and the scope (current slice or whole stack for
-nD data). Run fills the holes in a napari ``thread_worker``: the progress bar advances per slice,
-Cancel stops after the current slice without touching any layer, and errors appear as napari
-notifications. The result goes to an image layer named ``"<image> inpainted"`` (updated on re-run)
-with the input's geometry and display settings, and the method and parameters in its metadata.
+NaNs of a float image, or detected defects where :func:`inpaint_plugin.detect` exists), a method
+(or "auto", which picks one and shows its choice) and its parameters (built from the method's
+metadata), and for stacks the scope (current slice or whole stack) and how a stack is filled
+(jointly in nD, or frame by frame). The mask offered first fits the image: a Labels layer of its
+shape (or of its frame shape: a 2-D mask applies to every frame of a stack), a Shapes layer, the
+NaNs of a float image, detected defects for an integer image.
+
+Run fills the holes in a napari thread worker. ``inpaint(..., progress=callback)`` reports every
+unit of work (a slice, and inside deep methods a crop, tile or batch); the callback sends it to
+the progress bar and raises a private exception once Cancel was pressed, so a run stops at its
+next unit without touching any layer. Errors appear as napari notifications. The result goes to
+an image layer named ``"<image> inpainted"`` (updated on re-run) with the input's geometry and
+display settings, and the method and parameters in its metadata.
+
+Deep methods: the info text says whether weights are present (given in the weights field, or in
+the weights cache) and the licence of the official weights; "Import weights…" puts a checkpoint
+file or folder into the cache (the same function as ``inpaint-plugin weights import``). A run
+that needs missing weights is refused before any worker starts.
 
 Lazy layers (dask or zarr data, multiscale pyramids) are never read into memory: the mask is
 built as a dask array on the image's chunks, the worker calls the tiled dask inpainting (which
@@ -14,8 +26,8 @@ scans image and mask once, chunk by chunk, to find the holes) and the output lay
 result, of which napari computes only the tiles it shows; a multiscale layer gives a multiscale
 output, each level filled on its own. The progress bar stays busy during the scan, and Cancel
 stops it at the next chunk (with dask's local schedulers). The "current slice" scope takes the
-slice lazily, so only that plane is read. "Detected defects" needs the image in memory and is
-not available for lazy layers.
+slice lazily, so only that plane is read. "Detected defects" and "auto" need the image in memory
+and are not offered for lazy layers.
 
 Nothing heavy (torch, ...) is imported here: a deep method imports it when it runs.
 """
@@ -29,7 +41,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, ProgressBar, PushButton
 
-from .. import __version__, iter_inpaint, methods
+from .. import __version__, inpaint, methods
 from ._masks import (
     as_dask,
     check_mask_shape,
@@ -52,9 +64,16 @@ log = logging.getLogger(__name__)
 
 NAN_SOURCE = "nan"
 DETECT_SOURCE = "detect"
+AUTO = "auto"
 CURRENT_SLICE = "current slice"
 WHOLE_STACK = "whole stack"
+JOINT = "jointly (nD)"
+PER_FRAME = "frame by frame"
 OUTPUT_SUFFIX = " inpainted"
+AUTO_TEXT = ("auto: tries the quick methods on small trials around your holes and fills with the best "
+             "(deep methods and slow ones are left out); the choice is shown here after the run")
+#: Leading axis labels that mean independent frames (filled frame by frame by default).
+TIME_LABELS = ("t", "time", "frame", "frames")
 
 
 @dataclass
@@ -63,16 +82,18 @@ class _Job:
 
     image: Any  # the image or the current slice of it; for lazy layers a list of dask levels
     mask: Any  # bool array (dask for lazy layers), None (fill the NaNs) or DETECT_SOURCE
-    method: str
+    method: str  # a registered method or AUTO
     params: dict
     channel_axis: Optional[int]
     index: tuple = ()  # leading-axis indices of the slice; () for the whole image
     base: Any = None  # full array(s) that receive the filled slice (when index is not empty)
+    per_slice: Optional[bool] = None  # stacks: True frame by frame, False jointly in nD (in-memory layers)
     detect: Optional[Callable] = None
     detect_kwargs: dict = field(default_factory=dict)  # kinds and thresholds of detect()
     lazy: bool = False  # dask path: image, base are lists of dask arrays (one per pyramid level)
     nothing: str = ""  # the message when the lazy path finds nothing to fill
-    cancel: threading.Event = field(default_factory=threading.Event)  # set by Cancel: stop the dask scan
+    cancel: threading.Event = field(default_factory=threading.Event)  # set by Cancel
+    report: Callable[[int, int], Any] = lambda done, total: None  # progress to the GUI thread (thread-safe)
 
 
 @dataclass
@@ -95,24 +116,38 @@ class _Outcome:
     result: Any = None
     error: Optional[BaseException] = None
     cancelled: bool = False
+    method: str = ""  # the method that filled (the choice of "auto")
 
 
 class _Cancelled(Exception):
-    """Raised inside a dask computation of the worker when Cancel was pressed."""
+    """Raised in the worker's progress callback (and dask callback) once Cancel was pressed."""
 
 
 class _Nothing(Exception):
     """Raised while preparing a run when there is nothing to fill (reported as a warning)."""
 
 
-def _run_job(job: _Job):
-    """Generator run by the thread worker: yields ``(done, total)`` and returns an :class:`_Outcome`.
+def _progress_callback(job: _Job) -> Callable[[int, int], None]:
+    """``progress(done, total)`` for :func:`inpaint`: stops the run once Cancel was pressed (by raising
+    :class:`_Cancelled`, which the library lets through), else sends the numbers to the GUI thread."""
+
+    def progress(done: int, total: int) -> None:
+        if job.cancel.is_set():
+            raise _Cancelled()
+        job.report(int(done), int(total))
+
+    return progress
+
+
+def _run_job(job: _Job) -> _Outcome:
+    """Run by the thread worker: fills the job's image and returns an :class:`_Outcome`.
 
     Exceptions are returned rather than raised, so that the widget shows them as a notification
-    instead of napari's traceback dialog.
+    instead of napari's traceback dialog; a cancelled run returns ``_Outcome(cancelled=True)``.
     """
     if job.lazy:
-        return (yield from _run_lazy(job))
+        return _run_lazy(job)
+    method = job.method
     try:
         image, mask = job.image, job.mask
         if mask is None:  # the NaNs of the image
@@ -126,16 +161,24 @@ def _run_job(job: _Job):
             if not mask.any():
                 kinds = ", ".join(job.detect_kwargs.get("kinds", ()))
                 return _Outcome(error=_Nothing(f"no defects detected ({kinds}); nothing to inpaint"))
-        result = yield from iter_inpaint(image, mask, job.method, channel_axis=job.channel_axis, **job.params)
+        extra = {}
+        if job.per_slice is not None and (job.per_slice or method != AUTO):
+            extra["per_slice"] = job.per_slice  # "auto" may choose a 2-D method, which refuses per_slice=False
+        result, method = inpaint(image, mask, method, channel_axis=job.channel_axis, progress=_progress_callback(job),
+                                 return_method=True, **extra, **job.params)
         if job.index:
             full = np.array(job.base, copy=True)
             full[job.index] = result
             result = full
+    except _Cancelled:
+        return _Outcome(cancelled=True)
     except Exception as exc:  # reported to the user by the widget
+        if job.cancel.is_set():
+            return _Outcome(cancelled=True)
         if not isinstance(exc, (ValueError, TypeError)):
-            log.warning("inpainting with %r failed", job.method, exc_info=True)
-        return _Outcome(error=exc)
-    return _Outcome(result=result)
+            log.warning("inpainting with %r failed", method, exc_info=True)
+        return _Outcome(error=exc, method=method)
+    return _Outcome(result=result, method=method)
 
 
 def _replace_region(base, index: tuple, region):
@@ -145,16 +188,15 @@ def _replace_region(base, index: tuple, region):
     return out
 
 
-def _run_lazy(job: _Job):
+def _run_lazy(job: _Job) -> _Outcome:
     """The dask path of :func:`_run_job`: builds the lazy result; only the scan for holes runs here.
 
-    Yields ``(1, 1)`` once the lazy result is built, so that a Cancel pressed during the scan
-    stops the worker before the result is returned. A dask callback raises :class:`_Cancelled` in
-    this thread's computations as soon as Cancel is pressed, so the scan stops at its next chunk.
+    A dask callback raises :class:`_Cancelled` in this thread's computations as soon as Cancel is
+    pressed, so the scan stops at its next chunk; a Cancel pressed after the scan still discards
+    the result.
     """
     from dask.callbacks import Callback
 
-    from .. import inpaint
     from .._dask import inpaint_multiscale
 
     thread = threading.get_ident()
@@ -180,8 +222,24 @@ def _run_lazy(job: _Job):
         if not isinstance(exc, (ValueError, TypeError)):
             log.warning("inpainting with %r failed", job.method, exc_info=True)
         return _Outcome(error=exc)
-    yield (1, 1)
-    return _Outcome(result=result if len(result) > 1 else result[0])
+    if job.cancel.is_set():
+        return _Outcome(cancelled=True)
+    job.report(1, 1)
+    return _Outcome(result=result if len(result) > 1 else result[0], method=job.method)
+
+
+def _signal_relay():
+    """A QObject with a ``progress(int, int)`` signal, made in the GUI thread.
+
+    Emitting it from the worker thread runs the connected slot in the GUI thread (a queued
+    connection), as napari's own worker signals do.
+    """
+    from qtpy.QtCore import QObject, Signal
+
+    class _Relay(QObject):
+        progress = Signal(int, int)
+
+    return _Relay()
 
 
 class InpaintWidget(Container):
@@ -200,34 +258,64 @@ class InpaintWidget(Container):
         self._job: Optional[_Job] = None
         self._target: Optional[_Target] = None
         self._published = False
+        self._importing = None  # the worker importing weights
+        self._mask_by_user = False  # the user chose the mask source (kept while it fits the image)
+        self._setting_mask = False
+        self._auto_choice = ""  # what "auto" chose in the last run
 
         self._image = ComboBox(name="image", label="image", choices=self._image_choices,
                                tooltip="Image layer to repair")
         self._mask = ComboBox(name="mask", label="mask", choices=self._mask_choices,
-                              tooltip="Pixels to fill: a Labels layer (any label), a Shapes layer "
-                                      "(rasterized on the image grid), or the NaNs of a float image")
+                              tooltip="Pixels to fill: a Labels layer (any label; of the image's shape, or of "
+                                      "its frame shape to apply to every frame), a Shapes layer (rasterized on "
+                                      "the image grid), the NaNs of a float image, or detected defects")
         self._method = ComboBox(name="method", label="method", choices=self._method_choices)
+        if "biharmonic" in self._method.choices:
+            self._method.value = "biharmonic"
         self._detect = self._detect_controls()
         self._info = Label(name="info", label=" ")
         self._info.native.setWordWrap(True)
+        self._import_button = self._import_controls()
         self._params = Container(name="params")
         self._scope = ComboBox(name="scope", label="scope", choices=[CURRENT_SLICE, WHOLE_STACK], value=WHOLE_STACK,
                                tooltip="nD data: fill only the slice shown in the viewer, or every slice")
+        self._frames = ComboBox(name="frames", label="stack", choices=[JOINT, PER_FRAME], value=JOINT,
+                                tooltip="Fill the stack as one nD volume (z-stacks with fine steps), or each 2-D "
+                                        "frame on its own (time series, independent frames, coarse z). "
+                                        "2-D methods always go frame by frame.")
         self._run_button = PushButton(name="run_button", text="Run")
         self._cancel_button = PushButton(name="cancel_button", text="Cancel", enabled=False)
         self._progress = ProgressBar(name="progress", label="", min=0, max=1, value=0, visible=False)
         self._progress.native.setFormat("%v / %m")
-        self.extend([self._image, self._mask, self._detect, self._method, self._info, self._params, self._scope,
-                     self._run_button, self._cancel_button, self._progress])
+        self._relay = _signal_relay()
+        self._relay.progress.connect(self._on_progress)
+        self.extend([self._image, self._mask, self._detect, self._method, self._info, self._import_button,
+                     self._params, self._scope, self._frames, self._run_button, self._cancel_button, self._progress])
 
+        self._mask.changed.connect(self._on_mask_chosen)
         self._mask.changed.connect(self._on_mask_changed)
         self._method.changed.connect(self._on_method_changed)
         self._image.changed.connect(self._on_image_changed)
+        self._scope.changed.connect(self._update_stack_controls)
         self._run_button.changed.connect(self.start)
         self._cancel_button.changed.connect(self.cancel)
         self._on_method_changed()
         self._on_image_changed()
         self._on_mask_changed()
+
+    def _import_controls(self) -> PushButton:
+        """The "Import weights…" button: a menu to choose a checkpoint file or folder (TensorFlow
+        checkpoints, MEDFE) and import it into the weights cache (:meth:`import_weights`)."""
+        from qtpy.QtWidgets import QMenu
+
+        button = PushButton(name="import_weights", text="Import weights…", visible=False,
+                            tooltip="Check a checkpoint (file or folder) against the network and keep it in the "
+                                    "weights cache, as 'inpaint-plugin weights import' does; later runs use it")
+        menu = QMenu(button.native)
+        menu.addAction("Checkpoint file…", lambda: self._ask_and_import(folder=False))
+        menu.addAction("Checkpoint folder…", lambda: self._ask_and_import(folder=True))
+        button.native.setMenu(menu)
+        return button
 
     def _detect_controls(self) -> Container:
         """The settings of the "detected defects" mask source: one check box per kind of defect (the
@@ -292,30 +380,83 @@ class InpaintWidget(Container):
         return [(layer.name, layer) for layer in self._viewer.layers if isinstance(layer, Image)]
 
     def _mask_choices(self, _widget=None) -> list:
+        """Labels and Shapes layers, then "NaNs of the image" (float images) and "detected defects"
+        (images in memory) when they fit the chosen image."""
         from napari.layers import Labels, Shapes
 
         layers = list(self._viewer.layers)
         choices = [(f"{layer.name} (Labels)", layer) for layer in layers if isinstance(layer, Labels)]
         choices += [(f"{layer.name} (Shapes)", layer) for layer in layers if isinstance(layer, Shapes)]
-        choices.append(("NaNs of the image", NAN_SOURCE))
-        if detector() is not None:
+        image = getattr(self, "_image", None)
+        layer = image.value if image is not None else None
+        if layer is None or np.dtype(level0(layer).dtype).kind == "f":
+            choices.append(("NaNs of the image", NAN_SOURCE))
+        if detector() is not None and (layer is None or not is_lazy(layer)):
             choices.append(("detected defects", DETECT_SOURCE))
         return choices
 
     def _method_choices(self, _widget=None) -> list:
-        return list(methods())
+        return [AUTO, *methods()]
+
+    def _fits(self, source, layer) -> bool:
+        """True when the mask source ``source`` can be used with image layer ``layer``."""
+        from napari.layers import Labels
+
+        if source is None or layer is None:
+            return False
+        if isinstance(source, str):
+            if source == NAN_SOURCE:
+                return np.dtype(level0(layer).dtype).kind == "f"
+            return source == DETECT_SOURCE and not is_lazy(layer)
+        if isinstance(source, Labels):
+            try:
+                check_mask_shape(level0(source).shape, spatial_shape(layer), "mask")
+            except ValueError:
+                return False
+        return True
+
+    def _default_mask(self, layer):
+        """The mask source offered for ``layer``: a Labels layer that fits it (one named after the image
+        first), a Shapes layer, the NaNs of a float image, detected defects; else the first choice."""
+        from napari.layers import Labels, Shapes
+
+        choices = list(self._mask.choices)
+        if layer is None:
+            return choices[0] if choices else None
+        labels = [c for c in choices if isinstance(c, Labels) and self._fits(c, layer)]
+        labels.sort(key=lambda c: not c.name.startswith(layer.name))
+        shapes = [c for c in choices if isinstance(c, Shapes)]
+        for candidate in (*labels, *shapes, NAN_SOURCE, DETECT_SOURCE):
+            if candidate in choices and self._fits(candidate, layer):
+                return candidate
+        return choices[0] if choices else None
+
+    def _choose_mask(self) -> None:
+        """Keep the user's mask source while it fits the image, else offer the default."""
+        layer = self._image.value
+        if self._mask_by_user and self._fits(self._mask.value, layer):
+            return
+        default = self._default_mask(layer)
+        if default is not None and default is not self._mask.value:
+            before, self._setting_mask = self._setting_mask, True
+            try:
+                self._mask.value = default
+            finally:
+                self._setting_mask = before
+        self._mask_by_user = False
+        self._on_mask_changed()
 
     def reset_choices(self, *args) -> None:
         """Refresh the layer and method lists (napari calls this when layers change).
 
-        When the first Labels or Shapes layer appears, it becomes the mask (instead of the NaNs).
+        The mask source then is the user's choice while it fits the image, else the default
+        (:meth:`_default_mask`): e.g. a Labels layer added for the image becomes its mask.
         """
-        had_layers = any(not isinstance(choice, str) for choice in self._mask.choices)
-        super().reset_choices(*args)
-        if not had_layers and isinstance(self._mask.value, str):
-            first = next((choice for choice in self._mask.choices if not isinstance(choice, str)), None)
-            if first is not None:
-                self._mask.value = first
+        before, self._setting_mask = self._setting_mask, True
+        try:
+            super().reset_choices(*args)
+        finally:
+            self._setting_mask = before
         self._on_image_changed()
 
     # --- reactions -------------------------------------------------------------------------------
@@ -328,23 +469,82 @@ class InpaintWidget(Container):
         self.remove(self._params)
         self.insert(index, new)
         self._params = new
+        if "weights" in new:
+            new["weights"].changed.connect(self._update_info)
+        self._method.tooltip = backend.description if backend is not None else AUTO_TEXT
+        self._import_button.visible = backend is not None and backend.needs_weights
+        self._auto_choice = ""
+        self._update_stack_controls()
+        self._update_info()
+
+    def _weights_state(self):
+        from ._weights import weights_state
+
+        backend = methods().get(self._method.value)
+        if backend is None or not backend.needs_weights:
+            return None
+        given = self._params["weights"].value if "weights" in self._params else None
+        return weights_state(backend.name, None if given in (None, "") else str(given))
+
+    def _update_info(self, *_) -> None:
+        """The info text: what the method does, its weights and their licence (deep methods), how it
+        fills a stack (2-D methods), and what "auto" chose in the last run. Each fact once."""
+        from ._weights import licence_text
+
+        backend = methods().get(self._method.value)
         if backend is None:
-            self._info.value = ""
-            return
-        text = backend.description
-        if backend.needs_weights:
-            text += " (deep network: needs trained weights)"
-        if backend.spatial_ndim == 2:
-            text += " [2-D: stacks are filled slice by slice]"
-        self._info.value = text
-        self._method.tooltip = text
+            lines = [AUTO_TEXT if self._method.value == AUTO else ""]
+            if self._auto_choice:
+                lines.append(f"auto chose: {self._auto_choice}")
+        else:
+            lines = [backend.description]
+            state = self._weights_state()
+            if state is not None:
+                lines.append(state.text)
+                licence = licence_text(backend.name)
+                if licence:
+                    lines.append(licence)
+            layer = self._image.value
+            if backend.spatial_ndim == 2 and layer is not None and len(spatial_shape(layer)) > 2:
+                lines.append("2-D method: the stack is filled frame by frame")
+        self._info.value = "\n".join(line for line in lines if line)
+
+    def _on_mask_chosen(self, *_) -> None:
+        if not self._setting_mask:
+            self._mask_by_user = True
 
     def _on_mask_changed(self, *_) -> None:
         self._detect.visible = isinstance(self._mask.value, str) and self._mask.value == DETECT_SOURCE
 
     def _on_image_changed(self, *_) -> None:
         layer = self._image.value
+        before, self._setting_mask = self._setting_mask, True
+        try:
+            self._mask.reset_choices()
+        finally:
+            self._setting_mask = before
+        self._choose_mask()
         self._scope.visible = layer is not None and len(spatial_shape(layer)) > 2
+        self._frames.value = PER_FRAME if self._leading_axis_is_time(layer) else JOINT
+        self._update_stack_controls()
+        self._update_info()
+
+    def _leading_axis_is_time(self, layer) -> bool:
+        """True when the viewer labels the first axis of ``layer`` as time (t, time, frame)."""
+        if layer is None or len(spatial_shape(layer)) < 3:
+            return False
+        labels = tuple(self._viewer.dims.axis_labels)
+        offset = len(labels) - layer.ndim
+        first = labels[offset] if 0 <= offset < len(labels) else ""
+        return str(first).strip().lower() in TIME_LABELS
+
+    def _update_stack_controls(self, *_) -> None:
+        """The "stack" choice (jointly in nD / frame by frame) for whole stacks and nD methods only."""
+        layer = self._image.value
+        backend = methods().get(self._method.value)
+        stack = (layer is not None and len(spatial_shape(layer)) > 2 and self._scope.value == WHOLE_STACK
+                 and not is_lazy(layer))  # lazy stacks are filled chunk by chunk, as the method works
+        self._frames.visible = stack and (backend is None or backend.spatial_ndim is None)
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -355,12 +555,79 @@ class InpaintWidget(Container):
 
     def _set_running(self, running: bool) -> None:
         for widget in (self._image, self._mask, self._detect, self._method, self._params, self._scope,
-                       self._run_button):
+                       self._frames, self._import_button, self._run_button):
             widget.enabled = not running
         self._cancel_button.enabled = running
         self._progress.visible = running
         if running:
-            self._progress.native.setRange(0, 0)  # busy until the first slice reports
+            self._progress.native.setRange(0, 0)  # busy until the first unit of work reports
+
+    # --- weights ---------------------------------------------------------------------------------
+
+    def _ask_and_import(self, folder: bool) -> None:
+        """Ask for a checkpoint file (``folder=False``) or folder and import it (the button's menu)."""
+        path = self._ask_weights_path(folder)
+        if path:
+            self.import_weights(path)
+
+    def _ask_weights_path(self, folder: bool) -> str:
+        """A file or folder dialog; ``""`` when the user cancels."""
+        from qtpy.QtWidgets import QFileDialog
+
+        title = f"Weights for {self._method.value}"
+        if folder:
+            return QFileDialog.getExistingDirectory(self.native, title)
+        path, _ = QFileDialog.getOpenFileName(self.native, title)
+        return path
+
+    def import_weights(self, path) -> None:
+        """Import the checkpoint ``path`` (file or folder) for the chosen deep method into the weights
+        cache, in a thread worker, with :func:`inpaint_plugin.deep._weights.import_weights` (the
+        function behind ``inpaint-plugin weights import``): it checks every key and shape against the
+        network and refuses NaN weights. The info text then shows the imported weights; errors are
+        notifications."""
+        from napari.qt.threading import create_worker
+        from napari.utils.notifications import show_error, show_info
+
+        backend = methods().get(self._method.value)
+        if backend is None or not backend.needs_weights or self._importing is not None or self._worker is not None:
+            return
+        method = backend.name
+
+        def work():
+            from ..deep._weights import import_weights
+
+            try:
+                return import_weights(method, path), None
+            except Exception as exc:  # shown to the user
+                return None, exc
+
+        def done(outcome):
+            info, exc = outcome
+            if exc is not None:
+                kind = "" if isinstance(exc, (ValueError, TypeError)) else f" ({type(exc).__name__})"
+                show_error(f"Inpaint: importing weights for {method} failed{kind}: {exc}")
+            else:
+                show_info(f"Inpaint: weights imported for {method} ({info['path']})")
+
+        def finished():
+            self._importing = None
+            self._run_button.enabled = self._worker is None
+            self._import_button.enabled = self._worker is None
+            self._update_info()
+
+        worker = create_worker(work, _start_thread=False)
+        worker.returned.connect(done)
+        worker.finished.connect(finished)
+        self._importing = worker
+        self._run_button.enabled = self._import_button.enabled = False
+        self._info.value = f"importing weights for {method} from {path} …"
+        worker.start()
+
+    @property
+    def importing(self):
+        """The thread worker importing weights, or None."""
+        return self._importing
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -369,7 +636,7 @@ class InpaintWidget(Container):
         from napari.qt.threading import create_worker
         from napari.utils.notifications import show_error, show_warning
 
-        if self._worker is not None:
+        if self._worker is not None or self._importing is not None:
             return
         try:
             job, target = self._prepare()
@@ -379,10 +646,10 @@ class InpaintWidget(Container):
         except (TypeError, ValueError) as exc:
             show_error(f"Inpaint: {exc}")
             return
+        job.report = self._relay.progress.emit
         self._target, self._job = target, job
         self._published = False
         worker = create_worker(_run_job, job, _start_thread=False)
-        worker.yielded.connect(self._on_progress)
         worker.returned.connect(self._on_returned)
         worker.finished.connect(self._on_finished)
         self._worker = worker
@@ -390,7 +657,8 @@ class InpaintWidget(Container):
         worker.start()
 
     def cancel(self, *_) -> None:
-        """Stop the running job after its current slice; no layer is created or changed (Cancel)."""
+        """Stop the running job at its next unit of work (slice, crop, tile, chunk); no layer is
+        created or changed (Cancel)."""
         if self._worker is not None:
             self._worker.quit()
             self._job.cancel.set()
@@ -401,10 +669,14 @@ class InpaintWidget(Container):
         layer = self._image.value
         if layer is None:
             raise ValueError("image: choose an image layer")
-        backend = methods().get(self._method.value)
-        if backend is None:
-            raise ValueError(f"method: {self._method.value!r} is not available")
-        params = read_params(self._params, backend)
+        name = self._method.value
+        backend = methods().get(name)
+        if backend is None and name != AUTO:
+            raise ValueError(f"method: {name!r} is not available")
+        params = read_params(self._params, backend) if backend is not None else {}
+        state = self._weights_state()
+        if state is not None and not state.ready:
+            raise ValueError(state.problem)
 
         data = level0(layer)
         spatial = spatial_shape(layer)
@@ -413,11 +685,17 @@ class InpaintWidget(Container):
         index = ()
         if nlead > 0 and self._scope.value == CURRENT_SLICE:
             index = current_index(layer, self._viewer.dims.point, nlead)
+        per_slice = None
+        if nlead > 0 and not index and not is_lazy(layer) and (backend is None or backend.spatial_ndim is None):
+            per_slice = self._frames.value == PER_FRAME
 
         source = self._mask.value
         if is_lazy(layer):
+            if backend is None:
+                raise ValueError(f"method: 'auto' needs the whole image in memory; image layer {layer.name!r} "
+                                 "is lazy (dask, zarr or multiscale): choose a method")
             job, mask_text, update_slice = self._prepare_lazy(layer, source, index)
-            job.method, job.params, job.channel_axis = backend.name, params, channel_axis
+            job.method, job.params, job.channel_axis, job.per_slice = backend.name, params, channel_axis, per_slice
         else:
             mask, mask_text = self._mask_for(source, layer, spatial, index)
             base = None
@@ -429,17 +707,19 @@ class InpaintWidget(Container):
                 else:
                     base, update_slice = data, False
             detecting = isinstance(source, str) and source == DETECT_SOURCE
-            job = _Job(image=data[index] if index else data, mask=mask, method=backend.name, params=params,
-                       channel_axis=channel_axis, index=index, base=base,
+            job = _Job(image=data[index] if index else data, mask=mask, method=name, params=params,
+                       channel_axis=channel_axis, index=index, base=base, per_slice=per_slice,
                        detect=detector() if detecting else None,
                        detect_kwargs=self._detect_kwargs() if detecting else {})
+        defaults = {p.name: p.default for p in backend.params} if backend is not None else {}
         record = {
-            "method": backend.name,
-            "params": {**{p.name: p.default for p in backend.params}, **params},
+            "method": name,
+            "params": {**defaults, **params},
             "mask": mask_text,
             "detect": job.detect_kwargs or None,
             "scope": CURRENT_SLICE if index else (WHOLE_STACK if nlead > 0 else "whole image"),
             "slice": list(index) if index else None,
+            "per_slice": per_slice,
             "source": layer.name,
             "inpaint_plugin_version": __version__,
         }
@@ -549,16 +829,22 @@ class InpaintWidget(Container):
 
     # --- worker signals (main thread) ------------------------------------------------------------
 
-    def _on_progress(self, progress) -> None:
-        done, total = progress
+    def _on_progress(self, done: int, total: int) -> None:
+        if self._worker is None or total <= 0:
+            return
         self._progress.native.setRange(0, total)
-        self._progress.value = done
+        self._progress.value = min(done, total)
 
     def _on_returned(self, outcome: _Outcome) -> None:
-        from napari.utils.notifications import show_error, show_warning
+        from napari.utils.notifications import show_error, show_info, show_warning
 
         if outcome.cancelled:
             return
+        if self._target.record["method"] == AUTO and outcome.method and outcome.method != AUTO:
+            self._auto_choice = outcome.method
+            self._target.record.update(method=outcome.method, requested="auto")
+            self._update_info()
+            show_info(f"Inpaint: auto chose {outcome.method}")
         if isinstance(outcome.error, _Nothing):
             show_warning(f"Inpaint: {outcome.error}")
             return
