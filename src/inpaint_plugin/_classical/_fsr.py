@@ -120,7 +120,7 @@ def _block_sigma(rec, avail, blocks, bs, border):
 
 @njit(cache=True, nogil=True)
 def _gather(rec, avail, blocks, bs, border, nfft, rho, wf, w):
-    """Fill ``w[i]`` (the weighting) and ``wf[i, c]`` (weighted signal) of each block's FFT frame."""
+    """Fill ``w[i]`` (the weighting) and ``wf[i, ..., c]`` (weighted signal) of each block's FFT frame."""
     height, width, nchan = rec.shape
     for i in range(blocks.shape[0]):
         y0, y1, x0, x1, b0, b1, c0, c1 = _window_geometry(blocks[i, 0], blocks[i, 1], bs, border, height, width)
@@ -136,7 +136,7 @@ def _gather(rec, avail, blocks, bs, border, nfft, rho, wf, w):
                     wt = a * rho ** d
                     w[i, oy + y - y0, ox + x - x0] = wt
                     for c in range(nchan):
-                        wf[i, c, oy + y - y0, ox + x - x0] = wt * rec[y, x, c]
+                        wf[i, oy + y - y0, ox + x - x0, c] = wt * rec[y, x, c]
 
 
 @njit(cache=True, nogil=True)
@@ -151,7 +151,7 @@ def _scatter(rec, avail, missing, blocks, bs, border, nfft, g, reuse_weight):
             for x in range(c0, c1):
                 if missing[y, x]:
                     for c in range(nchan):
-                        rec[y, x, c] = g[i, c, oy + y - y0, ox + x - x0]
+                        rec[y, x, c] = g[i, oy + y - y0, ox + x - x0, c]
                     missing[y, x] = False
                     avail[y, x] = reuse_weight
 
@@ -160,36 +160,39 @@ def _scatter(rec, avail, missing, blocks, bs, border, nfft, g, reuse_weight):
 def _extrapolate(rw, wspec, fw2, iters, gamma, model):
     """The FSE iterations of a batch of blocks, all in the DFT domain.
 
-    ``rw``: ``(B, C, N, N//2 + 1)`` half spectra of the weighted signals (the residual at the start:
+    ``rw``: ``(B, N, N//2 + 1, C)`` half spectra of the weighted signals (the residual at the start:
     the model is zero), updated in place; ``wspec``: ``(B, N, N)`` full spectra of the weightings;
     ``fw2``: ``(N, N//2 + 1)`` squared spectral prior; ``iters``: iterations per block (a conjugate
-    pair counts two, as in the papers); ``model``: ``(B, C, N, N//2 + 1)`` zeros, receives the
+    pair counts two, as in the papers); ``model``: ``(B, N, N//2 + 1, C)`` zeros, receives the
     expansion coefficients in the layout of ``numpy.fft.irfft2`` (times ``N**2`` gives the spectrum).
+    The selection of the next frequency is fused with the residual update of the previous one.
     """
-    nb, nchan, n, nh = rw.shape
+    nb, n, nh, nchan = rw.shape
     half = n // 2
+    coef = np.empty(nchan, np.complex128)
     for b in range(nb):
         w0 = wspec[b, 0, 0].real
         if w0 <= 0.0:
             continue
+        r = rw[b]
+        ws = wspec[b]
+        # first selection
+        best = -1.0
+        bu = 0
+        bv = 0
+        for u in range(n):
+            for v in range(nh):
+                e = 0.0
+                for c in range(nchan):
+                    z = r[u, v, c]
+                    e += z.real * z.real + z.imag * z.imag
+                e *= fw2[u, v]
+                if e > best:
+                    best = e
+                    bu = u
+                    bv = v
         it = 0
-        while it < iters[b]:
-            best = -1.0
-            bu = 0
-            bv = 0
-            for u in range(n):
-                for v in range(nh):
-                    e = 0.0
-                    for c in range(nchan):
-                        z = rw[b, c, u, v]
-                        e += z.real * z.real + z.imag * z.imag
-                    e *= fw2[u, v]
-                    if e > best:
-                        best = e
-                        bu = u
-                        bv = v
-            if best <= 0.0:
-                break
+        while it < iters[b] and best > 0.0:
             # columns 0 and N/2 of the half spectrum hold both k and -k: use the upper one
             if (bv == 0 or bv == half) and bu > half:
                 bu = n - bu
@@ -197,24 +200,46 @@ def _extrapolate(rw, wspec, fw2, iters, gamma, model):
             pv = (n - bv) % n
             selfconj = pu == bu and pv == bv
             for c in range(nchan):
-                coef = gamma * rw[b, c, bu, bv] / w0
+                z = gamma * r[bu, bv, c] / w0
                 if selfconj:
-                    coef = complex(coef.real, 0.0)
-                    model[b, c, bu, bv] += coef
-                else:
-                    model[b, c, bu, bv] += coef
-                    if bv == 0 or bv == half:  # its conjugate partner lies in the half spectrum too
-                        model[b, c, pu, bv] += coef.conjugate()
-                cc = coef.conjugate()
-                for lu in range(n):
-                    du = (lu - bu) % n
-                    su = (lu + bu) % n
-                    for lv in range(nh):
-                        dv = (lv - bv) % n
-                        upd = coef * wspec[b, du, dv]
+                    z = complex(z.real, 0.0)
+                coef[c] = z
+                model[b, bu, bv, c] += z
+                if not selfconj and (bv == 0 or bv == half):  # the conjugate partner is in the half spectrum
+                    model[b, pu, bv, c] += z.conjugate()
+            best = -1.0
+            nbu = 0
+            nbv = 0
+            for lu in range(n):
+                du = lu - bu
+                if du < 0:
+                    du += n
+                su = lu + bu
+                if su >= n:
+                    su -= n
+                for lv in range(nh):
+                    dv = lv - bv
+                    if dv < 0:
+                        dv += n
+                    sv = lv + bv
+                    if sv >= n:
+                        sv -= n
+                    w1 = ws[du, dv]
+                    w2 = ws[su, sv]
+                    e = 0.0
+                    for c in range(nchan):
+                        z = r[lu, lv, c] - coef[c] * w1
                         if not selfconj:
-                            upd += cc * wspec[b, su, (lv + bv) % n]
-                        rw[b, c, lu, lv] -= upd
+                            z -= coef[c].conjugate() * w2
+                        r[lu, lv, c] = z
+                        e += z.real * z.real + z.imag * z.imag
+                    e *= fw2[lu, lv]
+                    if e > best:
+                        best = e
+                        nbu = lu
+                        nbv = lv
+            bu = nbu
+            bv = nbv
             it += 1 if selfconj else 2
 
 
@@ -273,17 +298,20 @@ def _process_wave(rec, avail, missing, wave, bs, p: FSRParams, rho, fw2, sigma):
     nfft = p.fft_size
     border = (nfft - bs) // 2
     nb, nchan = wave.shape[0], rec.shape[2]
+    from scipy import fft as sfft
+
     w = np.zeros((nb, nfft, nfft))
-    wf = np.zeros((nb, nchan, nfft, nfft))
+    wf = np.zeros((nb, nfft, nfft, nchan))
     _gather(rec, avail, wave, bs, border, nfft, rho, wf, w)
     if sigma is None:
         sigma = _block_sigma(rec, avail, wave, bs, border)
     iters = np.clip(np.rint(p.iter_const * np.nan_to_num(sigma)), p.min_iter, p.max_iter).astype(np.int64)
-    rw = np.fft.rfft2(wf)
-    wspec = np.fft.fft2(w)
+    rw = np.ascontiguousarray(sfft.rfft2(wf, axes=(1, 2)))
+    wspec = sfft.fft2(w)
     model = np.zeros_like(rw)
     _extrapolate(rw, wspec, fw2, iters, p.gamma, model)
-    g = np.fft.irfft2(model * float(nfft * nfft), s=(nfft, nfft))
+    g = sfft.irfft2(model, s=(nfft, nfft), axes=(1, 2), overwrite_x=True)
+    g *= float(nfft * nfft)
     _scatter(rec, avail, missing, wave, bs, border, nfft, g, p.reuse_weight)
 
 
