@@ -53,6 +53,9 @@ def reference_seconds(name: str):
     spec = json.loads(path.read_text())
     for key, value in spec.items():
         if key.startswith("cpu_forward_seconds"):
+            if isinstance(value, dict):  # per size (lama: {"256x256": ..., "512x512": ...}): the 256 one
+                size = next((k for k in value if k.startswith("256")), next(iter(value)))
+                return float(value[size]), f"{key}[{size}]"
             return float(value), key
     return None, None
 
