@@ -193,3 +193,172 @@ def test_stream_inpaint_tiff_and_png_mask_to_zarr_and_tiff(tmp_path):
     np.testing.assert_allclose(read_image(tmp_path / "filled.npy"), inpaint(nan, None, "biharmonic"), rtol=1e-6)
     with pytest.raises(ValueError, match="chunks"):
         stream_inpaint(tmp_path / "in.tif", None, tmp_path / "x.zarr", "biharmonic", chunks=0)
+
+
+# --- the format table ----------------------------------------------------------------------------
+
+def test_one_format_table_serves_reader_writer_and_channel_rules(tmp_path):
+    from inpaint_plugin import _io
+    from inpaint_plugin._formats import FORMATS, READ_SUFFIXES, default_channel_axis, format_for
+
+    assert set(_io._PICTURE) == {s for f in FORMATS if f.kind == "picture" for s in f.suffixes}
+    for suffix in READ_SUFFIXES:
+        assert suffix in format_for(f"x{suffix.upper()}").suffixes
+    assert format_for("a.ome.tif").name == "OME-TIFF" and format_for("a.tif").name == "TIFF"
+    store = tmp_path / "store"
+    zarr.open_array(str(store), mode="w", shape=(4, 4), dtype="u1")
+    assert format_for(store).kind == "zarr"  # a zarr folder whatever its name
+    # WebP (the suffix that worked with --chunks only) is read and written losslessly, RGB and RGBA
+    for channels in (3, 4):
+        rgb = _image((30, 40, channels), np.uint8, seed=channels)
+        write_image(tmp_path / f"c{channels}.webp", rgb)
+        np.testing.assert_array_equal(read_image(tmp_path / f"c{channels}.webp"), rgb)
+        np.testing.assert_array_equal(read_image(tmp_path / f"c{channels}.webp", lazy=True).compute(), rgb)
+        assert default_channel_axis(tmp_path / f"c{channels}.webp", rgb.shape) == 2
+    assert default_channel_axis("x.npy", (30, 40, 3)) is None
+    assert default_channel_axis("x.tif", (3, 30, 40), axes="CYX") == 0
+
+
+@pytest.mark.parametrize("name, dtype, shape, match", [
+    ("out.png", np.float32, (20, 30), r"path=.*out.png: PNG cannot hold floating-point float32 .*\.tif"),
+    ("out.png", np.int16, (20, 30), r"PNG cannot hold signed .*int16.*\.tif"),
+    ("out.png", np.uint8, (20, 30, 5), r"PNG holds one 2-D image with at most 4 channels.*\(20, 30, 5\).*\.tif"),
+    ("out.png", np.uint16, (20, 30, 3), r"PNG holds uint16 images as grey only.*\.tif"),
+    ("out.png", np.uint8, (4, 20, 30), r"PNG holds one 2-D image.*or a stack of images.*\.tif"),
+    ("out.png", np.uint8, (2, 4, 20, 30), r"PNG holds one 2-D image \(Y, X\) or \(Y, X, channels\).*\.tif"),
+    ("out.jpg", np.uint8, (20, 30), r"JPEG is lossy.*allow_lossy=True"),
+    ("out.gif", np.uint8, (20, 30), r"GIF files can be read but not written"),
+    ("out.ome.tif", np.int64, (20, 30), r"OME-TIFF cannot hold int64"),
+    ("out.bmp", np.uint8, (20, 30, 4), r"BMP holds one 2-D image with at most 3 channels, the result has shape \(20, 30, 4\) \(4 channels\)"),
+])
+def test_outputs_that_cannot_hold_the_result_are_refused_before_any_work(tmp_path, name, dtype, shape, match):
+    from inpaint_plugin._formats import check_writable
+
+    with pytest.raises(ValueError, match=match):
+        check_writable(tmp_path / name, dtype, shape)
+
+    def never(block):
+        raise AssertionError("computed before the format was checked")
+
+    lazy = da.zeros(shape, dtype=dtype, chunks=10).map_blocks(never, dtype=dtype)
+    with pytest.raises(ValueError, match=match.replace("path=", "")):
+        write_image(tmp_path / name, lazy)
+    assert _leftovers(tmp_path, set()) == []
+    with pytest.raises(ValueError, match="-o/--output=.*" + name.replace(".", r"\.")):
+        check_writable(tmp_path / name, dtype, shape, argument="-o/--output")
+
+
+def test_jpeg_only_when_lossy_output_is_allowed(tmp_path):
+    grey = _image((40, 50), np.uint8, seed=11)
+    with pytest.raises(ValueError, match="lossy"):
+        write_image(tmp_path / "a.jpg", grey)
+    write_image(tmp_path / "a.jpg", grey, allow_lossy=True)
+    assert read_image(tmp_path / "a.jpg").shape == grey.shape
+
+
+# --- safe writing: folders, symlinks, signals -----------------------------------------------------
+
+def test_an_existing_folder_is_never_replaced(tmp_path):
+    x = _image((20, 20), np.uint16, seed=12)
+    for name in ("results.tif", "plain.zarr", "empty.zarr", "data.npy"):
+        folder = tmp_path / name
+        folder.mkdir()
+        if name != "empty.zarr":
+            (folder / "notes.txt").write_text("precious")
+        for overwrite in (False, True):
+            with pytest.raises(IsADirectoryError, match=rf"{name}: it is .*folder.*refusing to replace"):
+                write_image(folder, x, overwrite=overwrite)
+        if name != "empty.zarr":
+            assert (folder / "notes.txt").read_text() == "precious"
+    # a zarr store is replaced, only with overwrite=True
+    write_image(tmp_path / "store.zarr", x)
+    with pytest.raises(FileExistsError, match="store.zarr"):
+        write_image(tmp_path / "store.zarr", x + 1, overwrite=False)
+    write_image(tmp_path / "store.zarr", x + 1, overwrite=True)
+    np.testing.assert_array_equal(read_image(tmp_path / "store.zarr"), x + 1)
+    assert _leftovers(tmp_path, {"results.tif", "plain.zarr", "empty.zarr", "data.npy", "store.zarr"}) == []
+
+
+@pytest.mark.parametrize("name", ["out.tif", "out.npy", "out.zarr", "out.png"])
+@pytest.mark.parametrize("source", ["numpy", "dask"])
+def test_a_symlink_output_is_written_through(tmp_path, name, source):
+    real_dir, link_dir = tmp_path / "real", tmp_path / "links"
+    real_dir.mkdir()
+    link_dir.mkdir()
+    old = _image((16, 16), np.uint8, seed=13)
+    new = _image((16, 16), np.uint8, seed=14)
+    write_image(real_dir / name, old)
+    (link_dir / name).symlink_to(f"../real/{name}")
+    data = new if source == "numpy" else da.from_array(new, chunks=8)
+    assert write_image(link_dir / name, data) == link_dir / name
+    assert (link_dir / name).is_symlink() and (link_dir / name).resolve() == (real_dir / name).resolve()
+    np.testing.assert_array_equal(read_image(real_dir / name), new)
+    assert _leftovers(real_dir, {name}) == [] and _leftovers(link_dir, {name}) == []
+    # a dangling link: its target is created
+    (link_dir / f"new-{name}").symlink_to(f"../real/new-{name}")
+    write_image(link_dir / f"new-{name}", new)
+    assert (link_dir / f"new-{name}").is_symlink()
+    np.testing.assert_array_equal(read_image(real_dir / f"new-{name}"), new)
+
+
+_SLOW_WRITER = r'''
+import signal, sys, time
+import numpy as np
+import dask.array as da
+from inpaint_plugin._io import write_image
+
+out, mode = sys.argv[1], sys.argv[2]
+if mode == "ignore-hup":
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+def slow(block):
+    time.sleep(0.05)
+    return block + 1
+
+x = da.zeros((64 * 60, 256), dtype=np.uint16, chunks=(64, 256)).map_blocks(slow, dtype=np.uint16)
+write_image(out, x)
+print("finished", flush=True)
+'''
+
+
+@pytest.mark.parametrize("sig, name, mode", [
+    ("SIGTERM", "out.tif", ""),
+    ("SIGHUP", "out.zarr", ""),
+    ("SIGINT", "out.npy", ""),
+    ("SIGTERM", "out.zarr", ""),
+    ("SIGHUP", "out.tif", "ignore-hup"),
+])
+def test_a_signal_during_a_write_leaves_no_partial_file_and_the_old_output(tmp_path, sig, name, mode):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    signum = getattr(signal, sig)
+    out = tmp_path / name
+    old = _image((10, 10), np.uint16, seed=15)
+    write_image(out, old)
+    script = tmp_path / "writer.py"
+    script.write_text(_SLOW_WRITER)
+    proc = subprocess.Popen([sys.executable, str(script), str(out), mode], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(".partial" in p.name for p in tmp_path.iterdir()):  # the write has begun
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the writer never started writing"
+            time.sleep(0.02)
+        time.sleep(0.3)
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    if mode == "ignore-hup":  # an ignored SIGHUP (nohup) stays ignored: the write completes
+        assert proc.returncode == 0 and "finished" in stdout, stderr
+        assert read_image(out).shape == (64 * 60, 256) and (read_image(out) == 1).all()
+    else:
+        assert proc.returncode == -signum, stderr  # ended by the signal, as without the handler
+        assert "finished" not in stdout
+        np.testing.assert_array_equal(read_image(out), old)
+    assert _leftovers(tmp_path, {name, "writer.py"}) == []

@@ -271,8 +271,9 @@ def check_writable(path: PathLike, dtype, shape: Optional[Sequence[int]] = None,
         if shape is not None:
             channels, problem = _channel_count(fmt, shape, channel_axis)
             if channels is not None and fmt.max_channels is not None and channels > fmt.max_channels:
-                problem = (f"{fmt.name} holds at most {fmt.max_channels} channels, the result has {channels} "
-                           f"(shape {tuple(shape)})")
+                stack = " or a stack of images" if channel_axis is None and channels > 4 else ""
+                problem = (f"{fmt.name} holds one 2-D image with at most {fmt.max_channels} channels, the result "
+                           f"has shape {tuple(shape)} ({channels} channels{stack})")
             elif channels is not None and channels not in held:
                 layouts = {1: "grey", 2: "grey+alpha", 3: "RGB", 4: "RGBA"}
                 can = ", ".join(layouts.get(c, str(c)) for c in held)
