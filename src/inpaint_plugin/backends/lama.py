@@ -9,9 +9,10 @@ output; sides padded at the bottom/right to a multiple of 8 with ``numpy.pad(mod
 Resolution strategy (``resolution='auto'``): the whole image at full resolution, padded as above, when
 its longest side is at most ``tile_size`` = 2048, as the reference does; this is what LaMa is made for
 (its Fourier units cover the whole feature map, and no training size is assumed). On the CPU a
-2048x2048 image needs a few GiB of memory (see ``benchmarks/bench_deep.py`` for the measured time and
-peak memory). Larger images are filled with overlapping 2048x2048 tiles, only those holding holes being
-run; ``resolution='crop'`` runs windows around the holes with ``margin`` = 128 pixels of context (faster
+2048x2048 image peaks at about 4.5 GiB of process memory (the network's weights included) and takes
+about two CPU minutes (one thread; ``benchmarks/bench_deep.py`` has the current figures); memory
+grows with the pixel count. Larger images are filled with overlapping 2048x2048 tiles, only those
+holding holes being run; ``resolution='crop'`` runs windows around the holes with ``margin`` = 128 pixels of context (faster
 for small holes in a large image).
 
 Weights: the published big-lama checkpoint, ``big-lama/models/best.ckpt`` in ``big-lama.zip`` (linked
@@ -24,8 +25,9 @@ of the reference's ``bin/to_jit.py`` wrapper, keys ``model.generator.*``) is rea
 ``torch.jit.load`` (which would run the archive's code): only the tensors of its ``data.pkl`` are used.
 The unzipped ``big-lama`` folder (with ``models/best.ckpt``), ``.safetensors`` files and plain state
 dicts (with or without the ``generator.`` prefix) load too. The licence of the published weights is not
-stated (the code is Apache-2.0; the weights were trained on Places365-Challenge, whose images are for
-non-commercial research and educational use): treat them as research-use only.
+stated (the code is BSD-3-Clause, per the repository's LICENSE; the weights were trained on
+Places365-Challenge, whose images are for non-commercial research and educational use): treat them as
+research-use only.
 """
 from __future__ import annotations
 
@@ -131,11 +133,15 @@ SPEC = ModelSpec(
                      description="big-lama (Places365-Challenge, 256x256 crops, large masks); licence of the "
                                  "weights unclear: research use",
                      instructions=f"Download big-lama.zip from {_BIG_LAMA_ZIP} (or {_DRIVE}), unzip it and pass "
-                                  "big-lama/models/best.ckpt (or the big-lama folder)."),
+                                  "big-lama/models/best.ckpt (or the big-lama folder).",
+                     licence="not stated for the weights (the code is BSD-3-Clause, github.com/advimman/lama): "
+                             "research use"),
         WeightsEntry(name="iopaint-big-lama", files=(WeightsFile("big-lama.pt", url=_IOPAINT_PT),),
                      description="IOPaint's TorchScript export of the same big-lama weights (md5 "
                                  "e3aa4aaa15225a33ec84f9f4bc47e500); only its tensors are read",
-                     instructions=f"Download big-lama.pt from {_IOPAINT_PT} and pass its path."),
+                     instructions=f"Download big-lama.pt from {_IOPAINT_PT} and pass its path.",
+                     licence="not stated for the weights (the code is BSD-3-Clause, github.com/advimman/lama): "
+                             "research use"),
     ),
 )
 

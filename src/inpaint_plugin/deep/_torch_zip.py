@@ -20,7 +20,9 @@ the few tensor-rebuilding globals, ``collections.OrderedDict``, ``set``, ``froze
 omegaconf, Lightning, TorchScript modules, or anything malicious such as ``os.system``) an inert
 placeholder class: creating, "calling" or restoring its state only records the arguments, no code of
 the named class or function is imported or run. The result is made of plain containers, tensors and
-:class:`Opaque` records; :func:`tensors_by_name` flattens it into dotted names.
+:class:`Opaque` records; :func:`tensors_by_name` flattens it into dotted names. Storage records are
+checked against the sizes the pickle claims before anything is allocated; a corrupt or crafted file gives
+a ``ValueError``. The legacy (pre-1.6, non-zip) ``torch.save`` format is not read here.
 """
 from __future__ import annotations
 
@@ -276,7 +278,9 @@ def tensors_by_name(obj, prefix: str = "") -> dict:
 
     def walk(o, name):
         if isinstance(o, torch.Tensor):
-            out.setdefault(name, o)
+            # a fresh tensor object on the same memory: whatever a crafted pickle set on the one it
+            # built (attributes, hooks, requires_grad) stays behind
+            out.setdefault(name, o.detach().requires_grad_(False))
             return
         if id(o) in seen:
             return
