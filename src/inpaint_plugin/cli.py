@@ -55,6 +55,10 @@ class _Terminated(BaseException):
 def _clean(message: str) -> str:
     """An error message fit for the command line: never torch's advice to unpickle with weights_only=False."""
     text = str(message)
+    cut = text.find("Weights only load failed")
+    if cut >= 0:  # torch's explanation goes on to suggest unpickling anyway: not passed on
+        end = text.find("\n", cut)
+        text = (text[:cut].rstrip(" :") + ("" if end < 0 else text[end:])).strip()
     if "weights_only" in text:
         parts = re.split(r"(?<=[.!?])\s+", text)
         text = " ".join(p for p in parts if "weights_only" not in p) or "the checkpoint could not be read safely"
@@ -590,7 +594,8 @@ def _weights_import(path: str, method: str, quiet: bool) -> int:
     try:
         info = import_weights(spec.name, path)
     except ValueError as exc:
-        raise CLIError(f"{path} does not fit method {method!r}: {exc}") from None
+        detail = re.sub(r"^(weights|path)='[^']*':\s*", "", str(exc))
+        raise CLIError(f"cannot import {path} for method {method!r}: {detail}") from None
     print(f"imported {path} for {method}: {info['path']} (sha256 {info['sha256']})")
     print(f"{PROG} IMAGE MASK -o OUT --method {method} now uses it (no -p weights needed)")
     return 0
@@ -716,7 +721,11 @@ def main(argv=None) -> int:
     """Entry point of ``inpaint-plugin``; returns the exit code."""
     from .deep._weights import INTERFACE
 
+    import warnings
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    # torch's loader warns about pickle protocols and suggests weights_only=False: not for a command line user
+    warnings.filterwarnings("ignore", message=".*weights_only.*")
     token = INTERFACE.set("cli")
     previous = {}
     try:  # SIGTERM / SIGHUP unwind like Ctrl-C: the writers remove their temporary files

@@ -382,11 +382,15 @@ def remove_weights(method: str) -> list:
     return removed
 
 
-def _network_reachable(host: str, timeout: float) -> bool:
+def _network_reachable(url: str, timeout: float) -> bool:
+    """Whether a TCP connection to the URL's host and port opens within ``timeout`` seconds."""
     import socket
+    from urllib.parse import urlparse
 
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
-        with socket.create_connection((host, 443), timeout=timeout):
+        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
             return True
     except OSError:
         return False
@@ -468,7 +472,7 @@ def fetch_weights(method: str, entry=None, *, timeout: float = 10.0, progress: b
                         f"the weights {entry.name!r} of {spec.name!r} are on Google Drive ({f.url}); downloading "
                         f"them needs the optional package gdown (pip install gdown). Or: {_by_hand(spec, entry)}"
                     ) from None
-            if host and urlparse(f.url).scheme in ("http", "https") and not _network_reachable(host, timeout):
+            if host and urlparse(f.url).scheme in ("http", "https") and not _network_reachable(f.url, timeout):
                 raise ValueError(f"cannot reach {host} (no network within {timeout:g} s): nothing was downloaded. "
                                  f"On a machine with internet run 'inpaint-plugin weights fetch {spec.name}', or "
                                  f"get the weights by hand: {_by_hand(spec, entry)}")
