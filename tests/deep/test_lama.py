@@ -225,6 +225,32 @@ def test_restricted_reader_errors(tmp_path):
         read_torch_zip(tmp_path / "short.ckpt")
 
 
+def test_restricted_reader_big_endian_archive(tmp_path):
+    """An archive whose ``byteorder`` record says ``big`` (written on a big-endian machine): the storage
+    bytes are swapped back. Made here by swapping the records of a little-endian file."""
+    state = OrderedDict(a=torch.randn(3, 5), n=torch.arange(-3, 4), h=torch.randn(6).half(),
+                        u=torch.arange(4, dtype=torch.uint8))
+    path = tmp_path / "little.pt"
+    torch.save(state, path)
+    itemsize = {}  # storage key -> element size, from the tensors' storages in save order
+    with zipfile.ZipFile(path) as src:
+        keys = sorted(n for n in src.namelist() if "/data/" in n)
+    assert len(keys) == len(state)
+    for record, t in zip(keys, state.values()):  # torch.save numbers the storages in the order it meets them
+        itemsize[record] = t.element_size()
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp_path / "big.pt", "w") as dst:
+        for info in src.infolist():
+            raw = src.read(info)
+            if info.filename in itemsize:
+                raw = np.frombuffer(raw, np.uint8).reshape(-1, itemsize[info.filename])[:, ::-1].tobytes()
+            elif info.filename.endswith("/byteorder"):
+                raw = b"big"
+            dst.writestr(info, raw)
+    got = tensors_by_name(read_torch_zip(tmp_path / "big.pt"))
+    for k, v in state.items():
+        assert got[k].dtype == v.dtype and torch.equal(got[k], v), k
+
+
 # --------------------------------------------------------------------------------- the checkpoint forms
 class _Holder(torch.nn.Module):
     def __init__(self, generator):

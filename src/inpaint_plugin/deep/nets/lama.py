@@ -30,7 +30,6 @@ least 16; the network has no fixed size (the Fourier units cover the whole H/8 x
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["FFC", "FFCBNAct", "FFCResNetGenerator", "FFCResnetBlock", "FourierUnit", "SpectralTransform"]
