@@ -348,5 +348,9 @@ def test_multiscale_levels_are_filled_independently():
 
 
 def test_inpaint_dask_rejects_non_numeric_images():
-    with pytest.raises(TypeError, match="dtype"):
+    # the same rule, the same message as for numpy images (one set of input rules)
+    with pytest.raises(TypeError) as numpy_error:
+        inpaint(np.zeros((8, 8), dtype=bool), np.eye(8, dtype=bool))
+    with pytest.raises(TypeError, match="image must be numeric") as dask_error:
         inpaint_dask(da.zeros((8, 8), dtype=bool, chunks=4), np.eye(8, dtype=bool))
+    assert str(dask_error.value) == str(numpy_error.value)

@@ -7,11 +7,26 @@ only ever sees:
 - ``image``: a C-contiguous floating array of shape ``(*spatial, C)`` (channels last, ``C >= 1``),
   dtype ``Backend.dtype``, with no NaN/inf anywhere; masked pixels hold an arbitrary finite value
   (the API sets them to the mean of the known pixels), and the backend must not rely on them.
-  When ``Backend.normalize`` is true, every channel is scaled so that its known pixels span ``[0, 1]``.
+  ``Backend.normalize`` says which values the backend works on:
+
+  - ``False``: the data's own values (float64 holds them; 64-bit integers are shifted by their
+    smallest known value, exactly);
+  - ``"joint"``: each channel minus its offset, all channels divided by one common scale (the span
+    of the widest channel's known values), so fills are equivariant to offset and scale and solver
+    tolerances are relative to the data's variation (the built-in classical methods);
+  - ``True`` or ``"per_channel"``: every channel scaled so that its known pixels span ``[0, 1]``;
+  - ``"range"``: a fixed value range mapped onto ``[0, 1]`` and clipped there (deep networks): uint8
+    data are divided by 255 as the networks were trained; other data use the 0.1 and 99.9 percentiles
+    of the known values, one range per group of channels the backend sees together (colour is
+    kept), or the user's ``value_range=(lo, hi)``.
   The array is the API's private copy for this call: the backend may overwrite it (and return it).
 - ``mask``: a boolean array of shape ``spatial`` (True = fill), never empty and never full.
 - keyword parameters, already validated against ``Backend.params``, plus ``seed`` when the
   backend declares a ``seed`` parameter.
+- ``progress=callback`` when the backend declares ``reports_progress=True``: the backend calls
+  ``callback(done, total)`` after each unit of its own work (a crop, a tile, a batch) so that long runs
+  show progress. The callback may raise (e.g. the napari widget's Cancel): the backend must let the
+  exception propagate and must not catch it.
 
 It returns an array of the same shape (any floating dtype); only its masked pixels are used. The API
 puts the known pixels back bit-for-bit, converts to the input dtype and clips.
@@ -28,6 +43,11 @@ from typing import Any, Callable, Optional, Sequence
 __all__ = ["Backend", "Param"]
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str, "path": str}
+#: Values of ``Backend.normalize``.
+NORMALIZE = (False, True, "joint", "per_channel", "range")
+#: Keywords of ``inpaint()`` itself: a backend parameter may not take these names.
+RESERVED = frozenset({"image", "mask", "method", "channel_axis", "nodata", "clip", "progress", "per_slice",
+                      "value_range", "return_method"})
 
 
 @dataclass(frozen=True)
@@ -79,6 +99,8 @@ class Param:
                 conv = int(value)
             if conv is None:
                 raise TypeError(f"{where} must be an int, got {value!r}")
+            if not -(2**63) <= conv < 2**63:
+                raise ValueError(f"{where} is too large: {value!r} (it must fit in 64 bits)")
             value = conv
         elif self.kind == "float":
             if isinstance(value, bool):
@@ -89,6 +111,8 @@ class Param:
                 raise TypeError(f"{where} must be a number, got {value!r}") from None
             if value != value:
                 raise ValueError(f"{where} must not be NaN")
+            if value in (float("inf"), float("-inf")) and (self.min is None or self.max is None):
+                raise ValueError(f"{where} must be finite, got {value!r}")
         else:  # str / path
             import os
 
@@ -127,11 +151,14 @@ class Backend:
     params : the tunable parameters.
     needs_weights : True when the method needs a trained checkpoint (deep methods).
     dtype : working floating dtype, "float64" or "float32".
-    normalize : scale each channel's known pixels to [0, 1] before calling func.
+    normalize : which values func works on: False, "joint", True / "per_channel" or "range" (see the
+        module docstring).
     margin : context (pixels) the method needs around a hole; used for tiling large images.
     deterministic : same inputs (and seed) give the same output.
     slow : the run time grows quickly with the image size (e.g. exemplar search in priority order);
         ``method="auto"`` leaves such methods out on large images.
+    reports_progress : func accepts ``progress=callback(done, total)`` and calls it after each unit of
+        its work; the callback may raise to cancel (see the module docstring).
     """
 
     name: str
@@ -142,10 +169,11 @@ class Backend:
     params: Sequence[Param] = field(default_factory=tuple)
     needs_weights: bool = False
     dtype: str = "float64"
-    normalize: bool = False
+    normalize: Any = False
     margin: int = 16
     deterministic: bool = True
     slow: bool = False
+    reports_progress: bool = False
 
     def __post_init__(self):
         if self.channels not in ("any", "per_channel", "rgb"):
@@ -154,7 +182,43 @@ class Backend:
             raise ValueError(f"Backend {self.name!r}: spatial_ndim must be None, 2 or 3")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"Backend {self.name!r}: dtype must be 'float32' or 'float64'")
+        if self.normalize not in NORMALIZE:
+            raise ValueError(f"Backend {self.name!r}: normalize must be one of {NORMALIZE}, got {self.normalize!r}")
         object.__setattr__(self, "params", tuple(self.params))
+        names = [p.name for p in self.params]
+        clash = sorted(set(names) & RESERVED)
+        if clash:
+            raise ValueError(f"Backend {self.name!r}: parameter name(s) {clash} clash with inpaint()'s own keywords "
+                             f"{sorted(RESERVED)}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"Backend {self.name!r}: parameter names must be unique, got {names}")
+
+    def check_params(self, params: dict) -> dict:
+        """``params`` validated and completed with defaults; raises naming the method and parameter."""
+        pmap = self.param_map
+        unknown = sorted(set(params) - set(pmap))
+        if unknown:
+            names = ", ".join(pmap) or "none"
+            raise TypeError(f"method {self.name!r} got unexpected parameter(s) {', '.join(map(repr, unknown))}; "
+                            f"its parameters are: {names}")
+        return {name: p.validate(params[name], self.name) if name in params else p.default
+                for name, p in pmap.items()}
+
+    def channel_groups(self, n: int) -> list:
+        """Lists of input-channel indices, one list per call of ``func`` for ``n`` channels.
+
+        ``"per_channel"``: one channel per call; ``"rgb"``: groups of three consecutive channels, a
+        shorter last group repeating its channels (grey -> RGB); ``"any"``: all channels at once.
+        """
+        if self.channels == "per_channel":
+            return [[c] for c in range(n)]
+        if self.channels == "rgb":
+            groups = []
+            for start in range(0, n, 3):
+                chans = list(range(start, min(start + 3, n)))
+                groups.append([chans[i % len(chans)] for i in range(3)])
+            return groups
+        return [list(range(n))]
 
     @property
     def param_map(self) -> dict:
@@ -173,4 +237,5 @@ class Backend:
             "margin": self.margin,
             "deterministic": self.deterministic,
             "slow": self.slow,
+            "reports_progress": self.reports_progress,
         }

@@ -59,7 +59,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from ._api import _channel_axis, _check_params
+from . import _rules
 from ._registry import get_backend
 
 __all__ = ["inpaint_dask", "inpaint_multiscale", "stream_inpaint"]
@@ -167,10 +167,31 @@ class _Window:
     start: tuple  # window start over the spatial axes (global)
     region: tuple  # slices of the holes' bounding box in the chunk (spatial axes)
     wregion: tuple  # the same pixels in the window (spatial axes)
+    progress: Any = None  # a _Progress shared by the chunks of one call, or None
 
     def describe(self, sub: tuple) -> str:
         """Global coordinates of the spatial slices ``sub`` of the window."""
         return "[" + ", ".join(f"{o + s.start}:{o + s.stop}" for o, s in zip(self.start, sub)) + "]"
+
+
+class _Progress:
+    """``progress(done, total)`` over the chunks that hold holes, called as each one is filled (from
+    dask's worker threads; the count is kept under a lock)."""
+
+    def __init__(self, callback, total: int):
+        import threading
+
+        self.callback, self.total, self.done = callback, total, 0
+        self.lock = threading.Lock()
+
+    def step(self) -> None:
+        with self.lock:
+            self.done += 1
+            done = self.done
+        self.callback(done, self.total)
+
+    def __repr__(self) -> str:  # stable token for dask's graph names
+        return "_Progress"
 
 
 def _hole_groups(wmask: np.ndarray, w: _Window):
@@ -196,7 +217,7 @@ def _fill_chunk(block, mblock, img_pieces, mask_pieces, w: _Window) -> np.ndarra
     :func:`inpaint_plugin.inpaint` runs once per group on the group's own, smaller window, so
     scattered dead pixels cost a few small windows instead of a whole chunk.
     """
-    from ._api import inpaint
+    from ._engine import fill as inpaint
 
     window = np.block(img_pieces)
     wmask = _hole_mask(_channels_last(window, w.ch), None if mask_pieces is None else np.block(mask_pieces),
@@ -225,6 +246,8 @@ def _fill_chunk(block, mblock, img_pieces, mask_pieces, w: _Window) -> np.ndarra
     if w.lo is not None:
         values = np.clip(values, w.lo, w.hi).astype(out.dtype)
     _channels_last(out, w.ch)[w.region][hole] = values
+    if w.progress is not None:
+        w.progress.step()
     return out
 
 
@@ -261,16 +284,6 @@ def _backend(method):
     return get_backend(method)
 
 
-def _check_nodata(nodata, is_float: bool):
-    if nodata is None:
-        return None
-    if not isinstance(nodata, numbers.Real) or isinstance(nodata, bool):
-        raise TypeError(f"nodata must be a number, got {nodata!r}")
-    if np.isnan(nodata) and not is_float:
-        raise ValueError("nodata=NaN only makes sense for float images")
-    return float(nodata) if np.isnan(nodata) else nodata
-
-
 def _check_margin(margin, default: int) -> int:
     if margin is None:
         return int(default)
@@ -285,25 +298,23 @@ def _prepare_mask(mask, spatial_shape, spatial_chunks):
     """The mask as a dask array chunked like the image's spatial axes (None stays None)."""
     import dask.array as da
 
-    from ._api import _check_mask, _is_dask
-
+    _is_dask = _rules.is_dask
     if mask is None:
         return None
     if not (_is_dask(mask) or isinstance(mask, np.ndarray)) and all(hasattr(mask, a) for a in
                                                                     ("shape", "dtype", "__getitem__")):
         mask = da.from_array(mask, chunks=spatial_chunks)  # zarr / h5py arrays: read lazily, chunk by chunk
     if _is_dask(mask):
-        if mask.dtype.kind not in "biuf":
-            raise TypeError(f"mask must be a boolean (or 0/1 integer) array, got dtype {mask.dtype}")
-        if tuple(mask.shape) != tuple(spatial_shape):
-            raise ValueError(f"mask shape {tuple(mask.shape)} must equal the image shape without the channel axis "
-                             f"{tuple(spatial_shape)}")
+        mask = _rules.mask_values(mask)
+        if _rules.broadcast_mask(mask.shape, spatial_shape):
+            mask = da.broadcast_to(mask, tuple(spatial_shape))
         return mask.rechunk(spatial_chunks)
-    return da.from_array(_check_mask(mask, spatial_shape), chunks=spatial_chunks)
+    return da.from_array(_rules.check_mask(mask, spatial_shape), chunks=spatial_chunks)
 
 
 def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: Optional[int] = None,
-                 nodata: Optional[float] = None, clip: bool = True, margin: Optional[int] = None, **params):
+                 nodata: Optional[float] = None, clip: bool = True, margin: Optional[int] = None, progress=None,
+                 **params):
     """Fill the masked pixels of a dask array, chunk by chunk; returns a lazy dask array.
 
     Same arguments and guarantees as :func:`inpaint_plugin.inpaint` (known pixels bit-exact,
@@ -323,6 +334,9 @@ def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: 
         A registered method (``"auto"`` is not available for dask arrays).
     channel_axis, nodata, clip, **params
         As in :func:`inpaint_plugin.inpaint`. ``clip`` uses the range of the whole image.
+    progress : callable, optional
+        ``progress(done, total)`` over the chunks that hold holes, called as each one is filled when
+        the result is computed (from dask's worker threads).
     margin : int, optional
         Context in pixels around each chunk's holes, along the axes the method works on (the
         last two spatial axes for 2-D methods, all spatial axes for nD methods). Default: the
@@ -346,16 +360,14 @@ def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: 
     from dask.highlevelgraph import HighLevelGraph
 
     backend = _backend(method)
-    params = _check_params(backend, params)
+    params = backend.check_params(params)
     margin = _check_margin(margin, backend.margin)
+    _rules.check_progress(progress)
+    image = _rules.check_image(image)
     kind = image.dtype.kind
-    if kind not in "iuf":
-        raise TypeError(f"image must be an integer or float array, got dtype {image.dtype}")
-    if image.ndim < 1 or image.size == 0:
-        raise ValueError(f"image must be a non-empty array, got shape {image.shape}")
     if any(np.isnan(c) for cs in image.chunks for c in cs):
         raise ValueError("image has unknown chunk sizes; call image.compute_chunk_sizes() first")
-    ch = _channel_axis(channel_axis, image.ndim)
+    ch = _rules.check_channel_axis(channel_axis, image.ndim)
     spatial_axes = [a for a in range(image.ndim) if a != ch]
     nsp = len(spatial_axes)
     if nsp == 0:
@@ -364,10 +376,9 @@ def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: 
     if need is not None and nsp < need:
         raise ValueError(f"method {backend.name!r} works on {need}-D images; image has {nsp} spatial dimension(s) "
                          f"(shape {image.shape}, channel_axis={channel_axis})")
-    if not isinstance(clip, (bool, np.bool_)):
-        raise TypeError(f"clip must be True or False, got {clip!r}")
+    clip = _rules.check_bool(clip, "clip")
     is_float = kind == "f"
-    nodata = _check_nodata(nodata, is_float)
+    nodata = _rules.check_nodata(nodata, image.dtype)
     if mask is None and nodata is None and not is_float:
         raise ValueError("mask is required for integer images (mask=None only fills the NaNs of a "
                          "float image); pass a mask or nodata=<value>")
@@ -416,6 +427,8 @@ def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: 
         hi = np.max([i.hi for i in infos], axis=0)
 
     # 2. the output graph: aliases for clean chunks, a window fill for the others
+    n_fill = sum(i.bbox is not None for i in infos)
+    counter = None if progress is None else _Progress(progress, n_fill)
     context = set(range(nsp)) if need is None else set(range(nsp - need, nsp))
     out_name = "inpaint-" + tokenize(image.name, None if maskarr is None else maskarr.name, method, params, ch,
                                      nodata, clip, margin)
@@ -444,6 +457,7 @@ def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: 
             margin=margin, context=tuple(k in context for k in range(nsp)), start=start,
             region=tuple(slice(b0[k] - block_start[k], b1[k] - block_start[k]) for k in range(nsp)),
             wregion=tuple(slice(b0[k] - start[k], b1[k] - start[k]) for k in range(nsp)),
+            progress=counter,
         )
         mkey = None if maskarr is None else (maskarr.name,) + sidx
         dsk[out_key] = (_fill_chunk, (image.name,) + idx, mkey, pieces, mpieces, window)
@@ -497,11 +511,11 @@ def inpaint_multiscale(levels, mask=None, method: str = "biharmonic", *, channel
     """
     import dask.array as da
 
-    from ._api import _is_dask
+    _is_dask = _rules.is_dask
 
     if len(levels) == 0:
         raise ValueError("levels must hold at least one array (full resolution first)")
-    ch = _channel_axis(channel_axis, levels[0].ndim)
+    ch = _rules.check_channel_axis(channel_axis, levels[0].ndim)
     spatial_ndim = _backend(method).spatial_ndim
     arrays = [lvl if _is_dask(lvl) else
               da.from_array(lvl, chunks=_inpaint_chunks(lvl.shape, ch, spatial_ndim, 1024)) for lvl in levels]
@@ -596,7 +610,7 @@ def stream_inpaint(image_path: Union[str, os.PathLike], mask_path: Optional[Unio
     image, meta = read_image(image_path, lazy=True, with_metadata=True)
     if channel_axis is None:
         channel_axis = default_channel_axis(image_path, image.shape, meta.axes)
-    ch = _channel_axis(channel_axis, image.ndim)
+    ch = _rules.check_channel_axis(channel_axis, image.ndim)
     check_writable(out_path, image.dtype, image.shape, channel_axis=ch, allow_lossy=allow_lossy,
                    argument="out_path")
     image = image.rechunk(_inpaint_chunks(image.shape, ch, backend.spatial_ndim, int(chunks)))

@@ -55,7 +55,8 @@ from typing import Optional
 
 import numpy as np
 
-from ._api import _channel_axis, _check_image
+from ._rules import check_channel_axis as _channel_axis
+from ._rules import check_image as _check_image
 from ._backend import Param
 
 __all__ = ["DEFAULT_KINDS", "KINDS", "PARAMS", "detect"]

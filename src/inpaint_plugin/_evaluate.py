@@ -245,7 +245,6 @@ def _make_trials(mask: np.ndarray, n_trials: int, rng: np.random.Generator, wind
 
 def _method_params(names: Sequence[str], params: Mapping, table: Mapping, seed: int) -> dict:
     """Split ``**params`` of :func:`evaluate` into validated keyword arguments per method."""
-    from ._api import _check_params
 
     per = {n: {} for n in names}
     for key, value in params.items():
@@ -266,12 +265,12 @@ def _method_params(names: Sequence[str], params: Mapping, table: Mapping, seed: 
     for n in names:
         if "seed" in table[n].param_map:
             per[n].setdefault("seed", seed)
-        _check_params(table[n], per[n])  # raises naming the method and the parameter
+        table[n].check_params(per[n])  # raises naming the method and the parameter
     return per
 
 
 def _score(prep, trials: list, name: str, params: dict, spread: float) -> MethodScore:
-    from ._api import inpaint
+    from ._engine import fill as inpaint
 
     rmse, mae = [], []
     start = time.perf_counter()
@@ -364,7 +363,7 @@ def evaluate(image, mask=None, methods=None, *, channel_axis=None, nodata=None, 
     import numbers
 
     from . import methods as registered
-    from ._api import prepare
+    from ._engine import prepare
 
     for name, value in (("n_trials", n_trials), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -435,7 +434,7 @@ def choose_method(image, mask=None, *, channel_axis=None, nodata=None, accepts=(
         If no candidate method takes all the parameters in ``accepts``.
     """
     from . import methods as registered
-    from ._api import prepare
+    from ._engine import prepare
 
     if isinstance(accepts, str):
         accepts = (accepts,)

@@ -90,7 +90,7 @@ def as_dask(array, chunks=None):
     """
     import dask.array as da
 
-    from .._api import _is_dask
+    from .._rules import is_dask as _is_dask
 
     if _is_dask(array):
         return array

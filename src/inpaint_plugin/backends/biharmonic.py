@@ -39,6 +39,7 @@ BACKENDS = [
         channels="any",
         params=(),
         dtype="float64",
+        normalize="joint",
         margin=16,
     )
 ]

@@ -129,6 +129,7 @@ BACKENDS = [
                   "[0, 1]) falls below tol", min=0.0, max=1.0),
         ),
         dtype="float64",
+        normalize="joint",
         margin=32,
     )
 ]

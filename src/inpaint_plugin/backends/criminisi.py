@@ -69,6 +69,7 @@ BACKENDS = [
                   "Search sources only this many pixels around the target (None: whole image)", min=1),
         ),
         dtype="float64",
+        normalize="joint",
         margin=64,
         slow=True,  # priority-ordered exemplar search: minutes on a 1024x1024 image with 3% holes
     )

@@ -46,6 +46,7 @@ BACKENDS = [
                   min=1, max=100),
         ),
         dtype="float64",
+        normalize="joint",
         margin=16,
     )
 ]

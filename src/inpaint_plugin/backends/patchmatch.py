@@ -41,6 +41,7 @@ BACKENDS = [
             Param("seed", "int", 0, "Seed of the randomized search; the same seed gives the same result", min=0),
         ),
         dtype="float64",
+        normalize="joint",
         margin=64,
     )
 ]

@@ -36,6 +36,7 @@ BACKENDS = [
                   min=1, max=50),
         ),
         dtype="float64",
+        normalize="joint",
         margin=16,
     )
 ]

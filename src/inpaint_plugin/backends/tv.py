@@ -60,6 +60,7 @@ BACKENDS = [
                   "in one iteration", min=0.0, max=1.0),
         ),
         dtype="float64",
+        normalize="joint",
         margin=32,
     )
 ]

@@ -50,7 +50,7 @@ def make_backend(spec: ModelSpec, description: str, extra_params: Sequence[Param
         params=params,
         needs_weights=True,
         dtype="float32",
-        normalize=True,
+        normalize="range",
         margin=spec.margin,
         deterministic=True,
     )

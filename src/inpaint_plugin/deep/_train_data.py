@@ -10,7 +10,7 @@ Each plane is normalised per channel, like :func:`inpaint_plugin.inpaint` does f
 methods: ``"minmax"`` maps the plane's finite minimum and maximum to 0 and 1 (what inference does,
 so the default); ``"percentile"`` maps the 0.5th and 99.5th percentiles to 0 and 1 and clips
 (robust to hot pixels, at the price of a small mismatch with inference). Channels are mapped to the
-network's RGB input with the API's own grouping (:func:`inpaint_plugin._api._channel_groups`): a
+network's RGB input with the API's own grouping (:meth:`inpaint_plugin.Backend.channel_groups`): a
 grey plane becomes a grey RGB triple, a 2-channel plane ``(c0, c1, c0)``, 5 channels two triples
 ``(c0, c1, c2)`` and ``(c3, c4, c3)``, each a training sample of its own.
 
@@ -158,9 +158,7 @@ def load_sources(images, *, channel_axis=None, normalize: str = "minmax", channe
     channels : str
         The backend's channel handling (``Backend.channels``), for the channel grouping.
     """
-    from types import SimpleNamespace
-
-    from inpaint_plugin._api import _channel_groups
+    from .._backend import Backend
 
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {list(NORMALIZATIONS)}, got {normalize!r}")
@@ -173,7 +171,7 @@ def load_sources(images, *, channel_axis=None, normalize: str = "minmax", channe
             if rng is None:
                 warnings.warn(f"images: {pname} has no finite pixel and is skipped", stacklevel=3)
                 continue
-            groups = _channel_groups(plane.shape[-1], SimpleNamespace(channels=channels))
+            groups = Backend("_train", print, "", channels=channels).channel_groups(plane.shape[-1])
             sources.append([Plane(plane, rng[0], rng[1], tuple(g), pname) for g in groups])
     if not sources:
         raise ValueError("images: no usable 2-D image found")

@@ -1,0 +1,206 @@
+"""The input rules of every entry point, written once.
+
+``inpaint`` (numpy and dask), ``detect``, ``evaluate``, training, the CLI and the napari widget all
+check their arguments with these functions, so a given mistake gets the same message everywhere.
+This module knows nothing of backends, dask or files: it imports numpy only.
+
+Every function raises ``TypeError`` (wrong kind of object) or ``ValueError`` (right kind, wrong value)
+with a message that starts with the name of the argument.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+__all__ = [
+    "broadcast_mask",
+    "check_bool",
+    "check_channel_axis",
+    "check_image",
+    "check_mask",
+    "check_nodata",
+    "check_progress",
+    "check_value_range",
+    "collapse_rgb_mask",
+    "is_dask",
+    "nodata_mask",
+]
+
+
+def is_dask(x) -> bool:
+    """True for a dask array (without importing dask)."""
+    return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "chunks")
+
+
+def _asarray(x, name: str) -> np.ndarray:
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as e:  # ragged nested lists and the like
+        raise ValueError(f"{name} must be a rectangular array (a numpy array or nested lists of equal "
+                         f"lengths); numpy could not convert it: {e}") from None
+
+
+def check_dtype(dtype: np.dtype, name: str = "image") -> None:
+    """An image dtype must be integer or float (not bool, complex or object)."""
+    kind = np.dtype(dtype).kind
+    if kind == "b":
+        raise TypeError(f"{name} must be numeric (integer or float), got a bool array; "
+                        "to inpaint a binary image, convert it with image.astype(np.uint8)")
+    if kind == "c":
+        raise TypeError(f"{name} must be real-valued, got a complex array; inpaint the real and imaginary parts "
+                        "separately")
+    if kind not in "iuf":
+        raise TypeError(f"{name} must be an integer or float array, got dtype {np.dtype(dtype)}")
+
+
+def check_image(image, name: str = "image") -> np.ndarray:
+    """``image`` as a numeric ndarray (no copy when it already is one), or a clear error.
+
+    Works for dask arrays too when ``image`` is one (only its dtype and shape are checked).
+    """
+    if isinstance(image, np.ma.MaskedArray):
+        raise TypeError(f"{name}: masked arrays are not supported; pass image.data and mask=image.mask")
+    arr = image if is_dask(image) else _asarray(image, name)
+    check_dtype(arr.dtype, name)
+    if arr.ndim < 1 or 0 in arr.shape:
+        raise ValueError(f"{name} must be a non-empty array, got shape {tuple(arr.shape)}")
+    return arr
+
+
+def check_channel_axis(channel_axis, ndim: int) -> Optional[int]:
+    """``channel_axis`` normalised to ``0..ndim-1`` (or None)."""
+    if channel_axis is None:
+        return None
+    if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
+        raise TypeError(f"channel_axis must be an int or None, got {channel_axis!r}")
+    if not -ndim <= channel_axis < ndim:
+        raise ValueError(f"channel_axis={channel_axis} is out of range for an image with {ndim} dimensions")
+    return int(channel_axis) % ndim
+
+
+def check_bool(value, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_progress(progress) -> Optional[Callable]:
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable progress(done, total) or None, got {progress!r}")
+    return progress
+
+
+def mask_values(m, name: str = "mask"):
+    """A bool mask from a bool, 0/1 float or integer (labels: non-zero = hole) array; dask stays lazy."""
+    kind = m.dtype.kind
+    if is_dask(m) and kind in "biuf":
+        return m  # lazy: the values are checked chunk by chunk when they are read
+    if kind == "b":
+        return m
+    if kind in "iu":
+        return m != 0  # e.g. a napari Labels layer: any label is a hole
+    if kind == "f":
+        if np.isnan(m).any():
+            raise ValueError(f"{name} contains NaN; use a boolean mask (True = fill)")
+        if not np.isin(np.unique(m), (0.0, 1.0)).all():
+            raise ValueError(f"a float {name} may only hold 0 and 1; use a boolean mask (True = fill)")
+        return m != 0
+    raise TypeError(f"{name} must be a boolean (or 0/1 integer) array, got dtype {m.dtype}")
+
+
+def broadcast_mask(shape: Sequence[int], spatial_shape: Sequence[int], name: str = "mask") -> tuple:
+    """The leading axes a mask of ``shape`` is repeated over, or a clear error.
+
+    A mask has the image's spatial shape, or the shape of its trailing spatial axes: a 2-D defect map
+    on a (T, Y, X) stack applies to every frame (static sensor defects sit at the same place in each).
+    """
+    shape, spatial = tuple(shape), tuple(spatial_shape)
+    if shape == spatial:
+        return ()
+    if 0 < len(shape) < len(spatial) and spatial[len(spatial) - len(shape):] == shape:
+        return spatial[: len(spatial) - len(shape)]
+    raise ValueError(f"{name} shape {shape} must equal the image shape without the channel axis {spatial} "
+                     f"(or its trailing axes {spatial[-2:] if len(spatial) > 2 else spatial}, to apply one mask "
+                     "to every frame of a stack)")
+
+
+def check_mask(mask, spatial_shape: Sequence[int], name: str = "mask") -> np.ndarray:
+    """A boolean numpy mask of exactly ``spatial_shape`` (a mask of the trailing axes is broadcast;
+    the result is a read-only view then: copy it before writing)."""
+    m = mask_values(_asarray(mask, name), name)
+    lead = broadcast_mask(m.shape, spatial_shape, name)
+    if lead:
+        m = np.broadcast_to(m, tuple(spatial_shape))
+    return m
+
+
+def collapse_rgb_mask(m: np.ndarray, spatial_shape: Sequence[int]) -> np.ndarray:
+    """A mask read from a picture file with colour channels (``(*spatial, 3|4)``) as one boolean plane:
+    a pixel is a hole when any of its channels is non-zero. Other shapes are returned unchanged."""
+    if m.ndim == len(spatial_shape) + 1 and m.shape[:-1] == tuple(spatial_shape) and m.shape[-1] in (3, 4):
+        return (np.asarray(m) != 0).any(axis=-1)
+    return m
+
+
+def check_nodata(nodata, dtype: np.dtype):
+    """``nodata`` as a scalar of the image's dtype (or None / NaN).
+
+    The comparison happens in the image's dtype: ``nodata=0.1`` on float32 data matches
+    ``np.float32(0.1)``. A value the dtype cannot hold is an error (it would match no pixel).
+    """
+    if nodata is None:
+        return None
+    dtype = np.dtype(dtype)
+    if isinstance(nodata, (bool, np.bool_)) or not isinstance(nodata, (numbers.Real, np.number)):
+        raise TypeError(f"nodata must be a number, got {nodata!r}")
+    if isinstance(nodata, (float, np.floating)) and np.isnan(nodata):
+        if dtype.kind != "f":
+            raise ValueError("nodata=NaN only makes sense for float images")
+        return dtype.type(np.nan)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if isinstance(nodata, (float, np.floating)) and not (np.isfinite(nodata) and float(nodata).is_integer()):
+            raise ValueError(f"nodata={nodata!r} is not an integer, so it matches no pixel of a {dtype} image")
+        if not info.min <= int(nodata) <= info.max:
+            raise ValueError(f"nodata={nodata!r} is outside the range of the image's dtype {dtype} "
+                             f"[{info.min}, {info.max}], so it matches no pixel")
+        return dtype.type(int(nodata))
+    with np.errstate(over="ignore"):
+        value = dtype.type(float(nodata))
+    if np.isinf(value) and np.isfinite(float(nodata)):
+        raise ValueError(f"nodata={nodata!r} is outside the range of the image's dtype {dtype}")
+    return value
+
+
+def nodata_mask(img: np.ndarray, nodata) -> np.ndarray:
+    """Per-value matches of a checked ``nodata`` (from :func:`check_nodata`) in ``img``."""
+    if isinstance(nodata, np.floating) and np.isnan(nodata):
+        return np.isnan(img)
+    return img == nodata
+
+
+def check_value_range(value_range) -> Optional[tuple]:
+    """``value_range=(lo, hi)``: finite numbers with lo < hi (or None)."""
+    if value_range is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise TypeError(f"value_range must be a pair of numbers (lo, hi) or None, got {value_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi)) or not lo < hi:
+        raise ValueError(f"value_range must be two finite numbers with lo < hi, got {value_range!r}")
+    return lo, hi
+
+
+def check_int(value: Any, name: str, minimum: Optional[int] = None) -> int:
+    """An int argument (not bool) that fits in 64 bits."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    value = int(value)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{name}={value} is too large (it must fit in 64 bits)")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
