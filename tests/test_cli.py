@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -206,3 +208,152 @@ def test_detect_option_finds_and_fills_the_defects(tmp_path, capsys):
         assert main([str(tmp_path / "in.tif"), "-o", str(tmp_path / "bad.tif"), *extra_args]) == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / "bad.tif").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# the installed command in a subprocess (issues 15, 20)
+# --------------------------------------------------------------------------------------------------
+EXE = Path(sys.executable).with_name("inpaint-plugin")
+installed = pytest.mark.skipif(not EXE.exists(), reason="the inpaint-plugin command is not installed")
+
+
+def _run_cli(cwd, *args, timeout=300):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                          env=env, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def files(tmp_path):
+    tifffile.imwrite(tmp_path / "img.tif", _ramp())
+    tifffile.imwrite(tmp_path / "mask.tif", _mask().astype(np.uint8))
+    return tmp_path
+
+
+@installed
+def test_outputs_that_would_destroy_data_are_refused_before_any_work(files):
+    d = files
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    # --mask-out naming the result, directly or through a symlink / another spelling
+    (d / "link.tif").symlink_to(d / "out.tif")
+    for same in ("out.tif", "./out.tif", "link.tif", str(d / "sub" / ".." / "out.tif")):
+        (d / "sub").mkdir(exist_ok=True)
+        proc = _run_cli(d, "img.tif", "mask.tif", "-o", "out.tif", "--mask-out", same)
+        assert proc.returncode == 2 and "name the same file" in proc.stderr, proc.stderr
+    # the result or the mask onto an input
+    for args in (["-o", "img.tif"], ["-o", "o.tif", "--mask-out", "mask.tif"], ["-o", "./sub/../img.tif"]):
+        proc = _run_cli(d, "img.tif", "mask.tif", *args)
+        assert proc.returncode == 2 and "refusing to replace an input" in proc.stderr, proc.stderr
+    # an existing folder, with or without --overwrite
+    (d / "res.tif").mkdir()
+    (d / "res.tif" / "keep.txt").write_text("precious")
+    for extra in ([], ["--overwrite"]):
+        proc = _run_cli(d, "img.tif", "mask.tif", "-o", "res.tif", *extra)
+        assert proc.returncode == 2 and "existing folder" in proc.stderr
+    assert (d / "res.tif" / "keep.txt").read_text() == "precious"
+    assert not (d / "out.tif").exists() and not (d / "o.tif").exists()
+    assert {p.name: p.read_bytes() for p in d.iterdir() if p.is_file() and not p.is_symlink()} == before
+
+
+@installed
+def test_overwrite_replaces_a_zarr_store_only_when_asked(files):
+    pytest.importorskip("dask.array")
+    zarr = pytest.importorskip("zarr")
+    d = files
+    zarr.save_array(str(d / "store.zarr"), np.zeros((2, 2), np.uint16))
+    proc = _run_cli(d, "img.tif", "mask.tif", "-o", "store.zarr", "--quiet")
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr
+    assert ip.read_image(d / "store.zarr").shape == (2, 2)
+    proc = _run_cli(d, "img.tif", "mask.tif", "-o", "store.zarr", "--overwrite", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(np.asarray(ip.read_image(d / "store.zarr")), ip.inpaint(_ramp(), _mask()))
+
+
+@installed
+def test_output_through_a_symlink_keeps_the_link(files):
+    d = files
+    (d / "target").mkdir()
+    (d / "target" / "real.tif").write_bytes(b"old")
+    (d / "out.tif").symlink_to(d / "target" / "real.tif")
+    proc = _run_cli(d, "img.tif", "mask.tif", "-o", "out.tif", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert (d / "out.tif").is_symlink()
+    np.testing.assert_array_equal(tifffile.imread(d / "target" / "real.tif"), ip.inpaint(_ramp(), _mask()))
+    assert sorted(p.name for p in (d / "target").iterdir()) == ["real.tif"]  # no temporary left
+
+
+@installed
+@pytest.mark.parametrize("args, message", [
+    (["-m", "patchmatch", "-p", "seed=abc"], "--param seed=abc: expected an integer"),
+    (["-p", "seed=abc"], "--param seed=abc: expected an integer (the random seed)"),
+    (["-m", "criminisi", "-p", "search_radius=" + "1" + "0" * 30], "--param search_radius=1000"),
+    (["-m", "criminisi", "-p", "search_radius=10**30"], "parameter 'search_radius' of method 'criminisi'"),
+    (["-m", "telea", "-p", "radius=abc"], "--param radius=abc"),
+])
+def test_bad_parameter_values_name_the_parameter_and_type(files, args, message):
+    proc = _run_cli(files, "img.tif", "mask.tif", "-o", "out.tif", *args)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    if "0" * 30 in args[-1]:
+        assert "too large" in proc.stderr
+    assert not (files / "out.tif").exists()
+
+
+@installed
+def test_lossy_and_unfit_formats_are_refused_before_any_work(files):
+    d = files
+    rgb = np.stack([_ramp(np.uint8), 255 - _ramp(np.uint8), np.full((30, 40), 9, np.uint8)], -1)
+    iio.imwrite(d / "rgb.png", rgb)
+    proc = _run_cli(d, "rgb.png", "mask.tif", "-o", "out.jpg", "--quiet")
+    assert proc.returncode == 2 and "--allow-lossy" in proc.stderr and not (d / "out.jpg").exists()
+    proc = _run_cli(d, "rgb.png", "mask.tif", "-o", "out.jpg", "--allow-lossy", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert iio.imread(d / "out.jpg").shape == rgb.shape
+    np.save(d / "f.npy", _ramp().astype(np.float32))
+    proc = _run_cli(d, "f.npy", "mask.tif", "-o", "out.png", "-m", "criminisi")
+    assert proc.returncode == 2 and ".tif" in proc.stderr and not (d / "out.png").exists()
+    assert "criminisi" not in proc.stderr.split("error:")[0]  # refused before the method started
+
+
+@installed
+def test_method_auto_reports_its_choice_and_subcommands(files):
+    d = files
+    proc = _run_cli(d, "img.tif", "mask.tif", "-o", "auto.tif", "--method", "auto")
+    assert proc.returncode == 0, proc.stderr
+    chosen = proc.stderr.split("method auto: chose '")[1].split("'")[0]
+    assert chosen in ip.methods()
+    np.testing.assert_array_equal(tifffile.imread(d / "auto.tif"), ip.inpaint(_ramp(), _mask(), method=chosen))
+    np.testing.assert_array_equal(tifffile.imread(d / "auto.tif"), ip.inpaint(_ramp(), _mask(), method="auto"))
+    proc = _run_cli(d, "img.tif", "mask.tif", "-o", "s.tif", "--method", "auto", "--chunks", "16")
+    assert proc.returncode == 2 and "--method auto" in proc.stderr
+    # inpaint is the default command and can be named
+    proc = _run_cli(d, "inpaint", "img.tif", "mask.tif", "-o", "named.tif", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_array_equal(tifffile.imread(d / "named.tif"), ip.inpaint(_ramp(), _mask()))
+    help_text = _run_cli(d, "-h").stdout
+    assert "weights" in help_text and "train" in help_text and "--allow-lossy" in help_text
+    assert "--time-limit" in _run_cli(d, "train", "-h").stdout
+    assert "import" in _run_cli(d, "weights", "-h").stdout
+
+
+@installed
+def test_sigterm_leaves_no_output_and_no_temporary_file(tmp_path):
+    rng = np.random.default_rng(1)
+    image = (rng.random((160, 160)) * 1000).astype(np.uint16)
+    mask = np.zeros(image.shape, np.uint8)
+    mask[30:130, 30:130] = 1
+    tifffile.imwrite(tmp_path / "big.tif", image)
+    tifffile.imwrite(tmp_path / "m.tif", mask)
+    import signal
+    import time
+
+    proc = subprocess.Popen([str(EXE), "big.tif", "m.tif", "-o", "o.tif", "-m", "criminisi", "--quiet"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal")
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "terminated" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif", "m.tif"]
