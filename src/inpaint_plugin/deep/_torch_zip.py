@@ -244,14 +244,19 @@ def read_torch_zip(path, *, argument: str = "weights"):
             record = f"{root}/data/{key}"
             if record not in names:
                 raise pickle.UnpicklingError(f"storage record {record!r} is missing")
-            raw = zf.read(record)
             itemsize = torch.empty((), dtype=dtype).element_size()
-            if len(raw) < numel * itemsize:
-                raise pickle.UnpicklingError(f"storage record {record!r} holds {len(raw)} bytes, "
+            size = zf.getinfo(record).file_size
+            if numel < 0 or size < numel * itemsize:  # checked before anything is allocated
+                raise pickle.UnpicklingError(f"storage record {record!r} holds {size} bytes, "
                                              f"{numel} x {itemsize} expected")
-            if numel == 0:
-                return torch.empty(0, dtype=dtype)
-            data = torch.frombuffer(bytearray(raw[: numel * itemsize]), dtype=torch.uint8)
+            data = torch.empty(numel * itemsize, dtype=torch.uint8)
+            with zf.open(record) as fh:  # read straight into the tensor's memory (one copy)
+                view, done = memoryview(data.numpy()), 0
+                while done < len(view):
+                    n = fh.readinto(view[done:])
+                    if not n:
+                        raise pickle.UnpicklingError(f"storage record {record!r} ends early")
+                    done += n
             if big_endian and itemsize > 1:
                 data = data.view(-1, itemsize).flip(1).reshape(-1)
             return data.view(dtype)
