@@ -1,37 +1,46 @@
 """``inpaint-plugin train``: the command line of :func:`inpaint_plugin.train`.
 
-The options carry the names of ``train()``'s keyword arguments (``--crop-size`` = ``crop_size``,
-``--time-limit`` = ``time_limit`` in seconds, ...); ``--minutes`` is kept as a shorthand for
-``--time-limit`` in minutes. :mod:`inpaint_plugin.cli` dispatches ``inpaint-plugin train ...`` here
-(:func:`main`); :func:`add_arguments` fills any parser with the options, :func:`run` executes
-parsed arguments.
+Every option carries the name of a ``train()`` keyword argument (``--crop-size`` = ``crop_size``,
+``--time-limit`` = ``time_limit`` in seconds, ``--no-augment`` = ``augment=False``, ``--quiet`` =
+``progress=False``); options left out take ``train()``'s defaults (the network recipe's crop and
+batch sizes for the device, the paper's learning rate and loss weights). At the end the held-out
+hole PSNR of the trained network is printed next to biharmonic's and the best classical method's,
+with a plain warning when the network is worse. :mod:`inpaint_plugin.cli` dispatches
+``inpaint-plugin train ...`` here (:func:`main`); :func:`add_arguments` fills any parser with the
+options, :func:`run` executes parsed arguments.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-__all__ = ["add_arguments", "build_parser", "run", "main"]
+__all__ = ["add_arguments", "build_parser", "main", "run", "summary"]
 
 PROG = "inpaint-plugin train"
-DESCRIPTION = ("Train a deep inpainting network on your own images (self-supervised: random holes are "
-               "punched into random crops). Writes OUT in the format that inpaint --param weights=OUT "
-               "reads, and OUT.state.pt for --resume.")
+DESCRIPTION = ("Train or fine-tune a deep inpainting network on your own images (self-supervised: random holes "
+               "are punched into random crops). Writes OUT in the format that inpaint --param weights=OUT "
+               "reads, and OUT.state.pt for --resume. Fine-tuning from official weights (--weights) is the "
+               "recommended path. Held-out crops compare the network with biharmonic.")
+
+_METHODS = "deepfill_v2, deepfill_v1, pennet, gmcnn, spl, medfe or lama"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the training options (named as ``train()``'s arguments) to ``p``; returns ``p``."""
-    p.add_argument("--method", required=True, help="deepfill_v2 or deepfill_v1")
+    p.add_argument("--method", required=True, help=_METHODS)
     p.add_argument("--images", required=True, nargs="+", metavar="PATH",
                    help="image files, directories of TIFF/PNG/JPEG/npy files, or glob patterns")
-    p.add_argument("--out", required=True, help="checkpoint file to write (e.g. model.pth)")
-    p.add_argument("--weights", help="official checkpoint to start from (default: from scratch)")
+    p.add_argument("--out", required=True, help="checkpoint to write (e.g. model.pth; a folder for medfe)")
+    p.add_argument("--weights", help="official checkpoint to start from (fine-tuning; default: from scratch)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.state.pt")
-    p.add_argument("--crop-size", type=int, default=256, help="side of the training crops (multiple of 8; 256)")
-    p.add_argument("--batch-size", type=int, default=4, help="crops per step (4)")
+    p.add_argument("--crop-size", type=int, default=None, help="side of the training crops (multiple of 8; "
+                   "default: the recipe's for the device)")
+    p.add_argument("--batch-size", type=int, default=None, help="crops per step (default: the recipe's)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="network input side (default: the network's fixed size, else the crop size)")
     p.add_argument("--epochs", type=int, default=10, help="number of epochs (10)")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="steps per epoch (default: one pass)")
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (1e-4)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: the paper's)")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="fraction of images held out (0.1)")
     p.add_argument("--val-crops", type=int, default=16, help="held-out crops for the validation PSNR (16)")
@@ -41,16 +50,16 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="per-image normalisation (minmax)")
     p.add_argument("--channel-axis", type=int, default=None, help="axis of the channels (default: none, RGB files)")
     p.add_argument("--no-augment", action="store_true", help="no random rotations/flips (augment=False)")
-    p.add_argument("--adv-weight", type=float, default=None, help="adversarial loss weight (paper's default)")
-    p.add_argument("--vgg-weights", default=None, help="torchvision VGG19 state_dict for the feature losses")
-    p.add_argument("--perceptual-weight", type=float, default=0.0, help="perceptual loss weight (0)")
-    p.add_argument("--idmrf-weight", type=float, default=0.0, help="ID-MRF loss weight (0)")
+    p.add_argument("--adv-weight", type=float, default=None, help="adversarial loss weight (default: the paper's)")
+    p.add_argument("--vgg-weights", default=None, help="torchvision VGG19 state_dict for the VGG losses")
+    p.add_argument("--perceptual-weight", type=float, default=None,
+                   help="VGG19 perceptual loss weight (default: the paper's with --vgg-weights, else 0)")
+    p.add_argument("--idmrf-weight", type=float, default=None,
+                   help="ID-MRF loss weight (default: the paper's with --vgg-weights, else 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    limit = p.add_mutually_exclusive_group()
-    limit.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
-                       help="stop after this many seconds of training (time_limit)")
-    limit.add_argument("--minutes", type=float, default=None, help="the same limit in minutes")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (progress=False)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="the whole run (validation and saving included) ends within this many seconds")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (progress=False)")
     return p
 
 
@@ -59,21 +68,48 @@ def build_parser() -> argparse.ArgumentParser:
     return add_arguments(argparse.ArgumentParser(prog=PROG, description=DESCRIPTION))
 
 
+def summary(result) -> str:
+    """The lines printed after training: what was written, time and memory, and the held-out comparison."""
+    memory = []
+    if result.peak_rss_mb is not None:
+        memory.append(f"peak RSS {result.peak_rss_mb:.0f} MiB")
+    if result.cuda_max_allocated_mb is not None:
+        memory.append(f"CUDA max allocated {result.cuda_max_allocated_mb:.0f} MiB")
+    why = {"time_limit": ", stopped by the time limit", "callback": ", stopped"}.get(result.stop_reason, "")
+    lines = [f"wrote {result.checkpoint} (step {result.step}{why}) and {result.state}",
+             f"took {result.elapsed:.1f} s" + (f" of {result.time_limit:g} s" if result.time_limit else "")
+             + f"; crops {result.crop_size}, batch {result.batch_size}, network input {result.input_size}, "
+             + f"{result.device}" + (f"; {', '.join(memory)}" if memory else "")]
+    if result.baseline:
+        classical = ", ".join(f"{k} {v:.2f} dB" for k, v in sorted(result.baseline.items(), key=lambda kv: -kv[1]))
+        start = f" (starting weights {result.initial['val_psnr']:.2f} dB)" if result.initial else ""
+        lines.append(f"held-out hole PSNR on {result.val_crops} crops: trained {result.val_psnr:.2f} dB{start}; "
+                     f"{classical}")
+    prefix = "WARNING: " if result.beats_biharmonic is False else ""
+    lines.append(prefix + result.verdict)
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     """Train with parsed arguments; returns the exit code (0 done, 1 failure, 2 bad arguments)."""
+    import warnings
+
     from ._train import state_path, train
 
-    time_limit = args.time_limit if args.minutes is None else args.minutes * 60
     try:
-        result = train(
-            args.method, args.images, out=args.out, weights=args.weights, resume=args.resume,
-            crop_size=args.crop_size, batch_size=args.batch_size, epochs=args.epochs,
-            steps_per_epoch=args.steps_per_epoch, lr=args.lr, seed=args.seed, val_fraction=args.val_fraction,
-            val_crops=args.val_crops, masks=args.masks, normalize=args.normalize, channel_axis=args.channel_axis,
-            augment=not args.no_augment, adv_weight=args.adv_weight, vgg_weights=args.vgg_weights,
-            perceptual_weight=args.perceptual_weight, idmrf_weight=args.idmrf_weight, device=args.device,
-            time_limit=time_limit, progress=not args.quiet,
-        )
+        with warnings.catch_warnings():
+            # the verdict is printed below; the Python warning would say it a second time
+            warnings.filterwarnings("ignore", message="trained .* is WORSE than biharmonic")
+            result = train(
+                args.method, args.images, out=args.out, weights=args.weights, resume=args.resume,
+                crop_size=args.crop_size, batch_size=args.batch_size, input_size=args.input_size,
+                epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, lr=args.lr, seed=args.seed,
+                val_fraction=args.val_fraction, val_crops=args.val_crops, masks=args.masks,
+                normalize=args.normalize, channel_axis=args.channel_axis, augment=not args.no_augment,
+                adv_weight=args.adv_weight, vgg_weights=args.vgg_weights, perceptual_weight=args.perceptual_weight,
+                idmrf_weight=args.idmrf_weight, device=args.device, time_limit=args.time_limit,
+                progress=not args.quiet,
+            )
     except (ValueError, TypeError, FileNotFoundError, PermissionError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -84,9 +120,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # a failure during training: report it without a traceback wall
         print(f"{PROG}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    last = result.history[-1] if result.history else {}
-    psnr = f", val hole PSNR {last['val_psnr']:.2f} dB" if "val_psnr" in last else ""
-    print(f"wrote {result.checkpoint} (step {result.step}{psnr}); training state {result.state}")
+    print(summary(result))
     return 0
 
 

@@ -10,6 +10,15 @@ Losses (hinge, as ``gan_hinge_loss`` of the official code)::
 
     d_loss = mean(relu(1 - D(real))) + mean(relu(1 + D(fake)))
     g_loss = -mean(D(fake))
+
+and the non-saturating logistic loss (``nsgan``: SPL's BCE on sigmoid scores, LaMa's
+non-saturating loss), written on the raw scores::
+
+    d_loss = mean(softplus(-D(real))) + mean(softplus(D(fake)))
+    g_loss = mean(softplus(-D(fake)))
+
+The networks' recipes (:mod:`._train_recipes`) choose the loss, its weight and whether the mask is a
+fourth input channel (``in_channels`` 4) or not (3).
 """
 from __future__ import annotations
 
@@ -17,7 +26,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["SNPatchGAN", "hinge_d_loss", "hinge_g_loss"]
+__all__ = ["GAN_LOSSES", "SNPatchGAN", "d_loss", "g_loss", "hinge_d_loss", "hinge_g_loss"]
+
+GAN_LOSSES = ("hinge", "nsgan")
 
 
 class SNPatchGAN(nn.Module):
@@ -45,9 +56,11 @@ class SNPatchGAN(nn.Module):
             c_in = c_out
         self.layers = nn.Sequential(*layers)
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Patch scores ``(N, P)`` of ``image`` ``(N, 3, H, W)`` in [-1, 1] with ``mask`` ``(N, 1, H, W)``."""
-        return self.layers(torch.cat([image, mask], dim=1)).flatten(1)
+    def forward(self, image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Patch scores ``(N, P)`` of ``image`` ``(N, 3, H, W)`` in [-1, 1], with ``mask`` ``(N, 1, H, W)``
+        appended when the discriminator was built with 4 input channels."""
+        x = image if mask is None else torch.cat([image, mask], dim=1)
+        return self.layers(x).flatten(1)
 
 
 def hinge_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
@@ -58,3 +71,21 @@ def hinge_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.
 def hinge_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     """Generator hinge loss: ``-mean(fake)``."""
     return -fake_scores.mean()
+
+
+def d_loss(kind: str, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Discriminator loss of kind ``"hinge"`` or ``"nsgan"``."""
+    if kind == "hinge":
+        return hinge_d_loss(real_scores, fake_scores)
+    if kind == "nsgan":
+        return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+    raise ValueError(f"GAN loss must be one of {GAN_LOSSES}, got {kind!r}")
+
+
+def g_loss(kind: str, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Generator adversarial loss of kind ``"hinge"`` or ``"nsgan"``."""
+    if kind == "hinge":
+        return hinge_g_loss(fake_scores)
+    if kind == "nsgan":
+        return F.softplus(-fake_scores).mean()
+    raise ValueError(f"GAN loss must be one of {GAN_LOSSES}, got {kind!r}")
