@@ -220,3 +220,47 @@ def test_stream_inpaint_ome_zarr_to_ome_zarr(tmp_path):
     assert [lv[1] for lv in meta.levels] == [(2, 64, 48), (2, 32, 24)]
     coarse = zarr.open_group(str(tmp_path / "out.ome.zarr"), mode="r")["1"][...]
     assert np.isfinite(coarse).all()  # the holes are filled at every level
+
+
+def test_ome_zarr_output_from_an_ome_tiff_and_axes_in_plain_zarr(tmp_path):
+    data = _stack((2, 3, 30, 20), seed=9)  # C, Z, Y, X: the order NGFF 0.4 asks for
+    tifffile.imwrite(tmp_path / "in.ome.tif", data, ome=True,
+                     metadata={"axes": "CZYX", "PhysicalSizeX": 0.2, "PhysicalSizeY": 0.2, "PhysicalSizeZ": 1.0,
+                               "Channel": {"Name": ["DAPI", "GFP"]}})
+    image, meta = read_image(tmp_path / "in.ome.tif", with_metadata=True)
+    assert meta.axes == "CZYX"
+    write_image(tmp_path / "out.ome.zarr", image, metadata=meta)
+    out, meta2 = read_image(tmp_path / "out.ome.zarr", with_metadata=True)
+    np.testing.assert_array_equal(out, data)
+    assert meta2.kind == "ome-zarr" and meta2.axes == "CZYX" and meta2.channel_axis == 0
+    assert meta2.spacing == {"Z": 1.0, "Y": 0.2, "X": 0.2} and meta2.units["X"] == "micrometer"
+    assert meta2.channel_names == ("DAPI", "GFP")
+    # ImageJ order (Z before C) is not NGFF 0.4: a plain zarr array, its axes kept as dimension names
+    _imagej_file(tmp_path / "ij.tif", _stack(seed=10))
+    image, meta = read_image(tmp_path / "ij.tif", with_metadata=True)
+    write_image(tmp_path / "ij.ome.zarr", image, metadata=meta, processing="p")
+    out, meta3 = read_image(tmp_path / "ij.ome.zarr", with_metadata=True)
+    assert meta3.kind == "zarr" and meta3.axes == "ZCYX" and meta3.channel_axis == 1
+    assert meta3.zarr_attrs["inpaint_plugin"]["processing"] == "p"
+
+
+def test_metadata_written_without_dask(tmp_path):
+    """The core install (no dask): ImageJ and OME metadata are written from numpy arrays too."""
+    import subprocess
+    import sys
+
+    _imagej_file(tmp_path / "in.tif", _stack(seed=11))
+    _ome_file(tmp_path / "in.ome.tif", _stack(seed=12))
+    code = (
+        "import sys\n"
+        "sys.modules['dask'] = None; sys.modules['dask.array'] = None\n"
+        "from inpaint_plugin._io import read_image, write_image\n"
+        "for src, dst in (('in.tif', 'out.tif'), ('in.ome.tif', 'out.ome.tif')):\n"
+        "    image, meta = read_image(src, with_metadata=True)\n"
+        "    write_image(dst, image, metadata=meta, processing='no dask')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    _check_imagej(tmp_path / "out.tif", _stack(seed=11), "no dask")
+    meta = read_metadata(tmp_path / "out.ome.tif")
+    assert meta.kind == "ome-tiff" and meta.axes == "ZCYX" and ome_annotations(meta.ome_xml) == ["no dask"]

@@ -573,12 +573,18 @@ def _stream_blocks(x, write, pbar) -> None:
             pending.result()
 
 
-def _write_zarr(tmp: Path, x, pbar) -> None:
-    """Write ``x`` to a new zarr array whose chunks are the (regular) blocks of ``x``."""
+def _write_zarr(tmp: Path, x, pbar, axes: Optional[str] = None, processing: Optional[str] = None) -> None:
+    """Write ``x`` to a new zarr (v3) array whose chunks are the (regular) blocks of ``x``; ``axes``
+    become its ``dimension_names`` (lower case), ``processing`` an attribute."""
     import zarr
 
     x, chunkshape = _regular(x)
-    target = zarr.create_array(str(tmp), shape=x.shape, dtype=x.dtype, chunks=chunkshape)
+    kwargs = {}
+    if axes is not None and len(axes) == x.ndim and len(set(axes)) == len(axes):
+        kwargs["dimension_names"] = [a.lower() for a in axes]
+    target = zarr.create_array(str(tmp), shape=x.shape, dtype=x.dtype, chunks=chunkshape, **kwargs)
+    if processing:
+        target.attrs["inpaint_plugin"] = {"processing": processing}
     _stream_blocks(x, target.__setitem__, pbar)
 
 
@@ -886,6 +892,12 @@ def write_image(path: PathLike, array, *, progress: bool = False, overwrite: boo
     opts = tiff_options(path.name, data.shape, data.dtype, metadata, processing) if fmt.kind == "tiff" else {}
     ome_zarr = (fmt.kind == "zarr" and metadata is not None and metadata.kind == "ome-zarr"
                 and metadata.fits(data.shape) and bool(metadata.levels))
+    zarr_meta = metadata
+    if fmt.kind == "zarr" and not ome_zarr and path.name.lower().endswith(".ome.zarr"):
+        from ._metadata import new_ome_zarr_metadata
+
+        zarr_meta = new_ome_zarr_metadata(data.shape, data.dtype, metadata, processing)
+        ome_zarr = zarr_meta is not None
     with _signal_cleanup() as guard:
         tmp = _temp_name(target)
         try:
@@ -904,9 +916,11 @@ def write_image(path: PathLike, array, *, progress: bool = False, overwrite: boo
             with tqdm(total=int(np.prod(x.numblocks)), desc=f"writing {path.name}", unit="chunk",
                       disable=not progress) as pbar:
                 if ome_zarr:
-                    _write_ome_zarr(tmp, x, metadata, processing, pbar)
+                    _write_ome_zarr(tmp, x, zarr_meta, processing, pbar)
                 elif fmt.kind == "zarr":
-                    _write_zarr(tmp, x, pbar)
+                    usable = metadata is not None and metadata.fits(x.shape)
+                    _write_zarr(tmp, x, pbar, axes=metadata.axes if usable else None,
+                                processing=processing if usable else None)
                 elif fmt.kind == "tiff":
                     _write_tiff(tmp, x, pbar, compression, opts)
                 elif fmt.kind == "npy":

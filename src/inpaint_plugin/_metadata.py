@@ -292,6 +292,10 @@ def zarr_metadata(node, array, path) -> ImageMetadata:
                 meta.channel_names = tuple(str(n) for n in names)
     else:
         dims = attrs.get("_ARRAY_DIMENSIONS")  # xarray's convention for zarr v2 arrays
+        if not dims and meta.zarr_format == 3:
+            dims = getattr(array.metadata, "dimension_names", None)
+        if dims and any(d is None for d in dims):
+            dims = None
         if dims and len(dims) == array.ndim:
             meta.axes = "".join("C" if str(d).lower() in ("c", "channel", "band") else str(d)[:1].upper()
                                 for d in dims)
@@ -470,3 +474,48 @@ def ome_annotations(xml: str) -> list:
     """The values of the ``CommentAnnotation`` elements of an OME-XML string (for tests and users)."""
     root, ns, _ = _ome_parse(xml)
     return [(e.findtext(_q(ns, "Value")) or "") for e in root.iter(_q(ns, "CommentAnnotation"))]
+
+
+# --- OME-Zarr for a new .ome.zarr output -------------------------------------------------------------
+
+_NGFF_TYPES = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
+_NGFF_UNITS = {"um": "micrometer", "µm": "micrometer", "\\u00B5m": "micrometer", "micron": "micrometer",
+               "micrometer": "micrometer", "nm": "nanometer", "nanometer": "nanometer", "mm": "millimeter",
+               "millimeter": "millimeter", "cm": "centimeter", "centimeter": "centimeter", "m": "meter",
+               "meter": "meter", "inch": "inch", "s": "second", "sec": "second", "second": "second",
+               "ms": "millisecond", "millisecond": "millisecond", "min": "minute", "minute": "minute",
+               "h": "hour", "hour": "hour"}
+
+
+def new_ome_zarr_metadata(shape, dtype, meta: Optional[ImageMetadata], processing: Optional[str]
+                          ) -> Optional[ImageMetadata]:
+    """Single-level OME-Zarr (NGFF 0.4) metadata for an array written to a ``.ome.zarr`` name.
+
+    The axes come from ``meta`` (they must be 2 to 5 of ``T, C, Z, Y, X`` in that order, as NGFF
+    0.4 requires; a 2-D array without metadata is ``YX``), the scales from its spacing, units
+    mapped to NGFF (UDUNITS) names where known, channel names to ``omero`` labels. Returns ``None``
+    when the axes cannot be described (the output is then a plain zarr array).
+    """
+    ndim = len(shape)
+    axes = meta.axes if meta is not None and meta.fits(shape) and meta.axes else None
+    if axes is None and ndim == 2:
+        axes = "YX"
+    if axes is None or not 2 <= ndim <= 5 or len(axes) != ndim or not _subsequence(axes, "TCZYX"):
+        return None
+    spacing = meta.spacing if meta is not None and axes == meta.axes else {}
+    units = meta.units if meta is not None and axes == meta.axes else {}
+    entries = []
+    for letter in axes:
+        entry = {"name": letter.lower(), "type": _NGFF_TYPES[letter]}
+        unit = _NGFF_UNITS.get(str(units.get(letter, "")))
+        if unit and letter != "C":
+            entry["unit"] = unit
+        entries.append(entry)
+    scale = [float(spacing.get(letter, 1.0)) if letter != "C" else 1.0 for letter in axes]
+    ms = {"version": "0.4", "axes": entries,
+          "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}]}
+    attrs: Dict[str, Any] = {"multiscales": [ms]}
+    if meta is not None and meta.channel_names and "C" in axes and len(meta.channel_names) == shape[axes.index("C")]:
+        attrs["omero"] = {"channels": [{"label": n} for n in meta.channel_names]}
+    return ImageMetadata(kind="ome-zarr", shape=tuple(int(s) for s in shape), dtype=str(dtype), axes=axes,
+                         zarr_attrs=attrs, zarr_format=2, levels=(("0", tuple(shape), None, str(dtype)),))
