@@ -107,10 +107,11 @@ def _lightning_checkpoint(state, path, payload=None):
 
 # ------------------------------------------------------------------------------------------ the network
 def test_state_dict_matches_reference(spec):
-    sd = FFCResNetGenerator().state_dict()
+    g = FFCResNetGenerator()
+    sd = g.state_dict()
     assert [[k, list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in sd.items()] == spec["state_dict"]
-    assert sum(p.numel() for p in FFCResNetGenerator().parameters()) == spec["param_count"]
-    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in FFCResNetGenerator().modules()) == spec["n_batchnorm2d"]
+    assert sum(p.numel() for p in g.parameters()) == spec["param_count"]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules()) == spec["n_batchnorm2d"]
 
 
 def test_case0_network_and_intermediates(spec, case0, net):
