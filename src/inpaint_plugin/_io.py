@@ -5,7 +5,14 @@
   a multiscale OME-Zarr group gives its full-resolution level.
 - :func:`write_image` streams a dask array to zarr, TIFF or ``.npy`` chunk by chunk (memory
   bounded by a few chunks), optionally with a progress bar. It writes to a hidden temporary name
-  beside the target and renames it at the end, so a failure never leaves a half-written output.
+  beside the target and renames it at the end, so a failure never leaves a half-written output;
+  a symlink is written through (beside its target), a folder is never replaced unless it is a zarr
+  store, and SIGTERM/SIGHUP/SIGINT during the write remove the temporary file first.
+- ``read_image(..., with_metadata=True)`` also returns an :class:`ImageMetadata` (axes, channel
+  axis, calibration, ImageJ metadata, OME-XML, OME-Zarr multiscales) that ``write_image(...,
+  metadata=...)`` writes back (see :mod:`inpaint_plugin._metadata`).
+- Which formats exist, what each can hold, and the refusal of outputs that cannot hold a result
+  (before any work) live in one table: :mod:`inpaint_plugin._formats`.
 
 :func:`inpaint_plugin._dask.stream_inpaint` chains both with tiled inpainting: the command-line
 path for images larger than memory.

@@ -184,6 +184,11 @@ def tiff_metadata(tif, path) -> ImageMetadata:
         ij = dict(tif.imagej_metadata)
         meta.imagej = ij
         unit = ij.get("unit")
+        if isinstance(unit, str) and "\\u" in unit:  # ImageJ writes the micro sign as \u00B5
+            try:
+                unit = unit.encode("ascii").decode("unicode_escape")
+            except (UnicodeError, ValueError):
+                pass
         for letter, res in (("X", xres), ("Y", yres)):
             size = _pixel_size(res)
             if size is not None and letter in meta.axes and (unit or runit not in (None, 1)):
