@@ -35,11 +35,46 @@ def _build():
     return DeepFillV1(patch_norm="max")
 
 
+def _tf_name(key: str) -> str:
+    """The official TF variable of one of our keys (``inpaint_model.py`` / ``inpaint_ops.py`` of
+    JiahuiYu/generative_inpainting v1.0.0): everything lives in ``variable_scope('inpaint_net')``; the
+    stage-2 conv branch is ``xconv*`` (our ``fine_generator.conv*``); ``gen_deconv(name=N)`` opens the scope
+    ``N`` around ``gen_conv(name=N + '_conv')``, hence ``conv13_upsample/conv13_upsample_conv`` for our
+    ``conv13``; ``tf.layers.conv2d`` names its variables ``kernel`` (HWIO) and ``bias``. The same table is
+    in ``shared/conformance/deepfill_v1/spec.json`` (``tf_to_port_mapping``)."""
+    stage, layer, _ = key.split(".", 2)
+    if stage == "fine_generator" and layer.startswith("conv"):
+        layer = "x" + layer
+    if layer in ("conv13", "conv15", "allconv13", "allconv15"):
+        layer = f"{layer}_upsample/{layer}_upsample_conv"
+    return f"inpaint_net/{layer}/{'kernel' if key.endswith('weight') else 'bias'}"
+
+
+#: convolutions reading the image (channels 0..2) and writing it, whose BGR channels are reversed
+_BGR_IN = ("coarse_generator.conv1.conv.weight", "fine_generator.conv1.conv.weight",
+           "fine_generator.pmconv1.conv.weight")
+_BGR_OUT = ("coarse_generator.conv17.conv.weight", "coarse_generator.conv17.conv.bias",
+            "fine_generator.allconv17.conv.weight", "fine_generator.allconv17.conv.bias")
+#: other sub-modules of the port's training wrapper (``Trainer``: netG, localD, globalD)
+_WRAPPER_OTHERS = ("localD.", "globalD.")
+
+
 def _load(module, path: Path) -> None:
-    """Load ``gen_*.pt`` (bare state_dict) or ``torch_model.p`` (``netG.``-prefixed keys) strictly."""
+    """Load strictly: an official TensorFlow checkpoint (folder, one of its files or the prefix; see
+    :func:`~inpaint_plugin.deep._tf_checkpoint.generator_state_dict`), ``gen_*.pt`` (bare state_dict)
+    or ``torch_model.p`` (``netG.``-prefixed keys beside the discriminators ``localD.``/``globalD.``)."""
+    from ..deep._tf_checkpoint import generator_state_dict, is_tf_checkpoint
+
+    if is_tf_checkpoint(path):
+        state = generator_state_dict(path, "deepfill_v1", module.state_dict(), _tf_name,
+                                     bgr_inputs=_BGR_IN, bgr_outputs=_BGR_OUT)
+        load_checked(module, state, path=path)
+        return
     state = load_state_dict_file(path)
     if any(k.startswith(_WRAPPER_PREFIX) for k in state):
-        state = {k[len(_WRAPPER_PREFIX):]: v for k, v in state.items() if k.startswith(_WRAPPER_PREFIX)}
+        # the generator's keys; anything but the wrapper's discriminators is reported as unexpected
+        state = {(k[len(_WRAPPER_PREFIX):] if k.startswith(_WRAPPER_PREFIX) else k): v for k, v in state.items()
+                 if not k.startswith(_WRAPPER_OTHERS)}
     load_checked(module, state, path=path)
 
 
@@ -70,7 +105,9 @@ SPEC = ModelSpec(
     weights_help=(
         f"The PyTorch DeepFill v1 weights are linked from {_REPO} (README): the model retrained on ImageNet "
         f"(folder with gen_00430000.pt, {_RETRAINED}) and the official TensorFlow ImageNet model converted to "
-        f"PyTorch (torch_model.p, {_CONVERTED}), both on Google Drive; the TensorFlow checkpoint folders do not fit"
+        f"PyTorch (torch_model.p, {_CONVERTED}), both on Google Drive; the official TensorFlow checkpoint folders of "
+        "https://github.com/JiahuiYu/generative_inpainting/tree/v1.0.0 (CelebA-HQ, Places2, CelebA, ImageNet) load too: "
+        "pass the folder (or its .index file)"
     ),
     fixed_size=None,
     size_multiple=8,

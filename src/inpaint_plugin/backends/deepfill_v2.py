@@ -27,8 +27,37 @@ def _build():
     return DeepFillV2()
 
 
+def _tf_name(key: str) -> str:
+    """The official TF variable of one of our keys (``inpaint_model.py`` / ``inpaint_ops.py`` of
+    JiahuiYu/generative_inpainting v2.0.0): ``variable_scope('inpaint_net')`` holding ``tf.layers.conv2d``
+    layers named as our modules (``conv1``, ``xconv1``, ``pmconv1``, ``allconv11``, ...), variables
+    ``kernel`` (HWIO) and ``bias``; ``gen_deconv(name=N)`` opens the scope ``N`` around
+    ``gen_conv(name=N + '_conv')``, our ``N.conv``. Gated layers keep TF's channel order (features then
+    gates, ``tf.split(x, 2, 3)``), as the module does. The same table is in
+    ``shared/conformance/deepfill_v2/spec.json`` (``tf_to_port_mapping``)."""
+    layer = key.rsplit(".", 2)[0]
+    if layer.endswith("_upsample.conv"):
+        base = layer[: -len(".conv")]
+        layer = f"{base}/{base}_conv"
+    return f"inpaint_net/{layer}/{'kernel' if key.endswith('weight') else 'bias'}"
+
+
+#: convolutions reading the image (channels 0..2) and writing it, whose BGR channels are reversed
+_BGR_IN = ("conv1.conv.weight", "xconv1.conv.weight", "pmconv1.conv.weight")
+_BGR_OUT = ("conv17.conv.weight", "conv17.conv.bias", "allconv17.conv.weight", "allconv17.conv.bias")
+
+
 def _load(module, path: Path) -> None:
-    """Load a converted official checkpoint (``{'G': state_dict, ...}`` or a bare state_dict) strictly."""
+    """Load strictly: an official TensorFlow checkpoint (folder, one of its files or the prefix; see
+    :func:`~inpaint_plugin.deep._tf_checkpoint.generator_state_dict`) or a converted one
+    (``{'G': state_dict, ...}`` or a bare state_dict)."""
+    from ..deep._tf_checkpoint import generator_state_dict, is_tf_checkpoint
+
+    if is_tf_checkpoint(path):
+        state = generator_state_dict(path, "deepfill_v2", module.state_dict(), _tf_name,
+                                     bgr_inputs=_BGR_IN, bgr_outputs=_BGR_OUT)
+        load_checked(module, state, path=path)
+        return
     load_checked(module, load_state_dict_file(path), path=path)
 
 
@@ -62,7 +91,9 @@ SPEC = ModelSpec(
     weights_help=(
         f"The official DeepFill v2 weights converted to PyTorch are linked from {_REPO} (README): "
         f"states_tf_places2.pth ({_PLACES2}) and states_tf_celebahq.pth ({_CELEBAHQ}) on Google Drive; "
-        "the TensorFlow checkpoint folders and that repository's states_pt_*.pth files do not fit"
+        "the official TensorFlow checkpoint folders of https://github.com/JiahuiYu/generative_inpainting/tree/v2.0.0 "
+        "(Places2, CelebA-HQ) load too: pass the folder (or its .index file); that repository's states_pt_*.pth "
+        "files do not fit"
     ),
     fixed_size=None,
     size_multiple=8,

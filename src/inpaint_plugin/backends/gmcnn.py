@@ -26,7 +26,27 @@ def _build():
 
 
 def _load(module, path: Path) -> None:
-    """Load an official checkpoint (a bare state_dict of ``netGM``) strictly."""
+    """Load an official PyTorch checkpoint (a bare state_dict of ``netGM``) strictly.
+
+    The TensorFlow checkpoints of the same page (Paris StreetView, Places2, CelebA-HQ) hold another
+    network (``tensorflow/net/network.py``: 5 input channels, zero 'SAME' padding, a 5x5 first conv in
+    the third column, 16 channels out of it): they are recognised and refused with that explanation.
+    """
+    from ..deep._tf_checkpoint import NETWORKS, identify, is_tf_checkpoint, list_variables
+
+    if is_tf_checkpoint(path):  # never the PyTorch GMCNN: say what it is
+        kind = identify(list_variables(path))
+        where = f"weights={str(path)!r}"
+        if kind == "gmcnn_tf":
+            raise ValueError(
+                f"{where}: this is a checkpoint of the {NETWORKS[kind]}, a different network from the PyTorch "
+                "GMCNN that method='gmcnn' runs (5 input channels, zero 'SAME' padding, other kernel sizes) "
+                "that cannot be loaded into it; use the PyTorch checkpoint <epoch>_net_GM.pth")
+        if kind is not None:
+            raise ValueError(f"{where}: this TensorFlow checkpoint looks like {NETWORKS[kind]}, not GMCNN: "
+                             f"use method={kind!r}")
+        raise ValueError(f"{where}: a TensorFlow checkpoint that is not a GMCNN checkpoint; method='gmcnn' "
+                         "loads the PyTorch checkpoint <epoch>_net_GM.pth")
     load_checked(module, load_state_dict_file(path), path=path)
 
 
@@ -72,7 +92,7 @@ SPEC = ModelSpec(
     weights_help=(
         "The official PyTorch GMCNN weights (CelebA-HQ 256, rectangular holes) are on Google Drive, linked from "
         f"https://github.com/shepnerd/inpainting_gmcnn#for-pytorch-implementations: {_DRIVE_CELEBAHQ}; the file "
-        "to use is the <epoch>_net_GM.pth inside (the TensorFlow checkpoints of that page do not fit)"
+        "to use is the <epoch>_net_GM.pth inside (the TensorFlow checkpoints of that page belong to the TensorFlow GMCNN, a different network, and are refused)"
     ),
     fixed_size=None,
     size_multiple=4,
