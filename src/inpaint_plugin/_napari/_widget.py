@@ -262,6 +262,7 @@ class InpaintWidget(Container):
         self._mask_by_user = False  # the user chose the mask source (kept while it fits the image)
         self._setting_mask = False
         self._auto_choice = ""  # what "auto" chose in the last run
+        self._frames_for = None  # the image layer whose default the "stack" choice shows
 
         self._image = ComboBox(name="image", label="image", choices=self._image_choices,
                                tooltip="Image layer to repair")
@@ -308,7 +309,7 @@ class InpaintWidget(Container):
         checkpoints, MEDFE) and import it into the weights cache (:meth:`import_weights`)."""
         from qtpy.QtWidgets import QMenu
 
-        button = PushButton(name="import_weights", text="Import weights…", visible=False,
+        button = PushButton(name="import_button", text="Import weights…", visible=False,
                             tooltip="Check a checkpoint (file or folder) against the network and keep it in the "
                                     "weights cache, as 'inpaint-plugin weights import' does; later runs use it")
         menu = QMenu(button.native)
@@ -469,8 +470,9 @@ class InpaintWidget(Container):
         self.remove(self._params)
         self.insert(index, new)
         self._params = new
-        if "weights" in new:
-            new["weights"].changed.connect(self._update_info)
+        weights = next((w for w in new if w.name == "weights"), None)
+        if weights is not None:
+            weights.changed.connect(self._update_info)
         self._method.tooltip = backend.description if backend is not None else AUTO_TEXT
         self._import_button.visible = backend is not None and backend.needs_weights
         self._auto_choice = ""
@@ -483,7 +485,8 @@ class InpaintWidget(Container):
         backend = methods().get(self._method.value)
         if backend is None or not backend.needs_weights:
             return None
-        given = self._params["weights"].value if "weights" in self._params else None
+        field = next((w for w in self._params if w.name == "weights"), None)
+        given = field.value if field is not None else None
         return weights_state(backend.name, None if given in (None, "") else str(given))
 
     def _update_info(self, *_) -> None:
@@ -525,7 +528,9 @@ class InpaintWidget(Container):
             self._setting_mask = before
         self._choose_mask()
         self._scope.visible = layer is not None and len(spatial_shape(layer)) > 2
-        self._frames.value = PER_FRAME if self._leading_axis_is_time(layer) else JOINT
+        if layer is not self._frames_for:  # a new image: its default; the user's choice stays for the same one
+            self._frames_for = layer
+            self._frames.value = PER_FRAME if self._leading_axis_is_time(layer) else JOINT
         self._update_stack_controls()
         self._update_info()
 
