@@ -357,3 +357,34 @@ def test_sigterm_leaves_no_output_and_no_temporary_file(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "terminated" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.tif", "m.tif"]
+
+
+@installed
+def test_channels_and_calibration_come_from_the_tiff_and_stay(tmp_path):
+    """An ImageJ ZCYX hyperstack: no --channel-axis needed, a 2-D defect mask applies to every plane,
+    the output keeps axes and calibration; --per-slice fills each plane on its own, as per_slice=True."""
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[:24, :32]
+    stack = np.stack([np.stack([1000 + 40 * yy + 30 * xx * (z + 1) + 300 * c for c in range(2)])
+                      for z in range(3)]).astype(np.uint16)
+    stack = stack + rng.integers(0, 20, stack.shape).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, imagej=True, resolution=(4.0, 4.0),
+                     metadata={"axes": "ZCYX", "spacing": 2.5, "unit": "um"})
+    defects = np.zeros((24, 32), np.uint8)
+    defects[8:12, 10:20] = 1
+    defects[:, 25] = 1
+    tifffile.imwrite(tmp_path / "defects.tif", defects)
+    proc = _run_cli(tmp_path, "stack.tif", "defects.tif", "-o", "out.tif")
+    assert proc.returncode == 0, proc.stderr
+    assert "channels on axis 1" in proc.stderr
+    joint = ip.inpaint(stack, np.broadcast_to(defects != 0, (3, 24, 32)), channel_axis=1)
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:
+        np.testing.assert_array_equal(tif.asarray(), joint)
+        assert tif.series[0].axes == "ZCYX"
+        assert tif.imagej_metadata["spacing"] == 2.5 and tif.imagej_metadata["unit"] == "um"
+        assert tif.pages[0].tags["XResolution"].value == (4, 1)
+    proc = _run_cli(tmp_path, "stack.tif", "defects.tif", "-o", "planes.tif", "--per-slice", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    planes = ip.inpaint(stack, defects != 0, channel_axis=1, per_slice=True)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "planes.tif"), planes)
+    assert not np.array_equal(planes, joint)  # the option changes the fill

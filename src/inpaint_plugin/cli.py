@@ -200,6 +200,12 @@ def _build_parser() -> argparse.ArgumentParser:
                         "pictures, otherwise none)")
     p.add_argument("--nodata", type=float, default=None, help="also fill pixels equal to this value")
     p.add_argument("--no-clip", action="store_true", help="let float results leave the known value range")
+    p.add_argument("--per-slice", action="store_true",
+                   help="fill each 2-D plane of a stack on its own (time series, independent frames, coarse "
+                        "z steps); default: nD methods fill the whole volume jointly")
+    p.add_argument("--value-range", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                   help="deep networks: the data values mapped onto the network's [0, 1] (default: the uint8 "
+                        "range, else the 0.1 and 99.9 percentiles of the known values)")
     p.add_argument("--list", action="store_true", help="list the methods and their parameters")
     p.add_argument("--json", action="store_true", help="with --list: machine-readable output")
     p.add_argument("--demo", action="store_true",
@@ -245,11 +251,6 @@ def _check_target(path: str, argument: str, overwrite: bool) -> None:
         else:
             raise CLIError(f"{argument} {path}: an existing folder (not a zarr store); refusing to replace it "
                            f"and its files. Choose another name")
-
-
-def _target(path: str) -> str:
-    """Where to write ``path``: through a symlink, next to its target (the link stays a link)."""
-    return os.path.realpath(path) if os.path.islink(path) else path
 
 
 def _check_writable(path, dtype, shape, channel_axis, allow_lossy: bool, argument: str) -> None:
@@ -315,12 +316,17 @@ def _choose(image, mask, channel_axis, nodata, raw_params: dict, quiet: bool) ->
     return chosen
 
 
-def _prepare_mask(image, mask, method, channel_axis, nodata, params):
+def _prepare_mask(image, mask, method, channel_axis, nodata, params, extra=None):
+    """The mask inpaint() fills (the given mask, NaNs / nodata, detected defects), in the image's spatial shape."""
+    import numpy as np
+
     try:
         from ._engine import prepare
     except ImportError:
         from ._api import prepare
-    return prepare(image, mask, method, channel_axis=channel_axis, nodata=nodata, **params).mask
+    kw = {"per_slice": extra["per_slice"]} if extra and "per_slice" in extra else {}
+    return np.ascontiguousarray(prepare(image, mask, method, channel_axis=channel_axis, nodata=nodata,
+                                        **kw, **params).mask)
 
 
 def _run(args) -> int:
@@ -378,34 +384,50 @@ def _run(args) -> int:
     _check_writable(args.output, "uint8", None, None, args.allow_lossy, "-o/--output")  # format, lossy, extras
     if args.mask_out:
         _check_writable(args.mask_out, "uint8", None, None, args.allow_lossy, "--mask-out")
-    output, mask_out = _target(args.output), args.mask_out and _target(args.mask_out)
+    output, mask_out = args.output, args.mask_out  # a symlink is written through by write_image
 
     write_kw = _write_kwargs(True if not Path(output).is_dir() else args.overwrite, args.allow_lossy)
+    extra = {}
+    if args.per_slice:
+        extra["per_slice"] = True
+    if args.value_range is not None:
+        extra["value_range"] = tuple(args.value_range)
     if args.chunks:
         from ._dask import stream_inpaint
 
+        if extra:
+            raise CLIError("--per-slice and --value-range are not supported with --chunks yet")
         lazy = read_image(args.image, lazy=True)
         channel_axis = args.channel_axis
         if channel_axis is None:
             channel_axis = _default_channel_axis(args.image, lazy.ndim, lazy.shape)
         _check_writable(args.output, lazy.dtype, lazy.shape, channel_axis, args.allow_lossy, "-o/--output")
+        stream_kw = {k: v for k, v in write_kw.items() if k in ("overwrite", "allow_lossy")}
+        import inspect
+
+        accepted = inspect.signature(stream_inpaint).parameters
         stream_inpaint(args.image, args.mask, output, args.method, params, chunks=args.chunks,
                        channel_axis=channel_axis, nodata=args.nodata, clip=not args.no_clip,
-                       progress=not args.quiet, overwrite=write_kw.get("overwrite", True))
+                       progress=not args.quiet, **{k: v for k, v in stream_kw.items() if k in accepted})
         _info(args, f"wrote {args.output}")
         return 0
 
     _info(args, f"reading {args.image}")
-    image = read_image(args.image)
+    image, meta = _read_with_metadata(args.image)
     mask = None
     if args.mask:
-        mask = read_image(args.mask)
+        mask, _ = _read_with_metadata(args.mask)
         if mask.ndim == 3 and mask.shape[-1] in (3, 4) and image.ndim in (2, 3) and mask.shape[:2] == image.shape[:2]:
             mask = mask[..., :3].any(axis=-1)  # an RGB(A) mask image: any non-zero colour is a hole
         mask = np.asarray(mask) != 0
     channel_axis = args.channel_axis
-    if channel_axis is None:
-        channel_axis = _default_channel_axis(args.image, image.ndim, image.shape)
+    if channel_axis is None:  # where the file says the channels are (TIFF/OME axes, RGB pictures)
+        channel_axis = meta.channel_axis if meta is not None and meta.axes else None
+        if channel_axis is None:
+            channel_axis = _default_channel_axis(args.image, image.ndim, image.shape)
+        if channel_axis is not None and not args.quiet:
+            print(f"channels on axis {channel_axis} (from {Path(args.image).name}"
+                  f"{'; axes ' + meta.axes if meta is not None and meta.axes else ''})", file=sys.stderr)
     _check_writable(args.output, image.dtype, image.shape, channel_axis, args.allow_lossy, "-o/--output")
     if args.detect is not None:
         from ._detect import detect
@@ -415,7 +437,7 @@ def _run(args) -> int:
             kinds = [k.strip() for k in args.detect.split(",") if k.strip()]
         _info(args, "detecting defects ...")
         found = detect(image, kinds, channel_axis=channel_axis)
-        if mask is not None and mask.shape != found.shape:
+        if mask is not None and mask.shape != found.shape[found.ndim - mask.ndim:]:
             raise CLIError(f"mask {args.mask}: shape {mask.shape} does not match the image's {found.shape}")
         mask = found if mask is None else mask | found
         _info(args, f"detected {int(found.sum())} defective pixels")
@@ -432,7 +454,7 @@ def _run(args) -> int:
     if not args.quiet:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=None, desc=method, unit="slice", leave=False)
+        bar = tqdm(total=None, desc=method, unit="step", leave=False)
 
         def progress(done, total):
             bar.total = total
@@ -441,14 +463,16 @@ def _run(args) -> int:
 
     try:
         result = inpaint(image, mask, method=method, channel_axis=channel_axis, nodata=args.nodata,
-                         clip=not args.no_clip, progress=progress, **params)
+                         clip=not args.no_clip, progress=progress, **extra, **params)
     finally:
         if bar is not None:
             bar.close()
     filled = None
     if mask_out:
-        filled = _prepare_mask(image, mask, method, channel_axis, args.nodata, params).astype(np.uint8)
+        filled = _prepare_mask(image, mask, method, channel_axis, args.nodata, params, extra).astype(np.uint8)
         _check_writable(args.mask_out, filled.dtype, filled.shape, None, args.allow_lossy, "--mask-out")
+    if meta is not None and "metadata" in _write_params():
+        write_kw["metadata"] = meta  # axes, calibration, ImageJ / OME metadata of the input, kept
     write_image(output, result, progress=not args.quiet, **write_kw)
     if mask_out:
         write_image(mask_out, filled, progress=not args.quiet,
@@ -457,6 +481,25 @@ def _run(args) -> int:
     if not args.quiet:
         print(f"wrote {args.output} ({n} values changed{', method ' + repr(method) if auto else ''})")
     return 0
+
+
+def _write_params() -> set:
+    import inspect
+
+    from ._io import write_image
+
+    return set(inspect.signature(write_image).parameters)
+
+
+def _read_with_metadata(path):
+    """``(array, ImageMetadata or None)``: the IO layer's metadata when it reads it."""
+    import inspect
+
+    from ._io import read_image
+
+    if "with_metadata" in inspect.signature(read_image).parameters:
+        return read_image(path, with_metadata=True)
+    return read_image(path), None
 
 
 def _param_names(method: str) -> set:
