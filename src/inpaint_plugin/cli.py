@@ -571,12 +571,13 @@ def _entry_state(spec, entry) -> str:
 
 def _how_to_fetch(spec, entry) -> str:
     urls = [f.url for f in entry.files if f.url]
-    if entry.downloadable:
-        return f"{PROG} weights fetch {spec.name} --entry {entry.name}"
-    if urls and all("drive.google.com" in u and "/folders/" not in u for u in urls):
-        return (f"{PROG} weights fetch {spec.name} --entry {entry.name} (Google Drive: needs pip install gdown), "
-                f"or download by hand and {PROG} weights import PATH --method {spec.name}")
-    return f"download by hand, then {PROG} weights import PATH --method {spec.name}"
+    by_hand = f"download by hand, then {PROG} weights import PATH --method {spec.name}"
+    if not urls or len(urls) != len(entry.files) or any("/folders/" in u for u in urls):
+        return by_hand
+    fetch = f"{PROG} weights fetch {spec.name} --entry {entry.name}"
+    if any("drive.google.com" in u for u in urls):
+        return f"{fetch} (Google Drive: needs pip install gdown), or {by_hand}"
+    return fetch
 
 
 def _weights_list(names, as_json: bool) -> int:
@@ -619,6 +620,8 @@ def _weights_list(names, as_json: bool) -> int:
             print(f"    files:   {', '.join(e['files'])}")
             if e["urls"]:
                 print(f"    from:    {', '.join(dict.fromkeys(e['urls']))}")
+            elif e["instructions"]:
+                print(f"    how:     {e['instructions']}")
             print(f"    licence: {e['licence']}")
             print(f"    get:     {e['get']}")
         if not row["weights"]:
