@@ -229,7 +229,8 @@ def test_one_format_table_serves_reader_writer_and_channel_rules(tmp_path):
     ("out.jpg", np.uint8, (20, 30), r"JPEG is lossy.*allow_lossy=True"),
     ("out.gif", np.uint8, (20, 30), r"GIF files can be read but not written"),
     ("out.ome.tif", np.int64, (20, 30), r"OME-TIFF cannot hold int64"),
-    ("out.bmp", np.uint8, (20, 30, 4), r"BMP holds one 2-D image with at most 3 channels, the result has shape \(20, 30, 4\) \(4 channels\)"),
+    ("out.bmp", np.uint8, (20, 30, 4),
+     r"BMP holds one 2-D image with at most 3 channels, the result has shape \(20, 30, 4\) \(4 channels\)"),
 ])
 def test_outputs_that_cannot_hold_the_result_are_refused_before_any_work(tmp_path, name, dtype, shape, match):
     from inpaint_plugin._formats import check_writable
@@ -362,3 +363,22 @@ def test_a_signal_during_a_write_leaves_no_partial_file_and_the_old_output(tmp_p
         assert "finished" not in stdout
         np.testing.assert_array_equal(read_image(out), old)
     assert _leftovers(tmp_path, {name, "writer.py"}) == []
+
+
+def test_stream_inpaint_checks_the_output_before_any_work_and_can_drop_metadata(tmp_path):
+    rgb = _image((40, 50, 3), np.uint8, seed=16)
+    write_image(tmp_path / "in.webp", rgb)  # a WebP input: channels last, from the table
+    with pytest.raises(ValueError, match="out_path=.*out.jpg: JPEG is lossy"):
+        stream_inpaint(tmp_path / "in.webp", None, tmp_path / "out.jpg", "biharmonic", progress=False)
+    stream_inpaint(tmp_path / "in.webp", None, tmp_path / "out.jpg", "biharmonic", progress=False, allow_lossy=True,
+                   nodata=0)
+    assert read_image(tmp_path / "out.jpg").shape == rgb.shape
+    stack = _image((3, 30, 40), np.uint16, seed=17)
+    tifffile.imwrite(tmp_path / "s.tif", stack, metadata={"axes": "CYX"})
+    with pytest.raises(ValueError, match="out_path=.*PNG holds one 2-D image with its channels last"):
+        stream_inpaint(tmp_path / "s.tif", None, tmp_path / "s.png", "biharmonic", progress=False)
+    stream_inpaint(tmp_path / "s.tif", None, tmp_path / "kept.tif", "biharmonic", progress=False, nodata=0)
+    stream_inpaint(tmp_path / "s.tif", None, tmp_path / "bare.tif", "biharmonic", progress=False, nodata=0,
+                   keep_metadata=False)
+    assert read_image(tmp_path / "kept.tif", with_metadata=True)[1].axes == "CYX"
+    assert read_image(tmp_path / "bare.tif", with_metadata=True)[1].axes != "CYX"

@@ -903,7 +903,7 @@ def write_image(path: PathLike, array, *, progress: bool = False, overwrite: boo
     if fmt.kind == "zarr" and not ome_zarr and path.name.lower().endswith(".ome.zarr"):
         from ._metadata import new_ome_zarr_metadata
 
-        zarr_meta = new_ome_zarr_metadata(data.shape, data.dtype, metadata, processing)
+        zarr_meta = new_ome_zarr_metadata(data.shape, data.dtype, metadata)
         ome_zarr = zarr_meta is not None
     with _signal_cleanup() as guard:
         tmp = _temp_name(target)

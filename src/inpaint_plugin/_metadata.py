@@ -492,8 +492,7 @@ _NGFF_UNITS = {"um": "micrometer", "µm": "micrometer", "\\u00B5m": "micrometer"
                "h": "hour", "hour": "hour"}
 
 
-def new_ome_zarr_metadata(shape, dtype, meta: Optional[ImageMetadata], processing: Optional[str]
-                          ) -> Optional[ImageMetadata]:
+def new_ome_zarr_metadata(shape, dtype, meta: Optional[ImageMetadata]) -> Optional[ImageMetadata]:
     """Single-level OME-Zarr (NGFF 0.4) metadata for an array written to a ``.ome.zarr`` name.
 
     The axes come from ``meta`` (they must be 2 to 5 of ``T, C, Z, Y, X`` in that order, as NGFF
