@@ -6,6 +6,7 @@ import json
 import pickle
 import zipfile
 from collections import OrderedDict
+from typing import Dict, List
 
 import numpy as np
 import pytest
@@ -250,6 +251,32 @@ def test_restricted_reader_big_endian_archive(tmp_path):
     got = tensors_by_name(read_torch_zip(tmp_path / "big.pt"))
     for k, v in state.items():
         assert got[k].dtype == v.dtype and torch.equal(got[k], v), k
+
+
+class _TypedAttributes(torch.nn.Module):
+    """A module whose TorchScript pickle holds typed lists and dicts (``torch.jit._pickle`` globals)."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes: List[int] = [3, 4]
+        self.extra: List[torch.Tensor] = [torch.arange(3.0), torch.full((2, 2), 5.0)]
+        self.named: Dict[str, torch.Tensor] = {"a": torch.full((2,), 7.0)}
+        self.lin = torch.nn.Linear(2, 3)
+
+    def forward(self, x):
+        return self.lin(x) + self.extra[0].sum() + self.named["a"].sum() + self.sizes[0]
+
+
+def test_restricted_reader_scripted_module_with_typed_containers(tmp_path):
+    module = _TypedAttributes()
+    torch.jit.save(torch.jit.script(module), str(tmp_path / "typed.pt"))
+    obj = read_torch_zip(tmp_path / "typed.pt")
+    assert isinstance(obj, Opaque) and obj.state["sizes"] == [3, 4]
+    flat = tensors_by_name(obj)
+    assert sorted(flat) == ["extra.0", "extra.1", "lin.bias", "lin.weight", "named.a"]
+    for name, want in (("extra.0", module.extra[0]), ("extra.1", module.extra[1]), ("named.a", module.named["a"]),
+                       ("lin.weight", module.lin.weight), ("lin.bias", module.lin.bias)):
+        assert torch.equal(flat[name], want.detach()), name
 
 
 # --------------------------------------------------------------------------------- the checkpoint forms

@@ -16,7 +16,8 @@ whose ``storage`` is a persistent id ``('storage', torch.<Type>Storage, key, loc
 
 The pickle is read by :class:`RestrictedUnpickler`, whose ``find_class`` returns our own functions for
 the few tensor-rebuilding globals, ``collections.OrderedDict``, ``set``, ``frozenset`` and
-``_codecs.encode`` (how protocol 2 stores ``bytes``), and for **every other global** (classes of
+``_codecs.encode`` (how protocol 2 stores ``bytes``), TorchScript's typed lists and type tags
+(``torch.jit._pickle``: the plain list or value), and for **every other global** (classes of
 omegaconf, Lightning, TorchScript modules, or anything malicious such as ``os.system``) an inert
 placeholder class: creating, "calling" or restoring its state only records the arguments, no code of
 the named class or function is imported or run. The result is made of plain containers, tensors and
@@ -130,6 +131,18 @@ def _encode(text, encoding="utf-8"):
     return text.encode(encoding)
 
 
+def _typed_list(data):
+    """``torch.jit._pickle.build_{int,double,bool,tensor}list``: TorchScript's typed lists, a list here."""
+    if not isinstance(data, list):
+        raise pickle.UnpicklingError("typed TorchScript list built from something that is not a list")
+    return data
+
+
+def _restore_type_tag(value, type_str=None):
+    """``torch.jit._pickle.restore_type_tag``: the value itself (the TorchScript type tag is dropped)."""
+    return value
+
+
 _ALLOWED = {
     ("collections", "OrderedDict"): OrderedDict,
     ("builtins", "set"): set,
@@ -142,6 +155,11 @@ _ALLOWED = {
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
     ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
+    ("torch.jit._pickle", "build_intlist"): _typed_list,
+    ("torch.jit._pickle", "build_doublelist"): _typed_list,
+    ("torch.jit._pickle", "build_boollist"): _typed_list,
+    ("torch.jit._pickle", "build_tensorlist"): _typed_list,
+    ("torch.jit._pickle", "restore_type_tag"): _restore_type_tag,
 }
 
 
