@@ -8,9 +8,11 @@ array([[3, 4],
        [3, 4]], dtype=uint8)
 
 Methods are backends registered through pluggy hooks (see :mod:`inpaint_plugin.hookspecs`);
-:func:`methods` lists them with their parameters.
+:func:`methods` lists them with their parameters. Heavier parts (``train``, ``detect``,
+``evaluate``, file I/O, streaming) are imported on first use; ``__init__.pyi`` lists every public
+name for type checkers and IDEs, and ``dir()`` shows them.
 """
-from __future__ import annotations
+import importlib as _importlib
 
 from ._api import inpaint, iter_inpaint
 from ._backend import Backend, Param
@@ -18,19 +20,6 @@ from ._registry import get_backend, register, unregister
 from .hookspecs import hookimpl
 
 __version__ = "0.1.0"
-
-__all__ = [
-    "Backend",
-    "Param",
-    "get_backend",
-    "hookimpl",
-    "inpaint",
-    "iter_inpaint",
-    "methods",
-    "register",
-    "unregister",
-    "__version__",
-]
 
 # Optional parts, imported on first use (they pull in heavier modules).
 _LAZY = {
@@ -42,6 +31,25 @@ _LAZY = {
     "stream_inpaint": ("._dask", "stream_inpaint"),
 }
 
+__all__ = [
+    "Backend",
+    "Param",
+    "__version__",
+    "detect",
+    "evaluate",
+    "get_backend",
+    "hookimpl",
+    "inpaint",
+    "iter_inpaint",
+    "methods",
+    "read_image",
+    "register",
+    "stream_inpaint",
+    "train",
+    "unregister",
+    "write_image",
+]
+
 
 def methods() -> dict:
     """All registered methods, ``{name: Backend}`` sorted by name.
@@ -49,17 +57,24 @@ def methods() -> dict:
     Each :class:`Backend` carries its description, dimensionality (``spatial_ndim``: 2 or None
     for nD), channel handling, parameters (:class:`Param` with kind, default, bounds, choices)
     and whether it needs trained weights; ``Backend.to_dict()`` gives plain data.
-    """
-    from ._registry import backends
 
-    table = backends()
-    return {name: table[name] for name in sorted(table)}
+    Returns
+    -------
+    dict of str to Backend
+    """
+    from ._registry import methods as _methods
+
+    return _methods()
 
 
 def __getattr__(name):
     if name in _LAZY:
-        import importlib
-
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module, __name__), attr)
+        value = getattr(_importlib.import_module(module, __name__), attr)
+        globals()[name] = value  # later look-ups skip this function
+        return value
     raise AttributeError(f"module 'inpaint_plugin' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) - {"_importlib", "_LAZY"} | set(__all__))

@@ -362,7 +362,7 @@ def evaluate(image, mask=None, methods=None, *, channel_axis=None, nodata=None, 
     """
     import numbers
 
-    from . import methods as registered
+    from ._registry import methods as registered
     from ._engine import prepare
 
     for name, value in (("n_trials", n_trials), ("seed", seed)):
@@ -433,7 +433,7 @@ def choose_method(image, mask=None, *, channel_axis=None, nodata=None, accepts=(
     TypeError
         If no candidate method takes all the parameters in ``accepts``.
     """
-    from . import methods as registered
+    from ._registry import methods as registered
     from ._engine import prepare
 
     if isinstance(accepts, str):

@@ -72,6 +72,12 @@ def backends() -> Dict[str, Backend]:
         return dict(_backends)
 
 
+def methods() -> Dict[str, Backend]:
+    """All registered backends sorted by name (``inpaint_plugin.methods()``)."""
+    table = backends()
+    return {name: table[name] for name in sorted(table)}
+
+
 def get_backend(name: str) -> Backend:
     """The backend called ``name``; ``ValueError`` naming ``method`` otherwise."""
     if not isinstance(name, str):

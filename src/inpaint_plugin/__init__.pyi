@@ -1,0 +1,14 @@
+# Type stub of the package root: the lazily imported names are listed here for type checkers/IDEs.
+from ._api import inpaint as inpaint, iter_inpaint as iter_inpaint
+from ._backend import Backend as Backend, Param as Param
+from ._dask import stream_inpaint as stream_inpaint
+from ._detect import detect as detect
+from ._evaluate import evaluate as evaluate
+from ._io import read_image as read_image, write_image as write_image
+from ._registry import get_backend as get_backend, register as register, unregister as unregister
+from ._train import train as train
+from .hookspecs import hookimpl as hookimpl
+
+__version__: str
+
+def methods() -> dict[str, Backend]: ...
