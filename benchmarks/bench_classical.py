@@ -457,6 +457,10 @@ def write_markdown(records, peers_status, scaling, methods, path_list, note):
         lines.append(f"| {m} | {peer} | " + " | ".join(cells) + " |")
     lines += scaling_markdown(scaling)
     text = "\n".join(lines) + "\n"
+    if not scaling:  # keep the scaling section of an earlier run (``--sizes`` with no size)
+        old = (HERE / "RESULTS.md").read_text() if (HERE / "RESULTS.md").exists() else ""
+        if "\n" + SCALING_TITLE in old:
+            text += "\n" + SCALING_TITLE + old.split("\n" + SCALING_TITLE, 1)[1]
     for p in path_list:
         Path(p).write_text(text)
     return text
@@ -529,6 +533,12 @@ def main(argv=None):
     ap.add_argument("--methods", nargs="*", default=None, help="only these of our methods")
     ap.add_argument("--scaling-only", action="store_true",
                     help="run only the scaling part and replace the scaling table of benchmarks/RESULTS.md")
+    ap.add_argument("--peers", nargs="*", default=None, help="only these peers")
+    ap.add_argument("--peers-only", action="store_true",
+                    help="run only the peers and write their records to benchmarks/results/peers.json")
+    ap.add_argument("--reuse-peers", default=None, metavar="FILE",
+                    help="take the peers' records from FILE (written by --peers-only on the same cases) "
+                         "instead of running them (FSR best alone takes ~1 CPU-minute per case)")
     ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._child:
@@ -555,13 +565,25 @@ def main(argv=None):
     ours = our_methods()
     if args.methods:
         ours = {k: v for k, v in ours.items() if k in args.methods}
-    status = peer_status()
-    peers = {k: v for k, v in PEERS.items() if status[k] is None}
+    reused = []
+    if args.reuse_peers:
+        saved = json.loads(Path(args.reuse_peers).read_text())
+        status = saved["peers"]
+        files = {c["file"] for c in cases}
+        reused = [r for r in saved["records"] if r["case"] in files]
+        peers = {k: PEERS[k] for k in status if status[k] is None}
+    else:
+        status = peer_status()
+        peers = {k: v for k, v in PEERS.items() if status[k] is None and (not args.peers or k in args.peers)}
+        status = {k: v for k, v in status.items() if not args.peers or k in args.peers}
+    if args.peers_only:
+        ours = {}
     methods = {**ours, **peers}
-    warm_up(methods)
-    records, outputs = [], {}
+    to_run = {k: v for k, v in methods.items() if not (args.reuse_peers and k in peers)}
+    warm_up(to_run)
+    records, outputs = list(reused), {}
     for c in cases:
-        for name, fn in methods.items():
+        for name, fn in to_run.items():
             rec = {"case": c["file"], "family": c["family"], "method": name}
             try:
                 out, dt, peak = run_one(fn, c["image"], c["mask"])
@@ -572,12 +594,18 @@ def main(argv=None):
                 rec["error"] = f"{type(exc).__name__}: {exc}"
             records.append(rec)
             print(json.dumps(rec), flush=True)
+    if args.peers_only:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "peers.json").write_text(json.dumps({"records": records, "peers": status}, indent=1))
+        return
     sizes = args.sizes if args.sizes is not None else ([512, 1024] if args.quick else [512, 1024, 2048, 4096])
     scaling = run_scaling(sizes, args.skimage_max) if sizes else []
     load = os.getloadavg()
     note = (f"Run: `python benchmarks/bench_classical.py{' --quick' if args.quick else ''}`, {len(cases)} cases, "
             f"{os.cpu_count()} CPU(s), load average at the end {load[0]:.1f}. Seconds are wall-clock on a "
-            "shared machine: compare ratios from one run only.")
+            "shared machine: compare ratios from one run only."
+            + (f" The peers' rows come from `--peers-only` (`{Path(args.reuse_peers).name}`, same cases, "
+               "same machine), run just before." if args.reuse_peers else ""))
     (RESULTS / "results.json").write_text(json.dumps({"records": records, "scaling": scaling,
                                                       "peers": status}, indent=1))
     write_montage(outputs, cases, list(methods), RESULTS / "montage.png")
