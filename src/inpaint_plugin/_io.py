@@ -454,21 +454,21 @@ class _Guard:
 
     def __init__(self):
         self.deferring = False
-        self.pending: Optional[int] = None
+        self.pending: Optional[int] = None  # the first signal received
+        self.raised = False  # whether it was turned into an exception already
 
     def handler(self, signum, frame):
-        if self.deferring or self.pending is not None:
-            if self.pending is None:
-                self.pending = signum
+        if self.pending is None:
+            self.pending = signum
+        if self.deferring or self.raised:
             return  # while renaming, or already cleaning up after a first signal: act once, later
-        self.pending = signum
-        self._raise(signum)
+        self._raise()
 
-    @staticmethod
-    def _raise(signum):
-        if signum == getattr(signal, "SIGINT", None):
+    def _raise(self):
+        self.raised = True
+        if self.pending == getattr(signal, "SIGINT", None):
             raise KeyboardInterrupt
-        raise _SignalExit(signum)
+        raise _SignalExit(self.pending)
 
     @contextmanager
     def critical(self):
@@ -477,8 +477,8 @@ class _Guard:
             yield
         finally:
             self.deferring = False
-        if self.pending is not None:
-            self._raise(self.pending)
+        if self.pending is not None and not self.raised:
+            self._raise()
 
 
 @contextmanager
@@ -505,19 +505,25 @@ def _signal_cleanup():
                 saved[sig] = old
         except (ValueError, OSError):  # pragma: no cover - not settable here
             pass
+
+    def restore():
+        guard.deferring = True  # a signal arriving now is only recorded
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+        saved.clear()
+
     _guard_depth += 1
     try:
         yield guard
     except _SignalExit as exc:
-        for sig, old in saved.items():
-            signal.signal(sig, old)
-        saved = {}
+        restore()
         os.kill(os.getpid(), exc.signum)  # the default action: the process ends by that signal
         raise SystemExit(128 + exc.signum) from None  # pragma: no cover - reached only if it did not
     finally:
         _guard_depth -= 1
-        for sig, old in saved.items():
-            signal.signal(sig, old)
+        restore()
+        if guard.pending is not None and not guard.raised:  # arrived while restoring: deliver it now
+            os.kill(os.getpid(), guard.pending)
 
 
 def _regular(x):
