@@ -22,6 +22,7 @@ biharmonic fill of ``_bilaplace`` away from the image border.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 __all__ = ["lsp_fill", "stencil_offsets"]
 
@@ -39,44 +40,80 @@ def _shifted(img: np.ndarray, dy: int, dx: int, pad: int) -> np.ndarray:
     return img[pad + dy:pad + dy + h, pad + dx:pad + dx + w]
 
 
-def _fit_stencils(img, known_full, offsets, tile, context, lam):
-    """Per tile ``(ty, tx)``: the learned stencil ``(J,)``; returns ``(nty, ntx, J)``."""
+@njit(cache=True, nogil=True)
+def _cell_grams(img, train, offsets, a0, cell):
+    """Per ``cell`` x ``cell`` block: Gram matrix ``(J, J)``, right-hand side ``(J,)`` and sample count of
+    the regression ``x_p - a0 . n_p ~ d . n_p`` over its training pixels ``p`` and all channels."""
     h, w, nchan = img.shape
+    nj = offsets.shape[0]
+    ncy, ncx = (h + cell - 1) // cell, (w + cell - 1) // cell
+    gram = np.zeros((ncy, ncx, nj, nj))
+    rhs = np.zeros((ncy, ncx, nj))
+    count = np.zeros((ncy, ncx))
+    nb = np.empty(nj)
+    for y in range(h):
+        for x in range(w):
+            if not train[y, x]:
+                continue
+            cy, cx = y // cell, x // cell
+            count[cy, cx] += nchan
+            for c in range(nchan):
+                t = img[y, x, c]
+                for j in range(nj):
+                    v = img[y + offsets[j, 0], x + offsets[j, 1], c]
+                    nb[j] = v
+                    t -= a0[j] * v
+                for j in range(nj):
+                    rhs[cy, cx, j] += nb[j] * t
+                    for k in range(j, nj):
+                        gram[cy, cx, j, k] += nb[j] * nb[k]
+    for cy in range(ncy):
+        for cx in range(ncx):
+            for j in range(nj):
+                for k in range(j):
+                    gram[cy, cx, j, k] = gram[cy, cx, k, j]
+    return gram, rhs, count
+
+
+def _fit_stencils(img, train, offsets, tile, context, lam):
+    """Per tile ``(ty, tx)``: the learned stencil ``(J,)``; returns ``(nty, ntx, J)``.
+
+    The statistics are summed per cell of ``gcd(tile, context)`` pixels, and a tile's window (the tile
+    and ``context`` pixels around it) is a sum of cells.
+    """
+    h, w, _ = img.shape
     nj = len(offsets)
-    a0 = np.zeros(nj)
-    for j, (dy, dx) in enumerate(offsets):
-        if abs(dy) + abs(dx) == 1:
-            a0[j] = 0.25
+    a0 = np.where(np.abs(offsets).sum(axis=1) == 1, 0.25, 0.0)
+    cell = int(np.gcd(tile, context)) if context else tile
+    gram, rhs, count = _cell_grams(img, train, offsets, a0, cell)
+    # 2-D prefix sums over the cells, so each tile window is four look-ups
+    def prefix(a):
+        out = np.zeros((a.shape[0] + 1, a.shape[1] + 1) + a.shape[2:])
+        out[1:, 1:] = a.cumsum(axis=0).cumsum(axis=1)
+        return out
+
+    pg, pr, pc = prefix(gram), prefix(rhs), prefix(count)
+    ncy, ncx = count.shape
     nty, ntx = -(-h // tile), -(-w // tile)
-    out = np.empty((nty, ntx, nj))
+    ty, tx = np.arange(nty), np.arange(ntx)
+    k, c = tile // cell, context // cell
+    y0 = np.clip(ty * k - c, 0, ncy)[:, None]
+    y1 = np.clip((ty + 1) * k + c, 0, ncy)[:, None]
+    x0 = np.clip(tx * k - c, 0, ncx)[None, :]
+    x1 = np.clip((tx + 1) * k + c, 0, ncx)[None, :]
+
+    def window(p):
+        return p[y1, x1] - p[y0, x1] - p[y1, x0] + p[y0, x0]
+
+    g, r, n = window(pg), window(pr), window(pc)  # (nty, ntx, J, J), (nty, ntx, J), (nty, ntx)
+    scale = np.trace(g, axis1=2, axis2=3) / nj
+    ok = (n >= 2 * nj) & (scale > 0)
+    scale = np.where(ok, scale, 1.0)
     ones = np.ones(nj)
-    for ty in range(nty):
-        for tx in range(ntx):
-            y0, y1 = max(ty * tile - context, 0), min((ty + 1) * tile + context, h)
-            x0, x1 = max(tx * tile - context, 0), min((tx + 1) * tile + context, w)
-            sel = known_full[y0:y1, x0:x1]
-            n = int(sel.sum())
-            if n < 2 * nj:
-                out[ty, tx] = a0
-                continue
-            # features: neighbours minus the 4-neighbour prediction target (d = a - a0 is learned)
-            ys, xs = np.nonzero(sel)
-            ys = ys + y0
-            xs = xs + x0
-            nb = np.stack([img[ys + dy, xs + dx] for dy, dx in offsets], axis=1)  # (n, J, C)
-            target = img[ys, xs] - np.einsum("j,njc->nc", a0, nb)
-            feat = nb.transpose(0, 2, 1).reshape(-1, nj)
-            t = target.reshape(-1)
-            gram = feat.T @ feat
-            scale = np.trace(gram) / nj
-            if scale <= 0:
-                out[ty, tx] = a0
-                continue
-            # ridge towards a0 and sum(d) = 0 (a sums to one): the constraint as a heavy penalty
-            g = gram + lam * scale * np.eye(nj) + 1e6 * scale * np.outer(ones, ones)
-            d = np.linalg.solve(g, feat.T @ t)
-            out[ty, tx] = a0 + d
-    return out
+    # ridge towards a0 and sum(d) = 0 (the stencil sums to one) as a heavy penalty
+    system = g + (lam * scale)[..., None, None] * np.eye(nj) + (1e6 * scale)[..., None, None] * np.outer(ones, ones)
+    d = np.linalg.solve(system, r[..., None])[..., 0]
+    return np.where(ok[..., None], a0 + d, a0)
 
 
 def lsp_fill(image: np.ndarray, mask: np.ndarray, radius: int = 1, tile: int = 16, context: int = 8,
@@ -96,7 +133,7 @@ def lsp_fill(image: np.ndarray, mask: np.ndarray, radius: int = 1, tile: int = 1
     fp = np.ones((2 * r + 1, 2 * r + 1), bool)
     near_hole = ndimage.binary_dilation(mask, structure=fp)
     known_full = inside & ~near_hole
-    stencils = _fit_stencils(img, known_full, offsets, tile, context, lam)
+    stencils = _fit_stencils(np.ascontiguousarray(img), known_full, offsets, tile, context, lam)
 
     # equations: pixels q whose prediction involves a hole pixel, for the learned stencil and (weight
     # beta) for the 4-neighbour mean; neighbours outside the image are dropped and the rest rescaled
