@@ -322,6 +322,7 @@ def test_method_auto_reports_its_choice_and_subcommands(files):
     assert proc.returncode == 0, proc.stderr
     chosen = proc.stderr.split("method auto: chose '")[1].split("'")[0]
     assert chosen in ip.methods()
+    assert f"{chosen}: 100%" in proc.stderr and "writing auto.tif" in proc.stderr  # progress of the long steps
     np.testing.assert_array_equal(tifffile.imread(d / "auto.tif"), ip.inpaint(_ramp(), _mask(), method=chosen))
     np.testing.assert_array_equal(tifffile.imread(d / "auto.tif"), ip.inpaint(_ramp(), _mask(), method="auto"))
     proc = _run_cli(d, "img.tif", "mask.tif", "-o", "s.tif", "--method", "auto", "--chunks", "16")

@@ -299,6 +299,34 @@ def _default_channel_axis(path: str, ndim: int, shape) -> int | None:
     return None
 
 
+def _call_with_progress(func, desc: str, quiet: bool, *args, **kwargs):
+    """Call ``func``, with a tqdm bar when it reports progress: a ``progress(done, total)`` callback
+    (default None) or ``progress=True`` (a bool default); without such a parameter, a plain call."""
+    import inspect
+
+    try:
+        param = inspect.signature(func).parameters.get("progress")
+    except (TypeError, ValueError):
+        param = None
+    if quiet or param is None:
+        return func(*args, **kwargs)
+    if isinstance(param.default, bool):
+        return func(*args, progress=True, **kwargs)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=None, desc=desc, leave=False)
+
+    def progress(done, total):
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        return func(*args, progress=progress, **kwargs)
+    finally:
+        bar.close()
+
+
 def _info(args, message: str) -> None:
     if not args.quiet:
         print(message, file=sys.stderr)
@@ -310,8 +338,8 @@ def _choose(image, mask, channel_axis, nodata, raw_params: dict, quiet: bool) ->
 
     if not quiet:
         print("method auto: comparing the candidate methods on the image's known pixels ...", file=sys.stderr)
-    chosen = choose_method(image, mask, channel_axis=channel_axis, nodata=nodata,
-                           accepts=tuple(k for k in raw_params if k != "seed"))
+    chosen = _call_with_progress(choose_method, "auto: trials", quiet, image, mask, channel_axis=channel_axis,
+                                 nodata=nodata, accepts=tuple(k for k in raw_params if k != "seed"))
     print(f"method auto: chose {chosen!r}", file=sys.stderr)
     return chosen
 
@@ -413,10 +441,10 @@ def _run(args) -> int:
         return 0
 
     _info(args, f"reading {args.image}")
-    image, meta = _read_with_metadata(args.image)
+    image, meta = _read_with_metadata(args.image, args.quiet)
     mask = None
     if args.mask:
-        mask, _ = _read_with_metadata(args.mask)
+        mask, _ = _read_with_metadata(args.mask, args.quiet)
         if mask.ndim == 3 and mask.shape[-1] in (3, 4) and image.ndim in (2, 3) and mask.shape[:2] == image.shape[:2]:
             mask = mask[..., :3].any(axis=-1)  # an RGB(A) mask image: any non-zero colour is a hole
         mask = np.asarray(mask) != 0
@@ -436,7 +464,7 @@ def _run(args) -> int:
         if kinds is None and args.detect.strip() != "default":
             kinds = [k.strip() for k in args.detect.split(",") if k.strip()]
         _info(args, "detecting defects ...")
-        found = detect(image, kinds, channel_axis=channel_axis)
+        found = _call_with_progress(detect, "detect", args.quiet, image, kinds, channel_axis=channel_axis)
         if mask is not None and mask.shape != found.shape[found.ndim - mask.ndim:]:
             raise CLIError(f"mask {args.mask}: shape {mask.shape} does not match the image's {found.shape}")
         mask = found if mask is None else mask | found
@@ -449,24 +477,8 @@ def _run(args) -> int:
         if "seed" in params and "seed" not in _param_names(method):
             params.pop("seed")  # the chosen method is deterministic: the seed has nothing to steer
 
-    bar = None
-    progress = None
-    if not args.quiet:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=None, desc=method, unit="step", leave=False)
-
-        def progress(done, total):
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
-    try:
-        result = inpaint(image, mask, method=method, channel_axis=channel_axis, nodata=args.nodata,
-                         clip=not args.no_clip, progress=progress, **extra, **params)
-    finally:
-        if bar is not None:
-            bar.close()
+    result = _call_with_progress(inpaint, method, args.quiet, image, mask, method=method, channel_axis=channel_axis,
+                                 nodata=args.nodata, clip=not args.no_clip, **extra, **params)
     filled = None
     if mask_out:
         filled = _prepare_mask(image, mask, method, channel_axis, args.nodata, params, extra).astype(np.uint8)
@@ -491,15 +503,16 @@ def _write_params() -> set:
     return set(inspect.signature(write_image).parameters)
 
 
-def _read_with_metadata(path):
-    """``(array, ImageMetadata or None)``: the IO layer's metadata when it reads it."""
+def _read_with_metadata(path, quiet: bool = True):
+    """``(array, ImageMetadata or None)``: the IO layer's metadata when it reads it (with its progress bar
+    when it has one)."""
     import inspect
 
     from ._io import read_image
 
     if "with_metadata" in inspect.signature(read_image).parameters:
-        return read_image(path, with_metadata=True)
-    return read_image(path), None
+        return _call_with_progress(read_image, f"reading {Path(path).name}", quiet, path, with_metadata=True)
+    return _call_with_progress(read_image, f"reading {Path(path).name}", quiet, path), None
 
 
 def _param_names(method: str) -> set:

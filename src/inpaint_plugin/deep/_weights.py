@@ -106,7 +106,7 @@ def _how_to_get(spec: "ModelSpec") -> str:
                 f"'inpaint-plugin weights import PATH --method {spec.name}' (later runs need no -p weights).")
     return (f"{spec.weights_help.rstrip('.')}. Then pass the path with inpaint(..., method={spec.name!r}, "
             f"weights='path/to/checkpoint') (or choose it in the plugin's weights field), or import it once "
-            f"(inpaint_plugin.deep.import_weights({spec.name!r}, 'path/to/checkpoint'); on the command line "
+            f"(inpaint_plugin.deep._weights.import_weights({spec.name!r}, 'path/to/checkpoint'); on the command line "
             f"'inpaint-plugin weights import PATH --method {spec.name}') so that weights=None finds it.")
 
 
@@ -235,7 +235,7 @@ def _check_imported(method: str, path: Path, info: dict) -> None:
     digest = sha256_file(path)
     if digest != info.get("sha256"):
         redo = (f"inpaint-plugin weights import PATH --method {method}" if INTERFACE.get() == "cli"
-                else f"inpaint_plugin.deep.import_weights({method!r}, path)")
+                else f"inpaint_plugin.deep._weights.import_weights({method!r}, path)")
         raise ValueError(
             f"{_arg()}: the weights imported for method {method!r} ({path}) do not match the sha256 recorded at "
             f"import ({str(info.get('sha256'))[:16] or 'no record'}... vs {digest[:16]}...): the file was changed or "
@@ -399,7 +399,7 @@ def _network_reachable(url: str, timeout: float) -> bool:
 def _by_hand(spec: "ModelSpec", entry: WeightsEntry) -> str:
     how = entry.instructions or spec.weights_help.rstrip(".") + "."
     return (f"{how} Then import it: inpaint-plugin weights import PATH --method {spec.name}"
-            + (f" (or, in Python, inpaint_plugin.deep.import_weights({spec.name!r}, path))"
+            + (f" (or, in Python, inpaint_plugin.deep._weights.import_weights({spec.name!r}, path))"
                if INTERFACE.get() != "cli" else "") + ".")
 
 
