@@ -1,8 +1,8 @@
 """Take the README screenshot: napari with the Inpaint widget after repairing the sample image.
 
-Opens the plugin's "damaged cell" sample (dead pixels, a dead column, scratches), runs the
-biharmonic method from the dock widget, and saves the whole window with the damaged and the
-repaired image side by side.
+Opens the plugin's "damaged cell" sample (dead pixels, a dead column, scratches), runs the dock
+widget with method "auto" (its choice then shows in the info text), and saves the whole window
+with the damaged and the repaired image side by side.
 
 Usage::
 
@@ -24,16 +24,17 @@ def main(argv=None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot.png", help="PNG file to write")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the inpainting")
+    parser.add_argument("--method", default="auto", help="method chosen in the widget (default: auto)")
     args = parser.parse_args(argv)
 
     # a throw-away settings file: the user's napari settings stay untouched, and only errors pop up
     # as notifications (no toast over the canvas)
     with tempfile.TemporaryDirectory() as config_dir:
         os.environ["NAPARI_CONFIG"] = os.path.join(config_dir, "settings.yaml")
-        return _shoot(args.out, args.timeout)
+        return _shoot(args.out, args.timeout, args.method)
 
 
-def _shoot(out: Path, timeout: float) -> Path:
+def _shoot(out: Path, timeout: float, method: str) -> Path:
     import napari
     from napari.settings import get_settings
     from qtpy.QtWidgets import QApplication
@@ -42,8 +43,11 @@ def _shoot(out: Path, timeout: float) -> Path:
     viewer = napari.Viewer(title="inpaint-plugin", show=True)
     viewer.window.resize(1400, 820)
     viewer.open_sample("inpaint-plugin", "damaged_cell")
-    _, widget = viewer.window.add_plugin_dock_widget("inpaint-plugin", "Inpaint")
-    widget.method.value = "biharmonic"
+    dock, widget = viewer.window.add_plugin_dock_widget("inpaint-plugin", "Inpaint")
+    from qtpy.QtCore import Qt
+
+    viewer.window._qt_window.resizeDocks([dock], [400], Qt.Horizontal)  # the canvas keeps most of the window
+    widget.method.value = method
 
     widget.start()
     deadline = time.monotonic() + timeout

@@ -70,8 +70,8 @@ WHOLE_STACK = "whole stack"
 JOINT = "jointly (nD)"
 PER_FRAME = "frame by frame"
 OUTPUT_SUFFIX = " inpainted"
-AUTO_TEXT = ("auto: tries the quick methods on small trials around your holes and fills with the best "
-             "(deep methods and slow ones are left out); the choice is shown here after the run")
+AUTO_TEXT = ("auto: tries the quick methods on small trials around the holes and fills with the best "
+             "(no deep or slow methods); its choice shows here after the run")
 #: Leading axis labels that mean independent frames (filled frame by frame by default).
 TIME_LABELS = ("t", "time", "frame", "frames")
 
