@@ -264,3 +264,29 @@ def test_metadata_written_without_dask(tmp_path):
     _check_imagej(tmp_path / "out.tif", _stack(seed=11), "no dask")
     meta = read_metadata(tmp_path / "out.ome.tif")
     assert meta.kind == "ome-tiff" and meta.axes == "ZCYX" and ome_annotations(meta.ome_xml) == ["no dask"]
+
+
+def test_ome_tiff_pyramid_keeps_its_sub_resolutions(tmp_path):
+    data = _stack((2, 300, 260), seed=13)  # C, Y, X
+    coarse = data.reshape(2, 150, 2, 130, 2).max(axis=(2, 4))  # the source pyramid's own rule (max)
+    with tifffile.TiffWriter(tmp_path / "in.ome.tif", ome=True) as tw:
+        tw.write(data, subifds=1, tile=(64, 64), metadata={"axes": "CYX", "PhysicalSizeX": 0.5})
+        tw.write(coarse, subfiletype=1, tile=(64, 64))
+    image, meta = read_image(tmp_path / "in.ome.tif", with_metadata=True)
+    assert [lv[1] for lv in meta.levels] == [(2, 300, 260), (2, 150, 130)]
+    mask = np.zeros((300, 260), bool)
+    mask[100:104, 50:60] = True
+    filled = inpaint(image, mask, "biharmonic", channel_axis=0)
+    write_image(tmp_path / "out.ome.tif", filled, metadata=meta, processing="pyramid")
+    with tifffile.TiffFile(tmp_path / "out.ome.tif") as tif:
+        assert tif.is_ome and tif.series[0].axes == "CYX"
+        assert [lv.shape for lv in tif.series[0].levels] == [(2, 300, 260), (2, 150, 130)]
+        full, sub = tif.series[0].levels[0].asarray(), tif.series[0].levels[1].asarray()
+    np.testing.assert_array_equal(full, filled)
+    covered = np.zeros((150, 130), bool)
+    covered[50:52, 25:30] = True
+    np.testing.assert_array_equal(sub[:, ~covered], coarse[:, ~covered])
+    mean = np.rint(filled.reshape(2, 150, 2, 130, 2).astype(np.float64).mean(axis=(2, 4))).astype(np.uint16)
+    np.testing.assert_array_equal(sub[:, covered], mean[:, covered])
+    assert ome_annotations(read_metadata(tmp_path / "out.ome.tif").ome_xml) == ["pyramid"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ome.tif", "out.ome.tif"]  # staging removed

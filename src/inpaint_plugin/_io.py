@@ -649,6 +649,7 @@ def _write_tiff(tmp: Path, x, pbar, compression, opts: dict) -> None:
     import tifffile
 
     opts = dict(opts)
+    opts.pop("levels", None)
     pages, tile = opts.pop("pages"), opts.pop("tile")
     if x.ndim < 2:
         raise ValueError(f"a TIFF image needs at least 2 dimensions, got shape {x.shape}")
@@ -701,21 +702,23 @@ def _fit(a, shape):
     return a[tuple(slice(0, t) for t in shape)]
 
 
-def _coarsen(a, factors, reduce):
+def _coarsen(a, factors, reduce, pages: int = 0):
+    """``reduce`` over ``factors`` blocks (edges repeated); the first ``pages`` axes stay in chunks of 1."""
     import dask.array as da
 
     pad = [(0, (-s) % f) for s, f in zip(a.shape, factors)]
     if any(p[1] for p in pad):
         a = da.pad(a, pad, mode="edge")
-    return da.coarsen(reduce, a.rechunk(_block_chunks(factors)), dict(enumerate(factors)))
+    chunks = tuple(1 if i < pages and f == 1 else c for i, (f, c) in enumerate(zip(factors, _block_chunks(factors))))
+    return da.coarsen(reduce, a.rechunk(chunks), dict(enumerate(factors)))
 
 
-def _downsample(a, factors, shape, dtype):
+def _downsample(a, factors, shape, dtype, pages: int = 0):
     """Mean of each ``factors`` block of ``a`` (edges repeated), cropped to ``shape``, in ``dtype``
     (integers rounded and clipped to the dtype's range)."""
     dt = np.dtype(dtype)
     work = a if dt.kind == "f" else a.astype(np.float64)
-    out = _fit(_coarsen(work, factors, np.mean), shape)
+    out = _fit(_coarsen(work, factors, np.mean, pages), shape)
     if dt.kind == "b":
         return out >= 0.5
     if dt.kind in "iu":
@@ -795,6 +798,82 @@ def _write_ome_zarr(tmp: Path, x, meta: ImageMetadata, processing: Optional[str]
         prev = da.from_zarr(target)
 
 
+def _pyramid(level0, shapes, dtype, original, pages: int = 0) -> list:
+    """The coarser levels of ``shapes`` from ``level0`` (dask): the mean of the finer level where a
+    pixel it covers differs from ``original(k)`` (the source's level ``k``, or ``None``), the
+    source's own value elsewhere (so its downsampling rule is kept outside the changes)."""
+    import dask.array as da
+
+    orig = original(0)
+    changed = None
+    if orig is not None and tuple(orig.shape) == tuple(level0.shape):
+        changed = level0 != orig
+        if np.dtype(dtype).kind == "f":
+            changed &= ~(da.isnan(level0) & da.isnan(orig))
+    prev, out = level0, []
+    for k, shape in enumerate(shapes[1:], start=1):
+        factors = [max(1, int(round(p / s))) for p, s in zip(prev.shape, shape)]
+        level = _downsample(prev, factors, shape, dtype, pages)
+        orig = original(k)
+        if changed is not None and orig is not None and tuple(orig.shape) == tuple(shape):
+            changed = _fit(_coarsen(changed, factors, np.any, pages), shape)
+            level = da.where(changed, level, orig.astype(dtype))
+        else:
+            changed = None
+        out.append(level)
+        prev = level
+    return out
+
+
+def _write_tiff_pyramid(tmp: Path, x, pbar, compression, opts: dict, meta: ImageMetadata) -> None:
+    """An OME-TIFF with sub-resolutions (SubIFDs) like the source's: full resolution staged once in
+    a temporary zarr array, coarser levels computed from it as in :func:`_pyramid`."""
+    import dask.array as da
+    import tifffile
+    import zarr
+
+    opts = dict(opts)
+    pages, tile, shapes = opts.pop("pages"), opts.pop("tile"), opts.pop("levels")
+    staging = _temp_name(tmp.with_suffix(".zarr"))
+    source_store = None
+    try:
+        _write_zarr(staging, x, _NoBar())
+        rows = lambda a: a.rechunk((1,) * pages + (min(a.shape[pages], 1024),) + a.shape[pages + 1:])  # noqa: E731
+        level0 = da.from_zarr(str(staging))
+        source = None
+        if meta.source and Path(meta.source).is_file():
+            try:
+                source_store = tifffile.imread(meta.source, aszarr=True, series=0)
+                source = zarr.open(source_store, mode="r")
+            except Exception:  # moved or changed: rebuild every coarser pixel
+                source = None
+
+        def original(k):
+            if source is None:
+                return None
+            try:
+                return da.from_zarr(source[str(k)] if isinstance(source, zarr.Group) else source)
+            except (KeyError, TypeError):
+                return None
+
+        levels = [rows(lv) for lv in _pyramid(level0, shapes, x.dtype, original, pages)]
+        level0 = rows(level0)
+        pbar.total = int(np.prod(x.shape[:pages], dtype=np.int64)) * len(level0.chunks[pages])
+        pbar.refresh()
+        bigtiff = x.nbytes > 2**32 - 2**25
+        sub = {k: opts[k] for k in ("photometric", "planarconfig") if k in opts}
+        with tifffile.TiffWriter(tmp, bigtiff=bigtiff) as tw:
+            tw.write(_tiff_tiles(level0, pages, tile, pbar), shape=level0.shape, dtype=x.dtype, tile=tile,
+                     compression=compression, subifds=len(levels), **opts)
+            for level in levels:
+                tw.write(_tiff_tiles(level, pages, tile, _NoBar()), shape=level.shape, dtype=x.dtype, tile=tile,
+                         compression=compression, subfiletype=1, metadata=None, **sub)
+    finally:
+        if source_store is not None:
+            source_store.close()
+        _remove(staging)
+
+
 # --- write_image -----------------------------------------------------------------------------------
 
 def _write_picture(tmp: Path, data: np.ndarray, path: Path) -> None:
@@ -813,6 +892,7 @@ def _write_eager(tmp: Path, data: np.ndarray, kind: str, path: Path, compression
             raise ValueError(f"a TIFF image needs at least 2 dimensions, got shape {data.shape}")
         opts = dict(opts)
         opts.pop("pages")
+        opts.pop("levels", None)  # sub-resolutions need dask (they are computed chunk by chunk)
         if not opts.get("imagej"):
             opts["bigtiff"] = data.nbytes > 2**32 - 2**25
         tifffile.imwrite(tmp, data, compression=compression, **opts)
@@ -934,6 +1014,8 @@ def write_image(path: PathLike, array, *, progress: bool = False, overwrite: boo
                     usable = metadata is not None and metadata.fits(x.shape)
                     _write_zarr(tmp, x, pbar, axes=metadata.axes if usable else None,
                                 processing=processing if usable else None)
+                elif fmt.kind == "tiff" and "levels" in opts:
+                    _write_tiff_pyramid(tmp, x, pbar, compression, opts, metadata)
                 elif fmt.kind == "tiff":
                     _write_tiff(tmp, x, pbar, compression, opts)
                 elif fmt.kind == "npy":

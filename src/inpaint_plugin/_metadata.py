@@ -9,9 +9,13 @@ line describing the processing). What is kept, per format:
   ResolutionUnit.
 - OME-TIFF: the whole OME-XML of the image read (physical sizes, channels, instrument,
   annotations...), with its ``TiffData`` rewritten for the file written, the pixel type of the
-  result, and a ``CommentAnnotation`` describing the processing linked to the image.
+  result, and a ``CommentAnnotation`` describing the processing linked to the image; its
+  sub-resolutions (SubIFDs) are written again (with dask), as for OME-Zarr below.
 - other TIFF: axes (tifffile's JSON description), the original ImageDescription, resolution.
-- OME-Zarr: the group's attributes (``multiscales``, ``omero``...), every level of the pyramid.
+- OME-Zarr: the group's attributes (``multiscales``, ``omero``...), every level of the pyramid:
+  the full resolution is the result; a coarser pixel is the mean of the finer level where a pixel
+  it covers changed, and keeps the source's value elsewhere (the source's own downsampling rule).
+  A ``.ome.zarr`` output from another input is a one-level NGFF 0.4 group when its axes allow.
 
 Facts used: the ImageJ hyperstack axis order TZCYXS and its supported sample types (uint8, uint16,
 int16, float32) from tifffile's ``imagej_description``/``imwrite`` documentation and tests run
@@ -110,7 +114,8 @@ class ImageMetadata:
     zarr_format : int or None
         2 or 3.
     levels : tuple
-        OME-Zarr pyramid: ``(path, shape, chunks, dtype)`` per level, full resolution first.
+        The pyramid, full resolution first: ``(path, shape, chunks, dtype)`` per level (OME-Zarr
+        datasets; the sub-resolutions (SubIFDs) of an OME-TIFF, with ``chunks`` None).
     source : str or None
         The file read (used to keep the unchanged parts of pyramid levels).
     """
@@ -179,6 +184,8 @@ def tiff_metadata(tif, path) -> ImageMetadata:
         meta.kind = "ome-tiff"
         meta.ome_xml = tif.ome_metadata
         _ome_calibration(meta)
+        if len(series.levels) > 1:
+            meta.levels = tuple((str(i), tuple(lv.shape), None, str(lv.dtype)) for i, lv in enumerate(series.levels))
     elif tif.is_imagej and tif.imagej_metadata is not None:
         meta.kind = "imagej"
         ij = dict(tif.imagej_metadata)
@@ -363,6 +370,8 @@ def tiff_options(name: str, shape, dtype, meta: Optional[ImageMetadata], process
         if xml is not None:
             opts["metadata"] = None
             opts["description"] = xml.encode("utf-8")
+            if meta.kind == "ome-tiff" and len(meta.levels) > 1 and opts["tile"]:
+                opts["levels"] = [lv[1] for lv in meta.levels]  # sub-resolutions written as SubIFDs
             return opts
     if out_ome:
         md: Dict[str, Any] = {}
