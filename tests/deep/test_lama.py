@@ -279,6 +279,32 @@ def test_restricted_reader_scripted_module_with_typed_containers(tmp_path):
         assert torch.equal(flat[name], want.detach()), name
 
 
+def test_restricted_reader_damaged_archives_give_value_errors(tmp_path):
+    """Random byte changes anywhere in an archive: a ValueError naming the file, or the right tensors
+    when the bytes changed were ones that do not matter; never another exception."""
+    state = OrderedDict(a=torch.randn(5, 3), b=torch.arange(4)[1:])
+    torch.save({"state_dict": state, "x": b"by", "y": {1, 2}}, tmp_path / "base.pt")
+    base = (tmp_path / "base.pt").read_bytes()
+    rng = np.random.default_rng(0)
+    failures = 0
+    for i in range(300):
+        data = bytearray(base)
+        for j in rng.integers(0, len(data), rng.integers(1, 6)):
+            data[j] = rng.integers(0, 256)
+        path = tmp_path / "damaged.pt"
+        path.write_bytes(bytes(data))
+        try:
+            flat = tensors_by_name(read_torch_zip(path))
+        except ValueError as e:
+            assert "damaged.pt" in str(e)
+            failures += 1
+            continue
+        for k, v in state.items():  # what did load must be right (zip CRCs guard the tensor bytes)
+            if f"state_dict.{k}" in flat:
+                assert torch.equal(flat[f"state_dict.{k}"], v)
+    assert failures > 100
+
+
 # --------------------------------------------------------------------------------- the checkpoint forms
 class _Holder(torch.nn.Module):
     def __init__(self, generator):
@@ -346,6 +372,11 @@ def test_load_errors(tmp_path):
     _lightning_checkpoint(OrderedDict([("model.1.ffc.convl2l.weight", torch.zeros(64, 4, 7, 7))]), wrong)
     with pytest.raises(ValueError, match="missing keys"):
         SPEC.load(net, wrong)
+    with zipfile.ZipFile(tmp_path / "big-lama.zip", "w") as zf:  # the download itself, not unzipped
+        zf.write(wrong, "big-lama/models/best.ckpt")
+        zf.writestr("big-lama/config.yaml", "generator: {}\n")
+    with pytest.raises(ValueError, match="big-lama/models/best.ckpt: extract"):
+        SPEC.load(net, tmp_path / "big-lama.zip")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="models/best.ckpt"):
         SPEC.load(net, tmp_path / "empty")

@@ -68,7 +68,9 @@ def _generator_state(flat: dict, keys) -> dict:
 def _load(module, path: Path) -> None:
     """Load big-lama weights (``best.ckpt``, the ``big-lama`` folder, IOPaint's ``big-lama.pt``, a
     ``.safetensors`` or plain state_dict file) strictly; no pickle code of the file is run."""
-    from ..deep._torch_zip import is_torch_zip, read_torch_zip, tensors_by_name
+    import zipfile
+
+    from ..deep._torch_zip import read_torch_zip, tensors_by_name
 
     path = Path(path)
     if path.is_dir():
@@ -77,8 +79,8 @@ def _load(module, path: Path) -> None:
             raise ValueError(f"weights={str(path)!r}: a folder without models/best.ckpt (the unzipped big-lama "
                              f"folder is expected); or pass the checkpoint file itself")
         path = inner
-    if path.suffix.lower() != ".safetensors" and is_torch_zip(path):
-        flat = tensors_by_name(read_torch_zip(path))
+    if path.suffix.lower() != ".safetensors" and path.is_file() and zipfile.is_zipfile(path):
+        flat = tensors_by_name(read_torch_zip(path))  # also says what to do with big-lama.zip itself
     else:  # safetensors, or the legacy (pre-zip) torch format: weights_only=True
         flat = load_state_dict_file(path)
     if not flat:

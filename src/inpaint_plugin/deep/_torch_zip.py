@@ -31,6 +31,7 @@ import io
 import os
 import pickle
 import zipfile
+import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -201,15 +202,22 @@ class RestrictedUnpickler(pickle.Unpickler):
         return self._storages[key]
 
 
+#: what reading a damaged or crafted archive can raise (zip, zlib, pickle, torch and memory errors)
+_READ_ERRORS = (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, zlib.error, ValueError, TypeError,
+                AttributeError, IndexError, KeyError, RuntimeError, OSError, NotImplementedError, OverflowError,
+                MemoryError, RecursionError)
+
+
 def is_torch_zip(path) -> bool:
-    """True when ``path`` is a zip archive holding a torch ``data.pkl`` (``torch.save`` / ``torch.jit.save``)."""
+    """True when ``path`` is a readable zip archive holding a torch ``data.pkl`` (``torch.save`` /
+    ``torch.jit.save``)."""
     path = Path(os.fspath(path))
-    if not path.is_file() or not zipfile.is_zipfile(path):
-        return False
     try:
+        if not path.is_file() or not zipfile.is_zipfile(path):
+            return False
         with zipfile.ZipFile(path) as zf:
             return _data_pkl(zf) is not None
-    except (zipfile.BadZipFile, OSError):
+    except _READ_ERRORS:
         return False
 
 
@@ -237,7 +245,8 @@ def read_torch_zip(path, *, argument: str = "weights"):
     Raises
     ------
     ValueError
-        If the file is not such an archive, or it is truncated or corrupt.
+        If the file is not such an archive (e.g. a zip of checkpoints, which it names), or it is
+        truncated, corrupt or crafted.
     """
     import torch
 
@@ -247,15 +256,20 @@ def read_torch_zip(path, *, argument: str = "weights"):
         raise ValueError(f"{where}: no such checkpoint file")
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise ValueError(f"{where}: not a PyTorch zip archive (truncated or corrupt?): {e}") from None
+    except _READ_ERRORS as e:
+        raise ValueError(f"{where}: not a PyTorch zip archive (truncated or corrupt?): {_first_line(e)}") from None
     with zf:
-        pkl = _data_pkl(zf)
+        try:
+            names = set(zf.namelist())
+            pkl = _data_pkl(zf)
+        except _READ_ERRORS as e:
+            raise ValueError(f"{where}: could not read the checkpoint (truncated or corrupt?): {_first_line(e)}") from None
         if pkl is None:
-            raise ValueError(f"{where}: a zip file without a torch data.pkl record: not a PyTorch checkpoint")
+            inner = sorted(n for n in names if n.endswith((".ckpt", ".pt", ".pth", ".safetensors")))
+            hint = (f"; it holds {', '.join(inner[:3])}{', ...' if len(inner) > 3 else ''}: extract the "
+                    f"checkpoint and pass that file (or folder)") if inner else ""
+            raise ValueError(f"{where}: a zip file without a torch data.pkl record: not a PyTorch checkpoint{hint}")
         root = pkl.split("/")[0]
-        names = set(zf.namelist())
-        big_endian = f"{root}/byteorder" in names and zf.read(f"{root}/byteorder").strip() == b"big"
 
         def load_storage(key, dtype_name, numel):
             dtype = getattr(torch, dtype_name)
@@ -280,11 +294,15 @@ def read_torch_zip(path, *, argument: str = "weights"):
             return data.view(dtype)
 
         try:
+            big_endian = f"{root}/byteorder" in names and zf.read(f"{root}/byteorder").strip() == b"big"
             return RestrictedUnpickler(io.BytesIO(zf.read(pkl)), load_storage).load()
-        except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError,
-                AttributeError, IndexError, KeyError, RuntimeError) as e:
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"{where}: could not read the checkpoint (truncated or corrupt?): {msg}") from None
+        except _READ_ERRORS as e:
+            raise ValueError(f"{where}: could not read the checkpoint (truncated or corrupt?): {_first_line(e)}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def tensors_by_name(obj, prefix: str = "") -> dict:
