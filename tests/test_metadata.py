@@ -290,3 +290,21 @@ def test_ome_tiff_pyramid_keeps_its_sub_resolutions(tmp_path):
     np.testing.assert_array_equal(sub[:, covered], mean[:, covered])
     assert ome_annotations(read_metadata(tmp_path / "out.ome.tif").ome_xml) == ["pyramid"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.ome.tif", "out.ome.tif"]  # staging removed
+
+
+def test_the_mask_of_a_calibrated_stack_keeps_axes_and_calibration(tmp_path):
+    data = _stack(seed=14)
+    _imagej_file(tmp_path / "in.tif", data)
+    _, meta = read_image(tmp_path / "in.tif", with_metadata=True)
+    mask = np.zeros((3, 40, 50), np.uint8)
+    mask[:, 5:9, 10:20] = 1
+    mask_meta = meta.drop_axis(meta.channel_axis)
+    assert mask_meta.axes == "ZYX" and mask_meta.fits(mask.shape)
+    write_image(tmp_path / "mask.tif", mask, metadata=mask_meta, processing="the mask that was filled")
+    out, meta2 = read_image(tmp_path / "mask.tif", with_metadata=True)
+    np.testing.assert_array_equal(out, mask)
+    assert meta2.kind == "imagej" and meta2.axes == "ZYX" and meta2.resolution == ((250, 27), (250, 27))
+    assert meta2.spacing == pytest.approx({"X": 27 / 250, "Y": 27 / 250, "Z": 0.5}) and meta2.units["Z"] == "um"
+    assert "Labels" not in meta2.imagej and "Ranges" not in meta2.imagej
+    with pytest.raises(ValueError, match="axis=4 is out of range"):
+        meta.drop_axis(4)

@@ -152,6 +152,41 @@ class ImageMetadata:
         """Whether this metadata describes an array of ``shape`` (same shape as the file read)."""
         return tuple(int(s) for s in shape) == tuple(self.shape)
 
+    def drop_axis(self, axis: int) -> "ImageMetadata":
+        """Metadata for an array without ``axis``, e.g. the mask of a multichannel image.
+
+        Axes, calibration and resolution are kept (an ImageJ file keeps its spacing, unit and
+        frame interval); what describes the dropped axis (OME-XML, channel names, ImageJ ranges
+        and LUTs, pyramid levels) is not.
+
+        Parameters
+        ----------
+        axis : int
+            The axis to drop (negative counts from the end).
+
+        Returns
+        -------
+        ImageMetadata
+        """
+        ndim = len(self.shape)
+        if not -ndim <= axis < ndim:
+            raise ValueError(f"axis={axis} is out of range for shape {self.shape}")
+        axis %= ndim
+        known = self.axes is not None and len(self.axes) == ndim
+        letter = self.axes[axis] if known else None
+        imagej = None
+        kind = {"ome-tiff": "tiff", "ome-zarr": "zarr"}.get(self.kind, self.kind)
+        if self.kind == "imagej" and self.imagej is not None:
+            imagej = {k: v for k, v in self.imagej.items()
+                      if k in ("ImageJ", "spacing", "unit", "finterval", "fps", "loop", "xorigin", "yorigin",
+                               "zorigin")}
+        return ImageMetadata(
+            kind=kind, shape=self.shape[:axis] + self.shape[axis + 1:], dtype=self.dtype,
+            axes=self.axes[:axis] + self.axes[axis + 1:] if known else None,
+            spacing={k: v for k, v in self.spacing.items() if k != letter},
+            units={k: v for k, v in self.units.items() if k != letter},
+            resolution=self.resolution, resolution_unit=self.resolution_unit, imagej=imagej)
+
 
 # --- reading ---------------------------------------------------------------------------------------
 
