@@ -21,7 +21,7 @@ Guarantees, whatever the backend:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Generator, Optional
 
 import numpy as np
 
@@ -284,6 +284,7 @@ def _mapping(prep: Prepared, img: np.ndarray, mask: np.ndarray, lo, hi) -> Optio
                 for c in chans:
                     ranges[c] = (a, b)
         return _Mapping(dtype, [r[0] for r in ranges], [r[1] - r[0] for r in ranges], lo, hi, exact=False)
+    offset: list
     if is_int:
         offset = [int(v) for v in lo]
         spans = [float(int(h) - int(l_)) for l_, h in zip(lo, hi)]
@@ -400,7 +401,7 @@ def _blocks(prep: Prepared):
     return [idx for idx in np.ndindex(*lead) if mask[idx].any()]
 
 
-def iter_prepared(prep: Prepared, progress: Optional[ProgressCallback] = None) -> Iterator[tuple]:
+def iter_prepared(prep: Prepared, progress: Optional[ProgressCallback] = None) -> Generator[tuple, None, Any]:
     """Fill a :class:`Prepared` image; yields ``(done, total)`` per block, returns the result.
 
     ``progress`` receives finer progress from backends that report it (``reports_progress``):
@@ -428,7 +429,8 @@ def iter_prepared(prep: Prepared, progress: Optional[ProgressCallback] = None) -
         if backend.normalize in (True, "per_channel") and total > 1:
             # per-channel methods see each slice's own range (clipped to the whole image's known range)
             block_map = _mapping(prep, img[idx], m, *_known_range(img[idx], m))
-            block_map.lo, block_map.hi = lo, hi
+            if block_map is not None:
+                block_map.lo, block_map.hi = lo, hi
         windows = None if backend.normalize == "range" else _windows(m, int(backend.margin))
         parts = windows if windows is not None else [(tuple(slice(None) for _ in m.shape), None)]
         n_parts = len(parts)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from typing import Dict
+from typing import Any, Dict
 
 import pluggy
 
@@ -39,18 +39,26 @@ def plugin_manager() -> pluggy.PluginManager:
         return _pm
 
 
+def _builtin_module():
+    from . import backends as builtin
+
+    return builtin
+
+
 def _collect() -> Dict[str, Backend]:
     pm = plugin_manager()
     found: Dict[str, Backend] = {}
     for impl in pm.hook.inpaint_plugin_backends.get_hookimpls():  # registration order: built-ins first
         plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
         try:
-            result = impl.function()
+            result: Any = impl.function()
         except Exception as exc:
+            if impl.plugin is _builtin_module():  # a bug of ours: never hide it
+                raise
             warnings.warn(f"inpaint_plugin: plugin {plugin_name!r} failed to list its backends: {exc!r}",
                           RuntimeWarning, stacklevel=3)
             continue
-        for backend in result or ():
+        for backend in result or []:
             if not isinstance(backend, Backend):
                 warnings.warn(f"inpaint_plugin: plugin {plugin_name!r} returned {backend!r}, not a Backend; ignored",
                               RuntimeWarning, stacklevel=3)

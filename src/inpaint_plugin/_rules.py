@@ -75,6 +75,7 @@ def check_channel_axis(channel_axis, ndim: int) -> Optional[int]:
         return None
     if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
         raise TypeError(f"channel_axis must be an int or None, got {channel_axis!r}")
+    channel_axis = int(channel_axis)
     if not -ndim <= channel_axis < ndim:
         raise ValueError(f"channel_axis={channel_axis} is out of range for an image with {ndim} dimensions")
     return int(channel_axis) % ndim
@@ -144,7 +145,7 @@ def collapse_rgb_mask(m: np.ndarray, spatial_shape: Sequence[int]) -> np.ndarray
     return m
 
 
-def check_nodata(nodata, dtype: np.dtype):
+def check_nodata(nodata: Any, dtype: np.dtype):
     """``nodata`` as a scalar of the image's dtype (or None / NaN).
 
     The comparison happens in the image's dtype: ``nodata=0.1`` on float32 data matches
@@ -152,6 +153,7 @@ def check_nodata(nodata, dtype: np.dtype):
     """
     if nodata is None:
         return None
+    nodata_value: Any = nodata
     dtype = np.dtype(dtype)
     if isinstance(nodata, (bool, np.bool_)) or not isinstance(nodata, (numbers.Real, np.number)):
         raise TypeError(f"nodata must be a number, got {nodata!r}")
@@ -163,10 +165,10 @@ def check_nodata(nodata, dtype: np.dtype):
         info = np.iinfo(dtype)
         if isinstance(nodata, (float, np.floating)) and not (np.isfinite(nodata) and float(nodata).is_integer()):
             raise ValueError(f"nodata={nodata!r} is not an integer, so it matches no pixel of a {dtype} image")
-        if not info.min <= int(nodata) <= info.max:
+        if not info.min <= int(nodata_value) <= info.max:
             raise ValueError(f"nodata={nodata!r} is outside the range of the image's dtype {dtype} "
                              f"[{info.min}, {info.max}], so it matches no pixel")
-        return dtype.type(int(nodata))
+        return dtype.type(int(nodata_value))
     with np.errstate(over="ignore"):
         value = dtype.type(float(nodata))
     if np.isinf(value) and np.isfinite(float(nodata)):
