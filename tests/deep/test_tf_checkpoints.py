@@ -19,19 +19,41 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-if importlib.util.find_spec("tensorflow") is None:  # importorskip without importing TF next to torch here
-    pytest.skip("tensorflow is not installed (test-only dependency: pip install tensorflow-cpu)",
-                allow_module_level=True)
-
 from inpaint_plugin.deep import _tf_checkpoint as tfc  # noqa: E402
 
 _MANY = 9000  # variables in the many-blocks checkpoint
+#: written by tensorflow-cpu 2.21.0 (tf.compat.v1.train.Saver) from _small_variables(); the .meta is left out
+SMALL = Path(__file__).parent / "data" / "tf_small"
+
+
+def _needs_tensorflow():
+    """Skip without TensorFlow (importorskip's check, without importing TF next to torch here)."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("tensorflow is not installed (test-only dependency: pip install tensorflow-cpu)")
+
+
+def _small_variables():
+    """Every dtype the reader converts, a scalar and an empty tensor."""
+    rng = np.random.default_rng(0)
+    return [
+        ("a/float32", rng.standard_normal((3, 4, 2, 5)).astype(np.float32)),
+        ("a/float64", rng.standard_normal(7)),
+        ("a/int32", np.arange(-5, 5, dtype=np.int32).reshape(2, 5)),
+        ("a/int64", np.array([2**40, -3], dtype=np.int64)),
+        ("a/uint8", np.arange(250, 256, dtype=np.uint8)),
+        ("a/bool", np.array([True, False, True])),
+        ("a/float16", np.array([0.5, -2.0, 65504.0], dtype=np.float16)),
+        ("a/bfloat16", np.array([1.0, -0.5, 3.0], dtype=np.float32), "bfloat16"),
+        ("a/scalar", np.float32(3.25)),
+        ("a/empty", np.zeros((0, 3), np.float32)),
+    ]
 
 #: Writes one checkpoint folder per job with real TensorFlow (graph mode, tf.compat.v1.train.Saver).
 _WRITER = textwrap.dedent(
@@ -129,22 +151,11 @@ def written(tmp_path_factory, conformance_dir, fill_state_dict):
     """Checkpoint folders written by TensorFlow once for this module."""
     from inpaint_plugin.backends import deepfill_v1, deepfill_v2
 
+    _needs_tensorflow()
     tmp = tmp_path_factory.mktemp("tf")
     v1, v1_filled, v1_spec = _official("deepfill_v1", conformance_dir, fill_state_dict, deepfill_v1.SPEC.build())
     v2, v2_filled, v2_spec = _official("deepfill_v2", conformance_dir, fill_state_dict, deepfill_v2.SPEC.build())
-    rng = np.random.default_rng(0)
-    small = [
-        ("a/float32", rng.standard_normal((3, 4, 2, 5)).astype(np.float32)),
-        ("a/float64", rng.standard_normal(7)),
-        ("a/int32", np.arange(-5, 5, dtype=np.int32).reshape(2, 5)),
-        ("a/int64", np.array([2**40, -3], dtype=np.int64)),
-        ("a/uint8", np.arange(250, 256, dtype=np.uint8)),
-        ("a/bool", np.array([True, False, True])),
-        ("a/float16", np.array([0.5, -2.0, 65504.0], dtype=np.float16)),
-        ("a/bfloat16", np.array([1.0, -0.5, 3.0], dtype=np.float32), "bfloat16"),
-        ("a/scalar", np.float32(3.25)),
-        ("a/empty", np.zeros((0, 3), np.float32)),
-    ]
+    small = _small_variables()
     # thousands of names sharing long prefixes: several table blocks, restarts, prefix-compressed keys
     many = [(f"inpaint_net/block{i // 100:03d}/a_layer_with_quite_a_long_name_{i:05d}/kernel", np.full(2, i, np.float32))
             for i in range(_MANY)]
@@ -164,18 +175,28 @@ def written(tmp_path_factory, conformance_dir, fill_state_dict):
 
 
 # ------------------------------------------------------------------------------------------------ reader
-def test_reader_reads_every_dtype_shape_and_scalar(written):
-    got = tfc.read_variables(written["folders"]["small"])
-    assert set(got) == {v[0] for v in written["small"]}
-    for name, value, *_ in written["small"]:
+def _check_small(folder):
+    got = tfc.read_variables(folder)
+    small = _small_variables()
+    assert list(got) == sorted(v[0] for v in small)  # the table's (sorted) order
+    for name, value, *_ in small:
         want = np.asarray(value)
         assert got[name].shape == want.shape, name
         np.testing.assert_array_equal(got[name], want, err_msg=name)
         if name != "a/bfloat16":
             assert got[name].dtype == want.dtype, name
     assert got["a/bfloat16"].dtype == np.float32
-    info = tfc.list_variables(written["folders"]["small"])
+    info = tfc.list_variables(folder)
     assert info["a/bfloat16"].dtype == "bfloat16" and info["a/scalar"].shape == ()
+
+
+def test_reader_reads_every_dtype_shape_and_scalar():
+    """On the committed fixture TensorFlow wrote (runs without TensorFlow)."""
+    _check_small(SMALL)
+
+
+def test_reader_reads_what_this_tensorflow_writes(written):
+    _check_small(written["folders"]["small"])
 
 
 def _data_blocks(index_file):
@@ -211,12 +232,12 @@ def test_every_form_of_the_path_finds_the_prefix(written):
     assert not tfc.is_tf_checkpoint(folder.parent)
 
 
-def test_checkpoint_file_naming_an_absolute_foreign_path(written, tmp_path):
+def test_checkpoint_file_naming_an_absolute_foreign_path(tmp_path):
     """The official folders' ``checkpoint`` files name paths on the authors' machines."""
     import shutil
 
     copy = tmp_path / "release_places2_256"
-    shutil.copytree(written["folders"]["small"], copy)
+    shutil.copytree(SMALL, copy)
     (copy / "checkpoint").write_text('model_checkpoint_path: "/home/author/model_logs/release/snap-0"\n'
                                      'all_model_checkpoint_paths: "/home/author/model_logs/release/snap-0"\n')
     assert tfc.find_prefix(copy) == copy / "snap-0"
@@ -226,7 +247,7 @@ def test_checkpoint_file_naming_an_absolute_foreign_path(written, tmp_path):
     assert tfc.find_prefix(copy) == copy / "snap-0"  # the only .index
 
 
-def test_corrupt_files_are_refused_naming_the_file(written, tmp_path):
+def test_corrupt_files_are_refused_naming_the_file(tmp_path):
     import shutil
 
     expected = {"data": r"checksum mismatch for variable .* in snap-0\.data-00000-of-00001",
@@ -235,7 +256,7 @@ def test_corrupt_files_are_refused_naming_the_file(written, tmp_path):
                 "truncated_data": r"the data file snap-0\.data-00000-of-00001 is truncated"}
     for what, message in expected.items():
         copy = tmp_path / what
-        shutil.copytree(written["folders"]["small"], copy)
+        shutil.copytree(SMALL, copy)
         target = copy / ("snap-0.index" if "index" in what else "snap-0.data-00000-of-00001")
         raw = bytearray(target.read_bytes())
         if what.startswith("truncated"):
@@ -245,6 +266,34 @@ def test_corrupt_files_are_refused_naming_the_file(written, tmp_path):
         target.write_bytes(bytes(raw))
         with pytest.raises(ValueError, match=f"weights=.{copy}.: {message}"):
             tfc.read_variables(copy)
+
+
+@pytest.mark.slow
+def test_every_damaged_index_or_data_byte_gives_a_value_error_or_the_same_values(tmp_path):
+    """Each single-bit flip and each truncation of the fixture's files: a ValueError naming the path, or
+    (a flip in padding or in an unused field) the right values; never another exception."""
+    import shutil
+
+    copy = tmp_path / "ckpt"
+    shutil.copytree(SMALL, copy)
+    want = tfc.read_variables(SMALL)
+    for name in ("snap-0.index", "snap-0.data-00000-of-00001"):
+        original = (SMALL / name).read_bytes()
+        step = 1 if name.endswith(".index") else 3  # every index byte; a third of the data bytes
+        variants = [original[:n] for n in range(0, len(original), step * step)]
+        variants += [original[:i] + bytes([original[i] ^ (1 << (i % 8))]) + original[i + 1:]
+                     for i in range(0, len(original), step)]
+        for damaged in variants:
+            (copy / name).write_bytes(damaged)
+            try:
+                got = tfc.read_variables(copy)
+            except ValueError as e:
+                assert f"weights='{copy}'" in str(e)
+            else:
+                assert list(got) == list(want)
+                for k in want:
+                    np.testing.assert_array_equal(got[k], want[k])
+        (copy / name).write_bytes(original)
 
 
 def test_crc32c_known_values():

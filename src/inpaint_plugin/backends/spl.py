@@ -26,17 +26,25 @@ def _build():
     return SPL()
 
 
+#: the other sub-modules of the reference's training model (``models_inpaint.py``, ``InpaintingModel``:
+#: ``generator``, ``discriminator``, the TResNet-L teacher ``tresnet_xL_hold`` and the
+#: ``AdversarialLoss`` buffers ``real_label``/``fake_label``), whose entries an official checkpoint holds
+_OTHERS = ("discriminator.", "tresnet_xL_hold.", "adversarial_loss.")
+
+
 def generator_state_dict(state: dict) -> dict:
     """The generator's entries of an SPL checkpoint.
 
     As the reference's ``eval_final.py`` does, every ``module.`` is removed from the keys; when keys
-    start with ``generator.``, those entries are kept (prefix removed) and the others (discriminator,
-    loss buffers, TResNet teacher) dropped; otherwise the checkpoint is taken as a bare generator
-    state_dict.
+    start with ``generator.``, those entries are kept (prefix removed) and those of the training model's
+    other parts (discriminator, TResNet teacher, loss buffers: :data:`_OTHERS`) dropped; any other key
+    is kept as it is, so that strict loading reports it as unexpected. Without ``generator.`` keys the
+    checkpoint is taken as a bare generator state_dict.
     """
     state = {k.replace("module.", ""): v for k, v in state.items()}
     if any(k.startswith(_PREFIX) for k in state):
-        return {k[len(_PREFIX):]: v for k, v in state.items() if k.startswith(_PREFIX)}
+        return {(k[len(_PREFIX):] if k.startswith(_PREFIX) else k): v for k, v in state.items()
+                if not k.startswith(_OTHERS)}
     return state
 
 

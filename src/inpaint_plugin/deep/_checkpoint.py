@@ -1,8 +1,12 @@
-"""Checkpoint files: safe loading (safetensors or ``torch.load(weights_only=True)``), strict key and
-shape checking, atomic writing and seeded random state_dicts.
+"""Checkpoint files: safe loading (safetensors or ``torch.load(weights_only=True)``), strict key, shape,
+type and value checking, atomic writing and seeded random state_dicts.
 
 A file from the internet never runs code here: pickles that would construct arbitrary objects are
-refused by ``weights_only=True`` and never executed.
+refused by ``weights_only=True`` and never executed. What a plain pickle of tensors can still hold is
+checked at load time, each refused with a ``ValueError`` naming the file: sparse tensors, wrappers nested
+without end (a dict that contains itself, or thousands of ``{'state_dict': ...}`` levels: at most
+:data:`MAX_WRAPPER_DEPTH` are unwrapped), and, for the tensors a network loads, NaN/inf values and
+integer/bool/complex tensors where the network has floating-point weights.
 """
 from __future__ import annotations
 
@@ -11,10 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WRAPPER_KEYS", "load_checked", "load_state_dict_file", "random_state_dict", "write_checkpoint"]
+__all__ = ["MAX_WRAPPER_DEPTH", "WRAPPER_KEYS", "load_checked", "load_state_dict_file", "random_state_dict", "write_checkpoint"]
 
 #: Wrapper keys unwrapped (repeatedly) by :func:`load_state_dict_file`, in this order of preference.
 WRAPPER_KEYS = ("state_dict", "netG", "net", "generator", "G", "model", "params_ema", "params")
+
+#: Most wrapper levels :func:`load_state_dict_file` unwraps (published checkpoints use one or two).
+MAX_WRAPPER_DEPTH = 8
 
 
 def _is_state_dict(obj) -> bool:
@@ -81,23 +88,39 @@ def load_state_dict_file(path, *, argument: str = "weights") -> dict:
         except Exception as e:  # zip / EOF / runtime errors of a truncated or foreign file
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"{where}: could not read the checkpoint (truncated or corrupt?): {msg}") from None
-    seen = []
+    seen: list[str] = []
+    visited: set[int] = set()
     while not _is_state_dict(obj):
         if not isinstance(obj, Mapping):
             raise ValueError(f"{where}: expected a state_dict (a mapping of names to tensors), got {type(obj).__name__}")
-        inner = next((obj[k] for k in WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
-        if inner is None:
-            keys = list(obj)[:8]
+        if id(obj) in visited or len(seen) >= MAX_WRAPPER_DEPTH:
+            raise ValueError(
+                f"{where}: refused: the checkpoint's wrappers nest without end ("
+                + ("a mapping contains itself" if id(obj) in visited else f"more than {MAX_WRAPPER_DEPTH} levels")
+                + f": {'/'.join(seen[:MAX_WRAPPER_DEPTH])}/...); not a plain checkpoint of tensors"
+            )
+        visited.add(id(obj))
+        key = next((k for k in WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
+        if key is None:
+            keys = [k if isinstance(k, (str, int)) else type(k).__name__ for k in list(obj)[:8]]
             raise ValueError(
                 f"{where}: not a state_dict: a mapping whose keys {keys} are not all names of tensors and "
                 f"that has none of the wrapper keys {list(WRAPPER_KEYS)}{' (inside ' + '/'.join(seen) + ')' if seen else ''}"
             )
-        seen.append(next(k for k in WRAPPER_KEYS if k in obj and isinstance(obj[k], Mapping)))
-        obj = inner
+        seen.append(key)
+        obj = obj[key]
     state = dict(obj)
+    sparse = [k for k, v in state.items() if v.layout != torch.strided]
+    if sparse:
+        raise ValueError(f"{where}: refused: sparse or other non-dense tensors ({_shown(sparse)}); a network's "
+                         "weights are dense tensors")
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+def _shown(items: Sequence[str], n: int = 10) -> str:
+    return ", ".join(items[:n]) + (f", ... ({len(items)} in all)" if len(items) > n else "")
 
 
 def load_checked(module, state_dict: Mapping, *, path=None, argument: str = "weights",
@@ -118,22 +141,42 @@ def load_checked(module, state_dict: Mapping, *, path=None, argument: str = "wei
     Raises
     ------
     ValueError
-        Listing the missing keys, the unexpected keys and the shape mismatches.
+        Listing the missing keys, the unexpected keys and the shape mismatches; or naming the tensors
+        that are not dense, that are not floating point where the network's are (integer buffers such
+        as BatchNorm's ``num_batches_tracked`` take integers), or that hold NaN or infinite values.
     """
+    import torch
+
     state = {k: v for k, v in state_dict.items() if not any(k.startswith(p) for p in drop_prefixes)}
     own = module.state_dict()
+    where = f"{argument}={str(path)!r}" if path is not None else argument
+    not_tensor = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensor:
+        raise ValueError(f"{where}: entries that are not tensors: {_shown(not_tensor)}")
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     wrong = [f"{k}: checkpoint {tuple(state[k].shape)} vs network {tuple(own[k].shape)}"
              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or wrong:
-        where = f"{argument}={str(path)!r}" if path is not None else argument
         parts = []
         for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", wrong)):
             if items:
-                shown = ", ".join(items[:10]) + (f", ... ({len(items)} in all)" if len(items) > 10 else "")
-                parts.append(f"{title}: {shown}")
+                parts.append(f"{title}: {_shown(items)}")
         raise ValueError(f"{where}: the checkpoint does not fit the {type(module).__name__} network; " + "; ".join(parts))
+    sparse = [k for k, v in state.items() if v.layout != torch.strided]
+    if sparse:
+        raise ValueError(f"{where}: refused: sparse or other non-dense tensors ({_shown(sparse)})")
+    bad_type = [f"{k} ({str(state[k].dtype).replace('torch.', '')}, network {str(own[k].dtype).replace('torch.', '')})"
+                for k in own
+                if (own[k].is_floating_point() and not state[k].is_floating_point())
+                or (not own[k].is_floating_point() and (state[k].is_floating_point() or state[k].is_complex()))]
+    if bad_type:
+        raise ValueError(f"{where}: refused: tensors of the wrong kind of type ({_shown(bad_type)}); the network's "
+                         "weights are floating point")
+    not_finite = [k for k, v in state.items() if v.is_floating_point() and v.numel() and not bool(torch.isfinite(v).all())]
+    if not_finite:
+        raise ValueError(f"{where}: refused: NaN or infinite values in {_shown(not_finite)} (a diverged training run "
+                         "or a corrupt file)")
     module.load_state_dict(state, strict=True)
 
 

@@ -494,6 +494,8 @@ def _read_one(prefix: Path, v: TFVariable, num_shards: int, big_endian: bool, ha
             raise ValueError(f"{where}: the data file {data.name} is missing beside {prefix.name}.index")
         handles[v.shard] = open(data, "rb")
     f = handles[v.shard]
+    if v.offset < 0 or v.offset + v.size > os.fstat(f.fileno()).st_size:
+        raise ValueError(f"{where}: the data file {data.name} is truncated (variable {v.name!r} lies beyond its end)")
     f.seek(v.offset)
     raw = f.read(v.size)
     if len(raw) != v.size:
