@@ -47,3 +47,19 @@ def bench_dir(shared_dir) -> Path:
     if not d.is_dir():
         pytest.skip(f"no benchmark cases at {d}")
     return d
+
+
+def pytest_collection_modifyitems(config, items):
+    """The fast loop (``pytest -m "not slow"``): the contract tests that run every registered method
+    mark their deep-network cases slow (full-width networks on a CPU take seconds per call; the
+    networks' own tests and the public-path tests check them)."""
+    try:
+        import inpaint_plugin as ip
+
+        deep = {name for name, b in ip.methods().items() if b.needs_weights}
+    except Exception:  # pragma: no cover - a broken package fails in the tests themselves
+        return
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if any(isinstance(v, str) and v in deep for v in params.values()):
+            item.add_marker(pytest.mark.slow)
