@@ -22,8 +22,8 @@ pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
 import inpaint_plugin as ip  # noqa: E402
-from inpaint_plugin.deep import random_checkpoint  # noqa: E402
 from inpaint_plugin.deep import _weights as W  # noqa: E402
+from inpaint_plugin.deep import random_checkpoint  # noqa: E402
 
 EXE = Path(sys.executable).with_name("inpaint-plugin")
 if not EXE.exists():  # an environment whose scripts live elsewhere

@@ -52,7 +52,7 @@ class _Terminated(BaseException):
         self.signum = signum
 
 
-def _clean(message: str) -> str:
+def _clean(message: object) -> str:
     """An error message fit for the command line: never torch's advice to unpickle with weights_only=False."""
     text = str(message)
     cut = text.find("Weights only load failed")
@@ -96,7 +96,7 @@ def _coerce_params(method: str, raw: dict) -> dict:
     from ._registry import get_backend
 
     backend = get_backend(method)
-    out = {}
+    out: dict = {}
     for key, value in raw.items():
         p = backend.param_map.get(key)
         if key == "seed" and p is None:
@@ -237,15 +237,13 @@ def _same_file(a, b) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _is_zarr_store(path: Path) -> bool:
-    return path.is_dir() and any((path / n).exists() for n in ("zarr.json", ".zarray", ".zgroup"))
-
-
 def _check_target(path: str, argument: str, overwrite: bool) -> None:
     """Refuse an output path that is an existing folder (unless a zarr store and --overwrite)."""
     p = Path(path)
     if p.is_dir():
-        if _is_zarr_store(p):
+        from ._formats import is_zarr_store
+
+        if is_zarr_store(p):
             if not overwrite:
                 raise CLIError(f"{argument} {path}: a zarr store exists there; pass --overwrite to replace it")
         else:
@@ -254,14 +252,9 @@ def _check_target(path: str, argument: str, overwrite: bool) -> None:
 
 
 def _check_writable(path, dtype, shape, channel_axis, allow_lossy: bool, argument: str) -> None:
-    """The IO layer's format table check (before any work), with the CLI's names in the message."""
-    try:
-        from ._formats import check_writable
-    except ImportError:  # an older IO layer: only the lossy rule
-        if Path(path).suffix.lower() in (".jpg", ".jpeg") and not allow_lossy:
-            raise CLIError(f"{argument} {path}: JPEG is lossy and would change the known pixels; write .png or "
-                           f".tif instead, or pass --allow-lossy") from None
-        return
+    """The format table's check (before any work), with the CLI's names in the message."""
+    from ._formats import check_writable
+
     try:
         check_writable(path, dtype, shape, channel_axis=channel_axis, allow_lossy=allow_lossy, argument=argument)
     except ValueError as exc:
@@ -270,33 +263,18 @@ def _check_writable(path, dtype, shape, channel_axis, allow_lossy: bool, argumen
 
 
 def _write_kwargs(overwrite: bool, allow_lossy: bool) -> dict:
-    """Keyword arguments of ``_io.write_image`` the installed IO layer accepts."""
-    import inspect
-
-    from ._io import write_image
-
-    names = inspect.signature(write_image).parameters
-    kw = {}
-    if "overwrite" in names:
-        kw["overwrite"] = overwrite
-    if "allow_lossy" in names:
-        kw["allow_lossy"] = allow_lossy
-    return kw
+    """Keyword arguments of ``_io.write_image`` for the CLI's flags."""
+    return {"overwrite": overwrite, "allow_lossy": allow_lossy}
 
 
 def _default_channel_axis(path: str, ndim: int, shape) -> int | None:
+    """The format table's channel convention for a file whose metadata names no channel axis."""
+    from ._formats import default_channel_axis
+
     try:
-        from ._formats import default_channel_axis
-    except ImportError:
-        default_channel_axis = None
-    if default_channel_axis is not None:
-        try:
-            return default_channel_axis(path, shape)
-        except ValueError:
-            return None
-    if Path(path).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".gif") and ndim == 3 and shape[-1] in (3, 4):
-        return -1
-    return None
+        return default_channel_axis(path, shape)
+    except ValueError:
+        return None
 
 
 def _call_with_progress(func, desc: str, quiet: bool, *args, **kwargs):
@@ -379,11 +357,11 @@ def _run(args) -> int:
     else:
         params = _coerce_params(args.method, raw)
 
-    def is_zarr(path) -> bool:  # the reader's and writer's own rule (name, or zarr metadata in a folder)
-        from ._io import _format
+    def is_zarr(path) -> bool:  # the format table's rule (name, or zarr metadata in a folder)
+        from ._formats import format_for
 
         try:
-            return bool(path) and _format(Path(path)) == "zarr"
+            return bool(path) and format_for(path).kind == "zarr"
         except ValueError:  # other formats: refused by the reader or writer with their own message
             return False
 
@@ -415,7 +393,7 @@ def _run(args) -> int:
     output, mask_out = args.output, args.mask_out  # a symlink is written through by write_image
 
     write_kw = _write_kwargs(True if not Path(output).is_dir() else args.overwrite, args.allow_lossy)
-    extra = {}
+    extra: dict = {}
     if args.per_slice:
         extra["per_slice"] = True
     if args.value_range is not None:
@@ -430,13 +408,9 @@ def _run(args) -> int:
         if channel_axis is None:
             channel_axis = _default_channel_axis(args.image, lazy.ndim, lazy.shape)
         _check_writable(args.output, lazy.dtype, lazy.shape, channel_axis, args.allow_lossy, "-o/--output")
-        stream_kw = {k: v for k, v in write_kw.items() if k in ("overwrite", "allow_lossy")}
-        import inspect
-
-        accepted = inspect.signature(stream_inpaint).parameters
         stream_inpaint(args.image, args.mask, output, args.method, params, chunks=args.chunks,
                        channel_axis=channel_axis, nodata=args.nodata, clip=not args.no_clip,
-                       progress=not args.quiet, **{k: v for k, v in stream_kw.items() if k in accepted})
+                       progress=not args.quiet, **write_kw)
         _info(args, f"wrote {args.output}")
         return 0
 
@@ -460,7 +434,7 @@ def _run(args) -> int:
     if args.detect is not None:
         from ._detect import detect
 
-        kinds = {"default": None, "all": "all"}.get(args.detect.strip())
+        kinds: str | list | None = {"default": None, "all": "all"}.get(args.detect.strip())
         if kinds is None and args.detect.strip() != "default":
             kinds = [k.strip() for k in args.detect.split(",") if k.strip()]
         _info(args, "detecting defects ...")
@@ -483,7 +457,7 @@ def _run(args) -> int:
     if mask_out:
         filled = _prepare_mask(image, mask, method, channel_axis, args.nodata, params, extra).astype(np.uint8)
         _check_writable(args.mask_out, filled.dtype, filled.shape, None, args.allow_lossy, "--mask-out")
-    if meta is not None and "metadata" in _write_params():
+    if meta is not None:
         write_kw["metadata"] = meta  # axes, calibration, ImageJ / OME metadata of the input, kept
     write_image(output, result, progress=not args.quiet, **write_kw)
     if mask_out:
@@ -495,24 +469,11 @@ def _run(args) -> int:
     return 0
 
 
-def _write_params() -> set:
-    import inspect
-
-    from ._io import write_image
-
-    return set(inspect.signature(write_image).parameters)
-
-
 def _read_with_metadata(path, quiet: bool = True):
-    """``(array, ImageMetadata or None)``: the IO layer's metadata when it reads it (with its progress bar
-    when it has one)."""
-    import inspect
-
+    """``(array, ImageMetadata)`` of a file (with the reader's progress bar when it has one)."""
     from ._io import read_image
 
-    if "with_metadata" in inspect.signature(read_image).parameters:
-        return _call_with_progress(read_image, f"reading {Path(path).name}", quiet, path, with_metadata=True)
-    return _call_with_progress(read_image, f"reading {Path(path).name}", quiet, path), None
+    return _call_with_progress(read_image, f"reading {Path(path).name}", quiet, path, with_metadata=True)
 
 
 def _param_names(method: str) -> set:
@@ -778,9 +739,9 @@ def _raise_terminated(signum, frame):
 
 def main(argv=None) -> int:
     """Entry point of ``inpaint-plugin``; returns the exit code."""
-    from .deep._weights import INTERFACE
-
     import warnings
+
+    from .deep._weights import INTERFACE
 
     argv = list(sys.argv[1:] if argv is None else argv)
     # torch's loader warns about pickle protocols and suggests weights_only=False: not for a command line user

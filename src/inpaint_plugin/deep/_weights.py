@@ -131,7 +131,7 @@ def _fetch_entry(spec: "ModelSpec", entry: WeightsEntry, timeout: float = 30.0) 
     for f in entry.files:
         local = target / f.filename
         if offline:
-            if not local.is_file() or pooch.file_hash(str(local)).lower() != f.sha256.lower():
+            if not local.is_file() or pooch.file_hash(str(local)).lower() != str(f.sha256).lower():
                 raise ValueError(
                     f"{_arg()}: method {spec.name!r} would download its default weights {entry.name!r} "
                     f"({f.url}), but INPAINT_PLUGIN_OFFLINE is set and {local} is not in the cache (or has the "
