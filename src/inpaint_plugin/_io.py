@@ -29,7 +29,7 @@ import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
@@ -184,10 +184,10 @@ def _open_zarr(path: Path):
     """``(node, array)``: the zarr node at ``path`` and its image array (an OME-Zarr group's full resolution)."""
     import zarr
 
-    node = zarr.open(str(path), mode="r")
+    node: Any = zarr.open(str(path), mode="r")
     if isinstance(node, zarr.Array):
         return node, node
-    attrs = dict(node.attrs)
+    attrs: Dict[str, Any] = dict(node.attrs)
     multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     if multiscales:
         levels = [node[d["path"]] for d in multiscales[0]["datasets"]]
@@ -361,7 +361,8 @@ def _read_tiff(path: Path, lazy: bool, chunks):
 
             store = tif.series[0].aszarr(level=0)
             try:
-                native = zarr.open(store, mode="r").chunks
+                opened: Any = zarr.open(store, mode="r")
+                native = opened.chunks
             finally:
                 store.close()
     import dask.array as da
@@ -592,7 +593,7 @@ def _write_zarr(tmp: Path, x, pbar, axes: Optional[str] = None, processing: Opti
     import zarr
 
     x, chunkshape = _regular(x)
-    kwargs = {}
+    kwargs: Dict[str, Any] = {}
     if axes is not None and len(axes) == x.ndim and len(set(axes)) == len(axes):
         kwargs["dimension_names"] = [a.lower() for a in axes]
     target = zarr.create_array(str(tmp), shape=x.shape, dtype=x.dtype, chunks=chunkshape, **kwargs)
@@ -740,7 +741,7 @@ def _write_ome_zarr(tmp: Path, x, meta: ImageMetadata, processing: Optional[str]
     import dask.array as da
     import zarr
 
-    zfmt = meta.zarr_format or 2
+    zfmt: Any = meta.zarr_format or 2
     root = zarr.open_group(str(tmp), mode="w", zarr_format=zfmt)
     attrs = copy.deepcopy(meta.zarr_attrs or {})
     if processing:
@@ -880,7 +881,8 @@ def _write_picture(tmp: Path, data: np.ndarray, path: Path) -> None:
     import imageio.v3 as iio
 
     fmt = format_for(path)
-    iio.imwrite(tmp, data, extension=fmt.suffix, **dict(fmt.write_options))
+    options: Dict[str, Any] = dict(fmt.write_options)
+    iio.imwrite(tmp, data, extension=fmt.suffix, **options)
 
 
 def _write_eager(tmp: Path, data: np.ndarray, kind: str, path: Path, compression, opts) -> None:
@@ -971,7 +973,7 @@ def write_image(path: PathLike, array, *, progress: bool = False, overwrite: boo
     if fmt.kind == "tiff" and compression is not None and not isinstance(compression, str):
         raise TypeError(f"compression must be a string such as 'zlib', got {compression!r}")
     dask_in = _is_dask(array)
-    data = array if dask_in else np.asarray(array)
+    data: Any = array if dask_in else np.asarray(array)
     if data.dtype.kind not in "biuf":
         raise TypeError(f"array must hold numbers or booleans, got dtype {data.dtype}")
     check_writable(path, data.dtype, data.shape, allow_lossy=allow_lossy, argument="path")
@@ -997,9 +999,11 @@ def write_image(path: PathLike, array, *, progress: bool = False, overwrite: boo
             if not dask_in:
                 try:
                     import dask.array as da
+
+                    have_dask = True
                 except ImportError:  # the core install (no dask extra): written in one go
-                    da = None
-                if da is None or fmt.kind == "picture":
+                    have_dask = False
+                if not have_dask or fmt.kind == "picture":
                     _write_eager(tmp, data, fmt.kind, path, compression, opts)
                     with guard.critical():
                         _replace(tmp, target)
@@ -1008,13 +1012,13 @@ def write_image(path: PathLike, array, *, progress: bool = False, overwrite: boo
             x = data
             with tqdm(total=int(np.prod(x.numblocks)), desc=f"writing {path.name}", unit="chunk",
                       disable=not progress) as pbar:
-                if ome_zarr:
+                if ome_zarr and zarr_meta is not None:
                     _write_ome_zarr(tmp, x, zarr_meta, processing, pbar)
                 elif fmt.kind == "zarr":
-                    usable = metadata is not None and metadata.fits(x.shape)
-                    _write_zarr(tmp, x, pbar, axes=metadata.axes if usable else None,
-                                processing=processing if usable else None)
-                elif fmt.kind == "tiff" and "levels" in opts:
+                    fits = metadata if metadata is not None and metadata.fits(x.shape) else None
+                    _write_zarr(tmp, x, pbar, axes=fits.axes if fits is not None else None,
+                                processing=processing if fits is not None else None)
+                elif fmt.kind == "tiff" and "levels" in opts and metadata is not None:
                     _write_tiff_pyramid(tmp, x, pbar, compression, opts, metadata)
                 elif fmt.kind == "tiff":
                     _write_tiff(tmp, x, pbar, compression, opts)

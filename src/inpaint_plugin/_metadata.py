@@ -172,8 +172,8 @@ class ImageMetadata:
         if not -ndim <= axis < ndim:
             raise ValueError(f"axis={axis} is out of range for shape {self.shape}")
         axis %= ndim
-        known = self.axes is not None and len(self.axes) == ndim
-        letter = self.axes[axis] if known else None
+        axes = self.axes if self.axes is not None and len(self.axes) == ndim else None
+        letter = axes[axis] if axes is not None else None
         imagej = None
         kind = {"ome-tiff": "tiff", "ome-zarr": "zarr"}.get(self.kind, self.kind)
         if self.kind == "imagej" and self.imagej is not None:
@@ -182,7 +182,7 @@ class ImageMetadata:
                                "zorigin")}
         return ImageMetadata(
             kind=kind, shape=self.shape[:axis] + self.shape[axis + 1:], dtype=self.dtype,
-            axes=self.axes[:axis] + self.axes[axis + 1:] if known else None,
+            axes=axes[:axis] + axes[axis + 1:] if axes is not None else None,
             spacing={k: v for k, v in self.spacing.items() if k != letter},
             units={k: v for k, v in self.units.items() if k != letter},
             resolution=self.resolution, resolution_unit=self.resolution_unit, imagej=imagej)
@@ -212,9 +212,11 @@ def tiff_metadata(tif, path) -> ImageMetadata:
     tags = page.tags
     xres, yres = _rational(tags.valueof(282)), _rational(tags.valueof(283))
     runit = tags.valueof(296)
-    meta = ImageMetadata(kind="tiff", shape=tuple(level.shape), dtype=str(level.dtype), axes=str(series.axes),
+    runit = None if runit is None else int(runit)
+    axes = str(series.axes)
+    meta = ImageMetadata(kind="tiff", shape=tuple(level.shape), dtype=str(level.dtype), axes=axes,
                          resolution=(xres, yres) if xres and yres else None,
-                         resolution_unit=None if runit is None else int(runit), source=str(path))
+                         resolution_unit=runit, source=str(path))
     if tif.is_ome and tif.ome_metadata:
         meta.kind = "ome-tiff"
         meta.ome_xml = tif.ome_metadata
@@ -233,19 +235,19 @@ def tiff_metadata(tif, path) -> ImageMetadata:
                 pass
         for letter, res in (("X", xres), ("Y", yres)):
             size = _pixel_size(res)
-            if size is not None and letter in meta.axes and (unit or runit not in (None, 1)):
+            if size is not None and letter in axes and (unit or runit not in (None, 1)):
                 meta.spacing[letter] = size
-                meta.units[letter] = str(unit or _RESOLUTION_UNITS.get(int(runit), ""))
-        if ij.get("spacing") is not None and "Z" in meta.axes:
+                meta.units[letter] = str(unit or _RESOLUTION_UNITS.get(runit or 0, ""))
+        if ij.get("spacing") is not None and "Z" in axes:
             meta.spacing["Z"] = float(ij["spacing"])
             if unit:
                 meta.units["Z"] = str(unit)
-        if ij.get("finterval") and "T" in meta.axes:
+        if ij.get("finterval") and "T" in axes:
             meta.spacing["T"] = float(ij["finterval"])
             meta.units["T"] = "s"
         labels = ij.get("Labels")
-        if labels and "C" in meta.axes and len(labels) >= meta.shape[meta.axes.index("C")]:
-            meta.channel_names = tuple(str(s) for s in labels[: meta.shape[meta.axes.index("C")]])
+        if labels and "C" in axes and len(labels) >= meta.shape[axes.index("C")]:
+            meta.channel_names = tuple(str(s) for s in labels[: meta.shape[axes.index("C")]])
     else:
         if tif.is_shaped and tif.shaped_metadata:
             shaped = {k: v for k, v in dict(tif.shaped_metadata[0]).items() if k not in ("shape", "axes")}
@@ -257,9 +259,9 @@ def tiff_metadata(tif, path) -> ImageMetadata:
         if runit in (2, 3):
             for letter, res in (("X", xres), ("Y", yres)):
                 size = _pixel_size(res)
-                if size is not None and letter in meta.axes:
+                if size is not None and letter in axes:
                     meta.spacing[letter] = size
-                    meta.units[letter] = _RESOLUTION_UNITS[int(runit)]
+                    meta.units[letter] = _RESOLUTION_UNITS[runit]
     return meta
 
 
@@ -268,7 +270,7 @@ def _ome_parse(xml: str):
     import io
     import xml.etree.ElementTree as ET
 
-    namespaces = {}
+    namespaces: Dict[str, str] = {}
     for _, (prefix, uri) in ET.iterparse(io.StringIO(xml), events=("start-ns",)):
         namespaces.setdefault(prefix, uri)
     root = ET.fromstring(xml)
@@ -282,6 +284,8 @@ def _q(ns: str, tag: str) -> str:
 
 def _ome_calibration(meta: ImageMetadata) -> None:
     """Physical sizes, time increment and channel names of the first OME image."""
+    if meta.ome_xml is None:
+        return
     try:
         root, ns, _ = _ome_parse(meta.ome_xml)
     except Exception:  # malformed XML: keep it as text, without calibration
@@ -306,7 +310,7 @@ def zarr_metadata(node, array, path) -> ImageMetadata:
     """The :class:`ImageMetadata` of a zarr array or of an OME-Zarr group (``array``: its full resolution)."""
     import zarr
 
-    attrs = dict(node.attrs)
+    attrs: Dict[str, Any] = dict(node.attrs)
     meta = ImageMetadata(kind="zarr", shape=tuple(array.shape), dtype=str(array.dtype),
                          zarr_attrs=copy.deepcopy(attrs) or None, zarr_format=int(node.metadata.zarr_format),
                          source=str(path))
@@ -316,7 +320,7 @@ def zarr_metadata(node, array, path) -> ImageMetadata:
         ms = multiscales[0]
         levels = []
         for d in ms["datasets"]:
-            arr = node[d["path"]]
+            arr: Any = node[d["path"]]
             levels.append((d["path"], tuple(arr.shape), tuple(arr.chunks), str(arr.dtype)))
         meta.levels = tuple(levels)
         axes = ms.get("axes")
@@ -383,8 +387,8 @@ def tiff_options(name: str, shape, dtype, meta: Optional[ImageMetadata], process
 
     dt = np.dtype(dtype)
     ndim = len(shape)
-    usable = meta is not None and meta.fits(shape)
-    axes = meta.axes if usable and meta.axes and len(meta.axes) == ndim else None
+    m = meta if meta is not None and meta.fits(shape) else None  # metadata of another shape is not applied
+    axes = m.axes if m is not None and m.axes and len(m.axes) == ndim else None
     rgb_dtype = dt in (np.uint8, np.uint16)
     if axes is not None:
         rgb = axes.endswith("S") and shape[-1] in (3, 4) and rgb_dtype
@@ -395,38 +399,38 @@ def tiff_options(name: str, shape, dtype, meta: Optional[ImageMetadata], process
     if axes is not None and axes.endswith("S") and not rgb and ndim >= 3:
         opts["planarconfig"] = "contig"  # samples that are not RGB stay interleaved
         opts["pages"] = ndim - 3
-    if meta is not None and meta.resolution:
-        opts["resolution"] = meta.resolution
-        if meta.resolution_unit is not None:
-            opts["resolutionunit"] = meta.resolution_unit
+    if m is not None and m.resolution:
+        opts["resolution"] = m.resolution
+        if m.resolution_unit is not None:
+            opts["resolutionunit"] = m.resolution_unit
     out_ome = name.lower().endswith((".ome.tif", ".ome.tiff"))
-    if usable and meta.ome_xml and dt.name in _OME_TYPES:
-        xml = ome_xml_for_output(meta.ome_xml, shape, dt, processing)
+    if m is not None and m.ome_xml and dt.name in _OME_TYPES:
+        xml = ome_xml_for_output(m.ome_xml, shape, dt, processing)
         if xml is not None:
             opts["metadata"] = None
             opts["description"] = xml.encode("utf-8")
-            if meta.kind == "ome-tiff" and len(meta.levels) > 1 and opts["tile"]:
-                opts["levels"] = [lv[1] for lv in meta.levels]  # sub-resolutions written as SubIFDs
+            if m.kind == "ome-tiff" and len(m.levels) > 1 and opts["tile"]:
+                opts["levels"] = [lv[1] for lv in m.levels]  # sub-resolutions written as SubIFDs
             return opts
+    md: Dict[str, Any] = {}
     if out_ome:
-        md: Dict[str, Any] = {}
-        if axes is not None and set(axes) <= set(_IJ_ORDER):
+        if m is not None and axes is not None and set(axes) <= set(_IJ_ORDER):
             md["axes"] = axes
             for letter in "XYZ":
-                if letter in (meta.spacing if meta else {}):
-                    md[f"PhysicalSize{letter}"] = meta.spacing[letter]
-                    if letter in meta.units:
-                        md[f"PhysicalSize{letter}Unit"] = meta.units[letter]
-            if meta.channel_names and "C" in axes and len(meta.channel_names) == shape[axes.index("C")]:
-                md["Channel"] = {"Name": list(meta.channel_names)}
+                if letter in m.spacing:
+                    md[f"PhysicalSize{letter}"] = m.spacing[letter]
+                    if letter in m.units:
+                        md[f"PhysicalSize{letter}Unit"] = m.units[letter]
+            if m.channel_names and "C" in axes and len(m.channel_names) == shape[axes.index("C")]:
+                md["Channel"] = {"Name": list(m.channel_names)}
         if processing:
             md["Description"] = processing
         opts["ome"] = True
         opts["metadata"] = md
         return opts
-    if (usable and meta.imagej is not None and dt.name in _IJ_DTYPES and axes is not None
+    if (m is not None and m.imagej is not None and dt.name in _IJ_DTYPES and axes is not None
             and _subsequence(axes, _IJ_ORDER)):
-        md = {k: v for k, v in meta.imagej.items() if k not in _IJ_STRUCTURAL}
+        md = {k: v for k, v in m.imagej.items() if k not in _IJ_STRUCTURAL}
         md["axes"] = axes
         if processing:
             info = str(md.get("Info") or "")
@@ -434,14 +438,14 @@ def tiff_options(name: str, shape, dtype, meta: Optional[ImageMetadata], process
         opts.update(imagej=True, metadata=md, tile=None)
         opts["pages"] = ndim - (3 if axes.endswith("S") else 2)
         return opts
-    md = dict(meta.shaped or {}) if usable else {}
+    md = dict(m.shaped or {}) if m is not None else {}
     if axes is not None:
         md["axes"] = axes
     if processing:
         md["processing"] = processing
     opts["metadata"] = md
-    if usable and meta.description:
-        opts["description"] = meta.description.encode("ascii", "replace")
+    if m is not None and m.description:
+        opts["description"] = m.description.encode("ascii", "replace")
     return opts
 
 
