@@ -308,3 +308,18 @@ def test_the_mask_of_a_calibrated_stack_keeps_axes_and_calibration(tmp_path):
     assert "Labels" not in meta2.imagej and "Ranges" not in meta2.imagej
     with pytest.raises(ValueError, match="axis=4 is out of range"):
         meta.drop_axis(4)
+
+
+def test_axis_spacing_and_time_axes_for_the_fill_options(tmp_path):
+    data = _stack((4, 2, 30, 20), seed=15)
+    tifffile.imwrite(tmp_path / "t.tif", data, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "TCYX", "unit": "um", "finterval": 0.5})
+    meta = read_metadata(tmp_path / "t.tif")
+    assert meta.time_axes == (0,) and meta.channel_axis == 1
+    assert meta.axis_spacing() == (0.5, 0.5, 0.5)  # T (s), Y, X (um); C left out
+    assert meta.axis_spacing(exclude_channels=False) == (0.5, None, 0.5, 0.5)
+    _imagej_file(tmp_path / "z.tif", _stack(seed=16))
+    meta = read_metadata(tmp_path / "z.tif")
+    assert meta.time_axes == () and meta.axis_spacing() == pytest.approx((0.5, 27 / 250, 27 / 250))
+    np.save(tmp_path / "a.npy", np.zeros((3, 8, 8)))
+    assert read_metadata(tmp_path / "a.npy").axis_spacing() == (None, None, None)

@@ -148,6 +148,34 @@ class ImageMetadata:
                 return self.axes.index(letter)
         return None
 
+    def axis_spacing(self, exclude_channels: bool = True) -> Tuple[Optional[float], ...]:
+        """The pixel size along each axis (``None`` where the file gives none), without the channel
+        axis by default: e.g. ``(0.5, 0.108, 0.108)`` for an ImageJ ``ZCYX`` stack (for anisotropic
+        voxels).
+
+        Parameters
+        ----------
+        exclude_channels : bool
+            Leave the channel axis (:attr:`channel_axis`) out.
+
+        Returns
+        -------
+        tuple
+            One entry per axis of :attr:`shape` (minus the channel axis); all ``None`` when the
+            axes are unknown.
+        """
+        ch = self.channel_axis if exclude_channels else None
+        if self.axes is None or len(self.axes) != len(self.shape):
+            return tuple(None for a in range(len(self.shape)) if a != ch)
+        return tuple(self.spacing.get(letter) for a, letter in enumerate(self.axes) if a != ch)
+
+    @property
+    def time_axes(self) -> Tuple[int, ...]:
+        """Indices of the time axes (``T``): frames, independent of each other when filling."""
+        if self.axes is None or len(self.axes) != len(self.shape):
+            return ()
+        return tuple(a for a, letter in enumerate(self.axes) if letter == "T")
+
     def fits(self, shape) -> bool:
         """Whether this metadata describes an array of ``shape`` (same shape as the file read)."""
         return tuple(int(s) for s in shape) == tuple(self.shape)
