@@ -3,6 +3,7 @@
 registered deep method up."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,13 +14,19 @@ from ._spec import ModelSpec
 
 __all__ = ["find_spec", "make_backend", "random_checkpoint"]
 
+#: the backend calls progress(done, total) after each batch of crops/tiles (see ``_run.run``); only
+#: passed where this version of :class:`Backend` has the field
+_PROGRESS = {"reports_progress": True} if "reports_progress" in {f.name for f in dataclasses.fields(Backend)} else {}
+
 
 def make_backend(spec: ModelSpec, description: str, extra_params: Sequence[Param] = ()) -> Backend:
     """A :class:`Backend` running ``spec`` through :func:`run`.
 
     The backend is 2-D, RGB (the API maps other channel counts), float32 and normalised to [0, 1], and
     needs weights. Its parameters are ``weights`` (path, default None = registry default), ``device``,
-    ``resolution`` and ``extra_params`` (passed on to ``spec.predict``).
+    ``resolution`` and ``extra_params`` (passed on to ``spec.predict``). It reports progress: ``func``
+    takes ``progress=callback(done, total)``, called after each batch of crops/tiles; the callback may
+    raise to cancel between them.
     """
     default = spec.registry[0] if spec.registry and spec.registry[0].downloadable else None
     params = (
@@ -32,11 +39,12 @@ def make_backend(spec: ModelSpec, description: str, extra_params: Sequence[Param
         *extra_params,
     )
 
-    def func(image, mask, weights=None, device="auto", resolution="auto", **extra):
+    def func(image, mask, weights=None, device="auto", resolution="auto", progress=None, **extra):
         require_torch(f"method {spec.name!r}")
         from ._run import run
 
-        return run(spec, image, mask, weights=weights, device=device, resolution=resolution, **extra)
+        return run(spec, image, mask, weights=weights, device=device, resolution=resolution, progress=progress,
+                   **extra)
 
     func.__name__ = f"{spec.name}_inpaint"
     func.__doc__ = f"Fill holes with the {spec.name} network (see inpaint_plugin.deep._run.run)."
@@ -53,6 +61,7 @@ def make_backend(spec: ModelSpec, description: str, extra_params: Sequence[Param
         normalize="range",
         margin=spec.margin,
         deterministic=True,
+        **_PROGRESS,
     )
 
 

@@ -1,12 +1,13 @@
-"""Running a network on a numpy image of any size: the model cache, one window through the network
-(:class:`Predictor`) and :func:`run`, which picks the resolution strategy.
+"""Running a network on a numpy image of any size: the model cache, windows through the network
+(:class:`Predictor`, in batches) and :func:`run`, which picks the resolution strategy.
 
 Known pixels are never changed.
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,24 @@ __all__ = ["Predictor", "clear_model_cache", "get_model", "run"]
 
 _MODEL_CACHE_SIZE = 2
 _MODELS: OrderedDict[tuple, Any] = OrderedDict()
+#: guards _MODELS and _LOADING; never held while a model loads
+_CACHE_LOCK = threading.Lock()
+#: key -> lock held by the one thread loading that model (the others wait on it, then share the result)
+_LOADING: dict[tuple, threading.Lock] = {}
+#: one network forward at a time per device: a forward already uses every core (CPU) or the whole
+#: device, so concurrent runs (a napari worker and a script, dask threads) would only oversubscribe
+#: the cores and multiply the peak memory
+_FORWARD_LOCKS: dict[str, threading.Lock] = {}
+#: most pixels (after resizing to the network) fed to one forward when windows are batched. On the CPU
+#: a batch of 4 windows of 256**2 costs 4x one window (PEN-Net, MEDFE: no gain, measured) and needs
+#: 4x the memory, so windows run one by one there; a GPU is only busy with large batches
+_BATCH_PIXELS = {"cpu": 1, "cuda": 16 * 512 * 512, "mps": 4 * 512 * 512}
 
 
 def clear_model_cache() -> None:
     """Forget every cached model instance (frees their memory)."""
-    _MODELS.clear()
+    with _CACHE_LOCK:
+        _MODELS.clear()
 
 
 def _stamp(path: Path) -> tuple:
@@ -35,39 +49,99 @@ def _stamp(path: Path) -> tuple:
 
 
 def get_model(spec: ModelSpec, path: Path, device):
-    key = (spec.name, str(path.resolve()), _stamp(path), str(device))
-    if key in _MODELS:
-        _MODELS.move_to_end(key)
-        return _MODELS[key]
-    module = spec.build()
-    spec.load(module, path)
-    module = module.eval().requires_grad_(False).to(device)
-    _MODELS[key] = module
-    while len(_MODELS) > _MODEL_CACHE_SIZE:
-        _MODELS.popitem(last=False)
+    """The network of ``spec`` with the weights of ``path`` on ``device``, in eval mode, cached.
+
+    Thread-safe: when several threads ask for the same model at once, one loads it and the others
+    wait and share that instance (a failed load raises in the loading thread; a waiting thread then
+    tries itself). The :data:`_MODEL_CACHE_SIZE` most recently used models are kept.
+    """
+    key = (spec.name, str(Path(path).resolve()), _stamp(Path(path)), str(device))
+    with _CACHE_LOCK:
+        if key in _MODELS:
+            _MODELS.move_to_end(key)
+            return _MODELS[key]
+        loading = _LOADING.setdefault(key, threading.Lock())
+    with loading:
+        with _CACHE_LOCK:  # loaded by another thread while this one waited
+            if key in _MODELS:
+                _MODELS.move_to_end(key)
+                return _MODELS[key]
+        try:
+            module = spec.build()
+            spec.load(module, Path(path))
+            module = module.eval().requires_grad_(False).to(device)
+            with _CACHE_LOCK:
+                _MODELS[key] = module
+                while len(_MODELS) > _MODEL_CACHE_SIZE:
+                    _MODELS.popitem(last=False)
+        finally:
+            with _CACHE_LOCK:
+                if _LOADING.get(key) is loading:
+                    del _LOADING[key]
     return module
 
 
+def _forward_lock(device) -> threading.Lock:
+    with _CACHE_LOCK:
+        return _FORWARD_LOCKS.setdefault(str(device), threading.Lock())
+
+
+def _symmetric_extend(t, height: int, width: int):
+    """Extend ``t`` (B, C, h, w) to (B, C, height, width) at the bottom/right by mirror symmetry (edge
+    pixel repeated, as ``numpy.pad(mode="symmetric")``), for any length, on ``t``'s device."""
+    import torch
+
+    def index(n, size):
+        i = torch.arange(size, device=t.device) % (2 * n)
+        return torch.where(i < n, i, 2 * n - 1 - i)
+
+    h, w = t.shape[2:]
+    return t.index_select(2, index(h, height)).index_select(3, index(w, width))
+
+
 class Predictor:
-    """Runs the network on one window of the image (resize / pad as the network needs)."""
+    """Runs the network on windows of the image (resize / pad as the network needs).
+
+    ``predictor(image, mask)`` fills one window; :meth:`many` fills several, as few forwards as
+    possible (windows of the same network input size are batched, up to a number of pixels per
+    forward). Networks without fixed size see windows larger than ``tile_size`` shrunk to it unless
+    ``shrink`` is False.
+    """
 
     def __init__(self, spec: ModelSpec, module, device, extra: Mapping[str, Any]):
         self.spec, self.module, self.device, self.extra = spec, module, device, dict(extra)
+        self.batch_pixels = _BATCH_PIXELS.get(getattr(device, "type", str(device)), 4 * 256 * 256)
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray, shrink: bool = True) -> np.ndarray:
-        """Filled ``image`` (h, w, 3); networks without fixed size see windows larger than ``tile_size``
-        shrunk to it unless ``shrink`` is False."""
+    def _net_size(self, shape, shrink: bool = True) -> tuple:
+        spec = self.spec
+        h, w = shape
+        if spec.fixed_size is not None:
+            return (spec.fixed_size, spec.fixed_size)
+        scale = min(1.0, spec.tile_size / max(h, w)) if shrink else 1.0
+        return (max(1, round(h * scale)), max(1, round(w * scale)))
+
+    def per_batch(self, shape) -> int:
+        """How many windows of ``shape`` (h, w) one forward takes."""
+        size = self._net_size(shape)
+        return max(1, self.batch_pixels // (size[0] * size[1]))
+
+    def _to_device(self, array: np.ndarray):
+        import torch
+
+        t = torch.from_numpy(array)
+        if self.device.type == "cuda":
+            return t.pin_memory().to(self.device, non_blocking=True)
+        return t.to(self.device)
+
+    def _prepare(self, image: np.ndarray, mask: np.ndarray, shrink: bool) -> tuple:
+        """The network input of one window: ``(x (1, 3, H, W), m (1, 1, H, W), net_size)``."""
         import torch
 
         spec = self.spec
         h, w = mask.shape
-        if spec.fixed_size is not None:
-            net_size = (spec.fixed_size, spec.fixed_size)
-        else:
-            scale = min(1.0, spec.tile_size / max(h, w)) if shrink else 1.0
-            net_size = (max(1, round(h * scale)), max(1, round(w * scale)))
-        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(self.device)
-        m = torch.from_numpy(mask.astype(np.float32))[None, None].to(self.device)
+        net_size = self._net_size((h, w), shrink)
+        x = self._to_device(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None]
+        m = self._to_device(mask.astype(np.float32))[None, None]
         x = resize(x, net_size).clamp_(0.0, 1.0)
         if net_size != (h, w):
             # any hole contribution makes a hole, grown by one pixel so that resizing the prediction back
@@ -75,20 +149,44 @@ class Predictor:
             m = torch.nn.functional.max_pool2d((resize(m, net_size) > 0).float(), 3, stride=1, padding=1)
         if spec.fixed_size is None and spec.size_multiple > 1:
             k = spec.size_multiple
-            pad_h, pad_w = (-net_size[0]) % k, (-net_size[1]) % k
-            if pad_h or pad_w:
-                xn = np.pad(x[0].cpu().numpy(), ((0, 0), (0, pad_h), (0, pad_w)), mode="symmetric")
-                mn = np.pad(m[0].cpu().numpy(), ((0, 0), (0, pad_h), (0, pad_w)), mode="symmetric")
-                x = torch.from_numpy(xn)[None].to(self.device)
-                m = torch.from_numpy(mn)[None].to(self.device)
-        y = spec.predict(self.module, x, m, **self.extra)
-        y = y[..., : net_size[0], : net_size[1]].float()
-        y = resize(y, (h, w)).clamp_(0.0, 1.0)
+            padded = (net_size[0] + (-net_size[0]) % k, net_size[1] + (-net_size[1]) % k)
+            if padded != net_size:
+                x, m = _symmetric_extend(x, *padded), _symmetric_extend(m, *padded)
+        return x, m, net_size
+
+    def _finish(self, y, net_size, hw) -> np.ndarray:
+        y = y[None, :, : net_size[0], : net_size[1]].float()
+        y = resize(y, hw).clamp_(0.0, 1.0)
         return y[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
+
+    def many(self, windows: Sequence[tuple], shrink: bool = True) -> list:
+        """Filled images (h, w, 3) float32 of ``windows`` = ``[(image, mask), ...]``, in order."""
+        import torch
+
+        prepared = [self._prepare(image, mask, shrink) for image, mask in windows]
+        out: list = [None] * len(windows)
+        groups: dict = {}
+        for i, (x, _, _) in enumerate(prepared):
+            groups.setdefault(tuple(x.shape[2:]), []).append(i)
+        for shape, members in groups.items():
+            per = max(1, self.batch_pixels // (shape[0] * shape[1]))
+            for s in range(0, len(members), per):
+                idx = members[s : s + per]
+                x = torch.cat([prepared[i][0] for i in idx])
+                m = torch.cat([prepared[i][1] for i in idx])
+                with _forward_lock(self.device):
+                    y = self.spec.predict(self.module, x, m, **self.extra)
+                for j, i in enumerate(idx):
+                    out[i] = self._finish(y[j], prepared[i][2], windows[i][1].shape)
+        return out
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, shrink: bool = True) -> np.ndarray:
+        """Filled ``image`` (h, w, 3) float32 of one window."""
+        return self.many([(image, mask)], shrink=shrink)[0]
 
 
 def run(spec: ModelSpec, image: np.ndarray, mask: np.ndarray, *, weights=None, device: str = "auto",
-        resolution: str = "auto", **extra) -> np.ndarray:
+        resolution: str = "auto", progress: Callable[[int, int], Any] | None = None, **extra) -> np.ndarray:
     """Fill the holes of one RGB image with the network of ``spec``.
 
     Parameters
@@ -116,6 +214,12 @@ def run(spec: ModelSpec, image: np.ndarray, mask: np.ndarray, *, weights=None, d
         - ``"full"`` (other networks): the whole image, padded to ``size_multiple``.
         - ``"auto"``: ``"crop"`` for fixed-size networks; ``"full"`` for the others when the longest side
           is at most ``tile_size``, else ``"tile"``.
+
+        Windows of the same network input size run as one batch (up to a number of pixels per forward).
+    progress : callable or None
+        ``progress(done, total)`` is called after each batch of windows (crops or tiles; ``total`` =
+        number of windows). It may raise to cancel the run: the exception propagates and no further
+        window is run.
     **extra
         Passed to ``spec.predict``.
 
@@ -134,6 +238,8 @@ def run(spec: ModelSpec, image: np.ndarray, mask: np.ndarray, *, weights=None, d
         raise ValueError(f"mask must have shape {image.shape[:2]}, got {mask.shape}")
     if resolution not in spec.resolutions:
         raise ValueError(f"resolution must be one of {list(spec.resolutions)} for method {spec.name!r}, got {resolution!r}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable progress(done, total) or None, got {progress!r}")
     image = np.ascontiguousarray(image, dtype=np.float32)
     if not mask.any():
         return image.copy()
@@ -153,8 +259,10 @@ def run(spec: ModelSpec, image: np.ndarray, mask: np.ndarray, *, weights=None, d
             out = predict(image, mask, shrink=False)
             result = image.copy()
             result[mask] = out[mask]
+            if progress is not None:
+                progress(1, 1)
         elif resolution == "tile":
-            result = run_tiles(predict, image, mask, side, max(1, side // 4))
+            result = run_tiles(predict, image, mask, side, max(1, side // 4), progress=progress)
         else:
-            result = run_crops(predict, image, mask, side, spec.margin)
+            result = run_crops(predict, image, mask, side, spec.margin, progress=progress)
     return result

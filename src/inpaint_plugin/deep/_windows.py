@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-__all__ = ["crop_windows", "resize", "run_crops", "run_tiles", "tile_starts"]
+__all__ = ["crop_windows", "resize", "run_crops", "run_tiles", "tile_boxes", "tile_starts"]
 
 
 def resize(t, size):
@@ -29,13 +29,36 @@ def tile_starts(length: int, tile: int, stride: int) -> list:
     return sorted(set(starts))
 
 
-def run_tiles(predict, image, mask, tile: int, overlap: int, write=None) -> np.ndarray:
-    """Overlapping tiles blended with linear ramps; only tiles holding ``write`` pixels (default: all
-    holes) are run, and only those pixels are written."""
-    write = mask if write is None else write
-    h, w = mask.shape
+def _predict_all(predict, windows, progress, done: int, total: int):
+    """Yield ``(index, filled)`` for ``windows`` = ``[(image, mask), ...]``, in batches when ``predict``
+    has a ``many`` method (:class:`~._run.Predictor`); ``progress(done, total)`` after each batch."""
+    many = getattr(predict, "many", None)
+    step = predict.per_batch(windows[0][1].shape) if many and windows else 1
+    for start in range(0, len(windows), step):
+        chunk = windows[start : start + step]
+        outs = many(chunk) if many else [predict(*chunk[0])]
+        yield from enumerate(outs, start)
+        if progress is not None:
+            progress(done + start + len(chunk), total)
+
+
+def tile_boxes(write, tile: int, overlap: int) -> list:
+    """``(r0, c0, th, tw)`` of the overlapping tiles (see :func:`run_tiles`) holding ``write`` pixels."""
+    h, w = write.shape
     th, tw = min(tile, h), min(tile, w)
     stride = max(1, tile - overlap)
+    return [(r0, c0, th, tw) for r0 in tile_starts(h, th, stride) for c0 in tile_starts(w, tw, stride)
+            if write[r0 : r0 + th, c0 : c0 + tw].any()]
+
+
+def run_tiles(predict, image, mask, tile: int, overlap: int, write=None, progress=None, done: int = 0,
+              total=None) -> np.ndarray:
+    """Overlapping tiles blended with linear ramps; only tiles holding ``write`` pixels (default: all
+    holes) are run, and only those pixels are written. ``progress(done + tiles run, total)`` (default
+    total: the number of tiles) after each batch of tiles."""
+    write = mask if write is None else write
+    boxes = tile_boxes(write, tile, overlap)
+    total = len(boxes) if total is None else total
     acc = np.zeros(image.shape, np.float64)
     wsum = np.zeros(mask.shape, np.float64)
 
@@ -44,15 +67,13 @@ def run_tiles(predict, image, mask, tile: int, overlap: int, write=None) -> np.n
         r = np.minimum(i + 1, n - i) / max(1, overlap)
         return np.clip(r, 1.0 / max(1, overlap), 1.0)
 
-    for r0 in tile_starts(h, th, stride):
-        for c0 in tile_starts(w, tw, stride):
-            win = (slice(r0, r0 + th), slice(c0, c0 + tw))
-            if not write[win].any():
-                continue
-            out = predict(image[win], mask[win])
-            wt = np.outer(ramp(th), ramp(tw))
-            acc[win] += out * wt[..., None]
-            wsum[win] += wt
+    windows = [(image[r0 : r0 + th, c0 : c0 + tw], mask[r0 : r0 + th, c0 : c0 + tw]) for r0, c0, th, tw in boxes]
+    for i, out in _predict_all(predict, windows, progress, done, total):
+        r0, c0, th, tw = boxes[i]
+        win = (slice(r0, r0 + th), slice(c0, c0 + tw))
+        wt = np.outer(ramp(th), ramp(tw))
+        acc[win] += out * wt[..., None]
+        wsum[win] += wt
     result = image.copy()
     result[write] = (acc[write] / wsum[write][:, None]).astype(image.dtype)
     return result
@@ -134,10 +155,17 @@ def crop_windows(mask: np.ndarray, side: int, margin: int) -> tuple:
     return merged, thin
 
 
-def run_crops(predict, image, mask, side: int, margin: int) -> np.ndarray:
+def run_crops(predict, image, mask, side: int, margin: int, progress=None) -> np.ndarray:
+    """Fill the holes with the windows of :func:`crop_windows` (thin holes: :func:`run_tiles`);
+    ``progress(done, total)`` after each batch, ``total`` = tiles + windows."""
     windows, thin = crop_windows(mask, side, margin)
-    result = run_tiles(predict, image, mask, side, max(1, side // 4), write=thin) if thin.any() else image.copy()
-    for r0, r1, c0, c1, write in windows:
-        out = predict(image[r0:r1, c0:c1], mask[r0:r1, c0:c1])
+    overlap = max(1, side // 4)
+    n_tiles = len(tile_boxes(thin, side, overlap)) if thin.any() else 0
+    total = n_tiles + len(windows)
+    result = (run_tiles(predict, image, mask, side, overlap, write=thin, progress=progress, total=total)
+              if n_tiles else image.copy())
+    crops = [(image[r0:r1, c0:c1], mask[r0:r1, c0:c1]) for r0, r1, c0, c1, _ in windows]
+    for i, out in _predict_all(predict, crops, progress, n_tiles, total):
+        r0, r1, c0, c1, write = windows[i]
         result[r0:r1, c0:c1][write] = out[write]
     return result

@@ -24,7 +24,11 @@ Two details differ between the public ports and are options here:
 - ``patch_norm``: ``"sqrt_eps"`` divides each patch by ``sqrt(sum(w**2 + 1e-4))`` (daa233 since
   2020-07-11); ``"max"`` divides by ``max(||w||, 1e-4)`` (official TF, nipponjo, daa233 before).
 
-Only the mask of batch item 0 is used (as in every reference); run batches with one shared mask.
+Only the mask of batch item 0 is used (as in every reference) unless ``per_item_mask=True``.
+
+Memory: the score matrix has (hw/4)**2 elements for ``h x w`` features (1 GiB at a 1024**2 image in
+DeepFill, 16 GiB at 2048**2); above ``max_scores`` elements it is computed in chunks of foreground
+positions (the softmax is per position, the fusion reads a few neighbours), so memory stays bounded.
 """
 from __future__ import annotations
 
@@ -39,6 +43,8 @@ _RESIZE = ("even", "align_corners")
 _NORMS = ("sqrt_eps", "max")
 #: the fixed dilation of the matching grid (background patches are 2*RATE wide, stride RATE)
 RATE = 2
+#: default bound on the score-matrix elements held at once (``max_scores``): 64 MiB in float32
+MAX_SCORES = 2**24
 
 
 def _nearest_indices(n_in: int, n_out: int, mode: str) -> torch.Tensor:
@@ -99,6 +105,8 @@ def contextual_attention(
     patch_norm: str = "max",
     mask_downsample: int = 4,
     return_attention: bool = False,
+    per_item_mask: bool = False,
+    max_scores: int | None = None,
 ):
     """Fill ``f`` with attention-weighted patches of ``b`` (see the module docstring).
 
@@ -109,7 +117,7 @@ def contextual_attention(
         even.
     mask : torch.Tensor
         Hole mask ``[N, 1, H, W]`` (non-zero = hole) at ``mask_downsample`` times the feature
-        resolution. Only item 0 is used.
+        resolution. Only item 0 is used unless ``per_item_mask``.
     ksize : int
         Size of the matching patches (on the half-resolution grid).
     softmax_scale : float
@@ -126,6 +134,16 @@ def contextual_attention(
         ``H / h``; the mask is downsampled once by ``mask_downsample * 2``.
     return_attention : bool
         Also return the attention ``[N, L, h/2, w/2]`` (``L`` background patches, row-major).
+        This is the whole score matrix: its memory grows with the square of the pixel count.
+    per_item_mask : bool
+        Use each batch item's own mask (the references use item 0's for the whole batch), so
+        that windows with different holes can run as one batch.
+    max_scores : int or None
+        Most elements of the score matrix (background patches x foreground positions) held at
+        once; ``None`` = 2**24 (64 MiB in float32). When the whole matrix is larger, the
+        foreground positions are processed in chunks (with the neighbours the fusion reads), so
+        memory stays bounded at any size; the result equals the one-piece computation within
+        float rounding.
 
     Returns
     -------
@@ -138,6 +156,9 @@ def contextual_attention(
         raise ValueError(f"resize must be one of {_RESIZE}, got {resize!r}")
     if patch_norm not in _NORMS:
         raise ValueError(f"patch_norm must be one of {_NORMS}, got {patch_norm!r}")
+    if max_scores is not None and (isinstance(max_scores, bool) or int(max_scores) < 1):
+        raise ValueError(f"max_scores must be a positive integer or None, got {max_scores!r}")
+    max_scores = MAX_SCORES if max_scores is None else int(max_scores)
     n, c, h, w = b.shape
     if h % RATE or w % RATE:
         raise ValueError(f"feature height and width must be multiples of {RATE}, got {h}x{w}")
@@ -147,6 +168,8 @@ def contextual_attention(
             f"mask must be [N, 1, {h * mask_downsample}, {w * mask_downsample}] for features of size {h}x{w}, "
             f"got {tuple(mask.shape)}"
         )
+    if per_item_mask and mask.shape[0] != n:
+        raise ValueError(f"per_item_mask needs one mask per batch item: got {mask.shape[0]} masks for {n} items")
 
     # 1. 4x4 patches of b with stride 2 for pasting: [N, L, C, 4, 4]
     k_raw = 2 * RATE
@@ -161,17 +184,25 @@ def contextual_attention(
     patches = patches.view(n, c, ksize, ksize, hs * ws).permute(0, 4, 1, 2, 3)
 
     # 4. valid background patches: no hole pixel in their (zero-padded) ksize x ksize window
-    m = _downsample(mask[:1], mask_downsample * RATE, resize)
+    m = _downsample(mask if per_item_mask else mask[:1], mask_downsample * RATE, resize)
     touched = F.max_pool2d((m != 0).to(f.dtype), ksize, stride=1, padding=pad)
-    valid = (touched == 0).to(f.dtype).view(1, hs * ws, 1, 1)
+    valid_all = (touched == 0).to(f.dtype).view(-1, hs * ws, 1, 1)
 
     outputs, attentions = [], []
+    whole = (hs * ws) ** 2 <= max_scores
     for i in range(n):
+        valid = valid_all[i if per_item_mask else 0][None]
         wi = patches[i]
         if patch_norm == "max":
             norm = wi.pow(2).sum(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-4)
         else:
             norm = (wi.pow(2) + 1e-4).sum(dim=(1, 2, 3), keepdim=True).sqrt()
+        if not whole:
+            out, attn = _chunked(f_s[i], wi / norm, raw[i], valid.view(-1, 1), (h, w), ksize, softmax_scale,
+                                 fuse, fuse_k, max_scores, return_attention)
+            outputs.append(out)
+            attentions.append(attn)
+            continue
         scores = F.conv2d(f_s[i : i + 1], wi / norm, padding=pad)  # [1, L, hs, ws]
         if fuse:
             scores = _fuse(scores.view(hs, ws, hs, ws), fuse_k).reshape(1, hs * ws, hs, ws)
@@ -184,6 +215,103 @@ def contextual_attention(
     if return_attention:
         return out, torch.cat(attentions, dim=0)
     return out
+
+
+def _chunked(f_s, w, raw, valid, size, ksize, softmax_scale, fuse, fuse_k, max_scores, return_attention):
+    """One batch item of :func:`contextual_attention` with the score matrix in chunks of foreground
+    positions.
+
+    ``f_s`` ``[C, hs, ws]`` downsampled foreground, ``w`` ``[L, C, k, k]`` normalised matching
+    patches, ``raw`` ``[L, C, 4, 4]`` pasting patches, ``valid`` ``[L, 1]``. Scores of a set of
+    foreground positions are one matrix product with their ``k x k`` neighbourhoods (the
+    correlation of the one-piece path). With ``fuse``, the chunks are runs of positions in
+    column-major order, and each chunk first computes the scores of the positions the two
+    diagonal sums read (its neighbours in column-major, then in row-major order, as flat
+    indices: the fusion works on flat indices, so it wraps across rows/columns like the
+    one-piece path). The attention of a chunk pastes its 4x4 patches into the output with
+    ``index_add_`` (the transposed convolution, written out).
+
+    Returns ``(out [1, C, h, w], attention [1, L, hs, ws] or None)``.
+    """
+    c, hs, ws = f_s.shape
+    h, w_out = size
+    n_pos = hs * ws
+    n_bg = w.shape[0]
+    dev = f_s.device
+    pad = ksize // 2
+    w_flat = w.reshape(n_bg, -1)
+    raw_t = raw.reshape(n_bg, -1).t()  # [C*16, L]
+    f_pad = F.pad(f_s, (pad, pad, pad, pad))
+    k_idx = torch.arange(ksize, device=dev)
+
+    def scores_at(pos: torch.Tensor) -> torch.Tensor:
+        """Scores ``[L, len(pos)]`` of the row-major foreground positions ``pos``."""
+        rows = (pos // ws)[:, None] + k_idx
+        cols = (pos % ws)[:, None] + k_idx
+        q = f_pad[:, rows[:, :, None], cols[:, None, :]]  # [C, n, k, k]
+        return w_flat @ q.permute(0, 2, 3, 1).reshape(-1, pos.numel())
+
+    def diagonal_sum(src: torch.Tensor, lut: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``out[l, j] = sum_e src[l + e, lut[targets[j] + e]]`` (zero outside), e = -k//2 .. ."""
+        lo = fuse_k // 2
+        out = torch.zeros((src.shape[0], targets.numel()), dtype=src.dtype, device=dev)
+        for e in range(-lo, fuse_k - lo):
+            t = targets + e
+            ok = torch.nonzero((t >= 0) & (t < n_pos)).flatten()
+            cols = src[:, lut[t[ok]]]
+            if e > 0:
+                out[: n_bg - e, ok] += cols[e:]
+            elif e < 0:
+                out[-e:, ok] += cols[: n_bg + e]
+            else:
+                out[:, ok] += cols
+        return out
+
+    if fuse:
+        lo, hi = fuse_k // 2, fuse_k - 1 - fuse_k // 2
+        per_chunk = max(1, max_scores // (n_bg * (1 + 2 * fuse_k)))
+        ar = torch.arange(n_bg, device=dev)
+        to_col = (ar % ws) * hs + ar // ws  # row-major index -> column-major index
+        to_row = (ar % hs) * ws + ar // hs  # column-major index -> row-major index
+        lut = torch.full((n_pos,), -1, dtype=torch.long, device=dev)
+    else:
+        per_chunk = max(1, max_scores // n_bg)
+    out = torch.zeros((c, h * w_out), dtype=f_s.dtype, device=dev)
+    attention = torch.zeros((n_bg, n_pos), dtype=f_s.dtype, device=dev) if return_attention else None
+    for start in range(0, n_pos, per_chunk):
+        stop = min(n_pos, start + per_chunk)
+        if fuse:
+            # column-major run [start, stop): the first sum (row-major flat order) is needed at its
+            # column-major neighbours, and reads their row-major neighbours
+            need_c = torch.arange(max(0, start - lo), min(n_pos, stop + hi), device=dev)
+            need_r = to_row[need_c]
+            read = (need_r[:, None] + torch.arange(-lo, hi + 1, device=dev)).flatten()
+            read = torch.unique(read[(read >= 0) & (read < n_pos)])
+            lut[read] = torch.arange(read.numel(), device=dev)
+            first = diagonal_sum(scores_at(read), lut, need_r)  # [L (row-major), len(need_c)]
+            first = first[to_row]  # background patches in column-major order
+            lut[need_c] = torch.arange(need_c.numel(), device=dev)
+            scores = diagonal_sum(first, lut, torch.arange(start, stop, device=dev))[to_col]
+            pos = to_row[start:stop]
+        else:
+            pos = torch.arange(start, stop, device=dev)
+            scores = scores_at(pos)
+        scores = scores * valid
+        attn = F.softmax(scores * softmax_scale, dim=0) * valid  # [L, n]
+        if attention is not None:
+            attention[:, pos] = attn
+        contrib = (raw_t @ attn).view(c, 2 * RATE, 2 * RATE, -1)
+        y0, x0 = RATE * (pos // ws) - RATE // 2, RATE * (pos % ws) - RATE // 2
+        for ky in range(2 * RATE):
+            oy = y0 + ky
+            for kx in range(2 * RATE):
+                ox = x0 + kx
+                ok = torch.nonzero((oy >= 0) & (oy < h) & (ox >= 0) & (ox < w_out)).flatten()
+                out.index_add_(1, oy[ok] * w_out + ox[ok], contrib[:, ky, kx, ok])
+    out = (out / 4.0).view(1, c, h, w_out)
+    if attention is not None:
+        attention = attention.view(1, n_bg, hs, ws)
+    return out, attention
 
 
 def _color_wheel() -> np.ndarray:
@@ -254,7 +382,8 @@ class ContextualAttention(nn.Module):
     """:func:`contextual_attention` as a module (no weights); see there for the parameters.
 
     ``forward(f, b, mask)`` returns the output, or ``(output, attention)`` when built with
-    ``return_attention=True``.
+    ``return_attention=True``. ``per_item_mask`` and ``max_scores`` are plain attributes (not in
+    the state_dict) that may be changed on a built network.
     """
 
     def __init__(
@@ -268,6 +397,8 @@ class ContextualAttention(nn.Module):
         patch_norm: str = "max",
         mask_downsample: int = 4,
         return_attention: bool = False,
+        per_item_mask: bool = False,
+        max_scores: int | None = None,
     ):
         super().__init__()
         if resize not in _RESIZE:
@@ -282,12 +413,16 @@ class ContextualAttention(nn.Module):
         self.patch_norm = patch_norm
         self.mask_downsample = mask_downsample
         self.return_attention = return_attention
+        #: plain attributes (not in the state_dict); the runner may set them on a loaded network
+        self.per_item_mask = per_item_mask
+        self.max_scores = max_scores
 
     def forward(self, f: torch.Tensor, b: torch.Tensor, mask: torch.Tensor):
         return contextual_attention(
             f, b, mask, ksize=self.ksize, softmax_scale=self.softmax_scale, fuse=self.fuse,
             fuse_k=self.fuse_k, resize=self.resize, patch_norm=self.patch_norm,
             mask_downsample=self.mask_downsample, return_attention=self.return_attention,
+            per_item_mask=self.per_item_mask, max_scores=self.max_scores,
         )
 
     def extra_repr(self) -> str:

@@ -1,0 +1,183 @@
+"""Deep runs at real image sizes: progress per batch of crops/tiles, cancel between them, batched
+windows equal to one-by-one runs, and a model cache that threads can share."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from inpaint_plugin import deep  # noqa: E402
+from inpaint_plugin.deep import _run  # noqa: E402
+
+
+class _Net(torch.nn.Module):
+    """A small convolutional network whose output depends on the window's content and position."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 3, 5, padding=2)
+
+
+def _make_spec(fixed_size=None, tile_size=64, margin=8, calls=None, builds=None, load_delay=0.0):
+    def build():
+        if builds is not None:
+            builds.append(threading.get_ident())
+        return _Net()
+
+    def load(module, path):
+        time.sleep(load_delay)  # a slow checkpoint read: other threads ask for the model meanwhile
+        deep.load_checked(module, deep.load_state_dict_file(path), path=path)
+
+    def predict(module, image, mask):
+        if calls is not None:
+            calls.append(tuple(image.shape))
+        return torch.sigmoid(module.conv(torch.cat([image * (1 - mask), mask], 1)))
+
+    def save_state(state, path):
+        torch.save(state, path)
+
+    return deep.ModelSpec(name="toy_run", build=build, load=load, predict=predict, save_state=save_state,
+                          weights_help="random", fixed_size=fixed_size, size_multiple=8, tile_size=tile_size,
+                          margin=margin)
+
+
+@pytest.fixture
+def weights(tmp_path):
+    path = tmp_path / "toy_run.pth"
+    _make_spec().save_random(path, seed=3)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    deep.clear_model_cache()
+    yield
+    deep.clear_model_cache()
+
+
+def _case(size=200, seed=0):
+    rng = np.random.default_rng(seed)
+    image = rng.random((size, size, 3)).astype(np.float32)
+    mask = np.zeros((size, size), bool)
+    mask[20:30, 10:190] = True  # a thin stripe: tiles
+    mask[rng.integers(0, size, 40), rng.integers(0, size, 40)] = True  # dead pixels: crops
+    mask[120:170, 60:110] = True  # a block
+    return image, mask
+
+
+@pytest.mark.parametrize("fixed_size", [None, 64])
+@pytest.mark.parametrize("resolution", ["crop", "tile"])
+def test_progress_counts_every_window(weights, fixed_size, resolution, monkeypatch):
+    monkeypatch.setitem(_run._BATCH_PIXELS, "cpu", 3 * 64 * 64)  # several batches of up to 3 windows
+    calls, seen = [], []
+    spec = _make_spec(fixed_size=fixed_size, calls=calls)
+    image, mask = _case()
+    out = deep.run(spec, image, mask, weights=weights, device="cpu", resolution=resolution,
+                   progress=lambda done, total: seen.append((done, total)))
+    assert np.array_equal(out[~mask], image[~mask])
+    windows = sum(shape[0] for shape in calls)  # items over all forwards
+    assert len(seen) == len(calls) >= 3  # one call per batch
+    assert max(shape[0] for shape in calls) == 3
+    assert all(total == windows for _, total in seen)
+    dones = [d for d, _ in seen]
+    assert dones == sorted(dones) and dones[-1] == windows and dones[0] > 0
+
+
+def test_progress_of_one_window(weights):
+    seen = []
+    image, mask = _case(48)
+    deep.run(_make_spec(), image, mask, weights=weights, device="cpu", progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 1)]  # a small image is one full-resolution run
+
+
+def test_cancel_stops_between_batches(weights, monkeypatch):
+    monkeypatch.setitem(_run._BATCH_PIXELS, "cpu", 3 * 64 * 64)
+    calls = []
+    spec = _make_spec(fixed_size=64, calls=calls)
+    image, mask = _case()
+    before = image.copy()
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(done, total):
+        assert done < total  # cancelled before the last batch
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        deep.run(spec, image, mask, weights=weights, device="cpu", resolution="tile", progress=cancel)
+    assert len(calls) == 1  # no forward after the raising callback
+    assert np.array_equal(image, before)
+    with pytest.raises(TypeError, match="progress"):
+        deep.run(spec, image, mask, weights=weights, device="cpu", progress=5)
+
+
+@pytest.mark.parametrize("fixed_size", [None, 64])
+@pytest.mark.parametrize("resolution", ["crop", "tile"])
+def test_batched_windows_equal_one_by_one(weights, fixed_size, resolution, monkeypatch):
+    calls = []
+    spec = _make_spec(fixed_size=fixed_size, calls=calls)
+    image, mask = _case()
+    monkeypatch.setitem(_run._BATCH_PIXELS, "cpu", 16 * 64 * 64)  # as on a GPU
+    batched = deep.run(spec, image, mask, weights=weights, device="cpu", resolution=resolution)
+    assert max(shape[0] for shape in calls) > 1  # windows were batched
+    calls.clear()
+    monkeypatch.setitem(_run._BATCH_PIXELS, "cpu", 1)  # one window per forward
+    single = deep.run(spec, image, mask, weights=weights, device="cpu", resolution=resolution)
+    assert max(shape[0] for shape in calls) == 1
+    np.testing.assert_allclose(batched, single, rtol=0, atol=1e-6)
+    assert np.array_equal(batched[~mask], image[~mask])
+
+
+def test_concurrent_first_calls_share_one_load(weights):
+    builds = []
+    spec = _make_spec(builds=builds, load_delay=0.3)
+    image, mask = _case(48)
+    results, errors = [None] * 6, []
+    barrier = threading.Barrier(6)
+
+    def work(i):
+        try:
+            barrier.wait()
+            results[i] = deep.run(spec, image, mask, weights=weights, device="cpu")
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(builds) == 1  # one load, shared
+    for r in results[1:]:
+        assert np.array_equal(r, results[0])
+    assert len(_run._MODELS) == 1 and not _run._LOADING
+
+
+def test_failed_load_is_retried_not_cached(tmp_path, weights):
+    spec = _make_spec()
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    image, mask = _case(48)
+    with pytest.raises(ValueError):
+        deep.run(spec, image, mask, weights=bad, device="cpu")
+    assert not _run._LOADING and not _run._MODELS
+    deep.run(spec, image, mask, weights=weights, device="cpu")
+    assert len(_run._MODELS) == 1
+
+
+def test_cache_evicts_least_recently_used(tmp_path):
+    spec = _make_spec()
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"w{i}.pth")
+        spec.save_random(paths[-1], seed=i)
+    models = [_run.get_model(spec, p, torch.device("cpu")) for p in paths]
+    assert len(_run._MODELS) == _run._MODEL_CACHE_SIZE
+    assert _run.get_model(spec, paths[2], torch.device("cpu")) is models[2]
+    assert _run.get_model(spec, paths[0], torch.device("cpu")) is not models[0]  # evicted, loaded again
