@@ -211,3 +211,15 @@ def test_every_network_lists_unexpected_and_missing_keys(method, tmp_path):
     torch.save(obj, target)
     with pytest.raises(ValueError, match=rf"missing keys: .*{key.rsplit('.', 2)[-2]}.*unexpected keys: surplus_key"):
         spec.load(spec.build(), path)
+
+
+def test_a_tensorflow_checkpoint_given_to_a_pytorch_loader_is_named(tmp_path):
+    """The committed TF-written fixture (tests/deep/data/tf_small) where a .pth is expected."""
+    from pathlib import Path
+
+    small = Path(__file__).parent / "data" / "tf_small"
+    for form in (small, small / "snap-0.index"):
+        with pytest.raises(ValueError, match=r"a TensorFlow checkpoint, where this method reads a PyTorch"):
+            load_state_dict_file(form)
+        with pytest.raises(ValueError, match=r"a TensorFlow checkpoint"):
+            deep.model_spec("pennet").load(deep.model_spec("pennet").build(), form)

@@ -397,6 +397,10 @@ def test_wrong_network_is_refused_saying_which_it_looks_like(written):
         gmcnn.SPEC.load(gmcnn.SPEC.build(), folders["v1"])
     with pytest.raises(ValueError, match=r"not a DeepFill v1"):
         deepfill_v1.SPEC.load(deepfill_v1.SPEC.build(), folders["small"])
+    from inpaint_plugin.backends import pennet  # a PyTorch-only loader
+
+    with pytest.raises(ValueError, match=r"a TensorFlow checkpoint.*looks like DeepFill v2.*method='deepfill_v2'"):
+        pennet.SPEC.load(pennet.SPEC.build(), folders["v2"])
 
 
 def test_missing_generator_variable_is_named(written):

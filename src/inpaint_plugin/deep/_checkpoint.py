@@ -67,6 +67,7 @@ def load_state_dict_file(path, *, argument: str = "weights") -> dict:
 
     path = Path(os.fspath(path))
     where = f"{argument}={str(path)!r}"
+    _refuse_tensorflow_checkpoint(path, where)
     if not path.is_file():
         raise ValueError(f"{where}: no such checkpoint file")
     if path.suffix.lower() == ".safetensors":
@@ -117,6 +118,23 @@ def load_state_dict_file(path, *, argument: str = "weights") -> dict:
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
     return state
+
+
+def _refuse_tensorflow_checkpoint(path: Path, where: str) -> None:
+    """A TensorFlow checkpoint (folder, ``.index``/``.data-*``/``.meta`` file or prefix) given where a
+    PyTorch file is read: say so, and which network it looks like (only DeepFill v1/v2 read TF folders)."""
+    from ._tf_checkpoint import NETWORKS, find_prefix, identify, list_variables
+
+    try:
+        if find_prefix(path) is None:
+            return
+        kind = identify(list_variables(path))
+    except (OSError, ValueError):
+        return  # not a readable TF checkpoint: the PyTorch reader reports on the path
+    hint = f"; it looks like {NETWORKS[kind]}" if kind else ""
+    if kind in ("deepfill_v1", "deepfill_v2"):
+        hint += f": use method={kind!r}, which reads it"
+    raise ValueError(f"{where}: a TensorFlow checkpoint, where this method reads a PyTorch checkpoint file{hint}")
 
 
 def _shown(items: Sequence[str], n: int = 10) -> str:
