@@ -323,3 +323,17 @@ def test_axis_spacing_and_time_axes_for_the_fill_options(tmp_path):
     assert meta.time_axes == () and meta.axis_spacing() == pytest.approx((0.5, 27 / 250, 27 / 250))
     np.save(tmp_path / "a.npy", np.zeros((3, 8, 8)))
     assert read_metadata(tmp_path / "a.npy").axis_spacing() == (None, None, None)
+
+
+def test_ome_zarr_calibration_carried_into_tiff_outputs(tmp_path):
+    level0 = _stack((2, 64, 48), seed=17)
+    _ome_zarr(tmp_path / "in.ome.zarr", level0)
+    image, meta = read_image(tmp_path / "in.ome.zarr", with_metadata=True)
+    write_image(tmp_path / "out.ome.tif", image, metadata=meta, processing="from zarr")
+    ome = read_metadata(tmp_path / "out.ome.tif")
+    assert ome.kind == "ome-tiff" and ome.axes == "CYX" and ome.spacing == {"X": 0.5, "Y": 0.5}
+    assert ome.units == {"X": "µm", "Y": "µm"}  # OME's unit symbol, not the NGFF name
+    assert ome.channel_names == ("DAPI", "GFP")
+    write_image(tmp_path / "out.tif", image, metadata=meta)
+    plain = read_metadata(tmp_path / "out.tif")
+    assert plain.axes == "CYX" and plain.spacing == {"Y": 0.5, "X": 0.5} and plain.units["X"] == "micrometer"

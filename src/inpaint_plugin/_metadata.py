@@ -41,6 +41,10 @@ _OME_TYPES = {"int8": "int8", "int16": "int16", "int32": "int32", "uint8": "uint
               "uint32": "uint32", "float32": "float", "float64": "double", "bool": "bit"}
 _OME_NS_DEFAULT = "http://www.openmicroscopy.org/Schemas/OME/2016-06"
 _RESOLUTION_UNITS = {2: "inch", 3: "centimeter"}
+# OME's UnitsLength symbols for the unit names other formats use (NGFF / UDUNITS names, ImageJ's)
+_OME_UNITS = {"micrometer": "µm", "um": "µm", "µm": "µm", "micron": "µm", "nanometer": "nm", "nm": "nm",
+              "millimeter": "mm", "mm": "mm", "centimeter": "cm", "cm": "cm", "meter": "m", "m": "m",
+              "inch": "in", "in": "in", "Å": "Å", "angstrom": "Å"}
 
 
 def processing_note(method: Optional[str] = None, params: Optional[dict] = None, extra: str = "") -> str:
@@ -280,6 +284,10 @@ def tiff_metadata(tif, path) -> ImageMetadata:
         if tif.is_shaped and tif.shaped_metadata:
             shaped = {k: v for k, v in dict(tif.shaped_metadata[0]).items() if k not in ("shape", "axes")}
             meta.shaped = shaped or None
+            if isinstance(shaped.get("spacing"), dict):  # written by write_image from another format
+                meta.spacing.update({str(k): float(v) for k, v in shaped["spacing"].items() if str(k) in axes})
+                if isinstance(shaped.get("units"), dict):
+                    meta.units.update({str(k): str(v) for k, v in shaped["units"].items() if str(k) in axes})
             desc = page.description if page.description and not page.description.startswith("{") else None
             meta.description = desc
         elif page.description:
@@ -447,8 +455,9 @@ def tiff_options(name: str, shape, dtype, meta: Optional[ImageMetadata], process
             for letter in "XYZ":
                 if letter in m.spacing:
                     md[f"PhysicalSize{letter}"] = m.spacing[letter]
-                    if letter in m.units:
-                        md[f"PhysicalSize{letter}Unit"] = m.units[letter]
+                    unit = _OME_UNITS.get(m.units.get(letter, ""))
+                    if unit:
+                        md[f"PhysicalSize{letter}Unit"] = unit
             if m.channel_names and "C" in axes and len(m.channel_names) == shape[axes.index("C")]:
                 md["Channel"] = {"Name": list(m.channel_names)}
         if processing:
@@ -469,6 +478,9 @@ def tiff_options(name: str, shape, dtype, meta: Optional[ImageMetadata], process
     md = dict(m.shaped or {}) if m is not None else {}
     if axes is not None:
         md["axes"] = axes
+        if m is not None and m.spacing and not m.resolution:  # calibration without TIFF resolution tags
+            md["spacing"] = dict(m.spacing)
+            md["units"] = dict(m.units)
     if processing:
         md["processing"] = processing
     opts["metadata"] = md
