@@ -372,11 +372,19 @@ def test_load_errors(tmp_path):
     _lightning_checkpoint(OrderedDict([("model.1.ffc.convl2l.weight", torch.zeros(64, 4, 7, 7))]), wrong)
     with pytest.raises(ValueError, match="missing keys"):
         SPEC.load(net, wrong)
-    with zipfile.ZipFile(tmp_path / "big-lama.zip", "w") as zf:  # the download itself, not unzipped
+    with zipfile.ZipFile(tmp_path / "big-lama.zip", "w", zipfile.ZIP_DEFLATED) as zf:  # the download itself
         zf.write(wrong, "big-lama/models/best.ckpt")
         zf.writestr("big-lama/config.yaml", "generator: {}\n")
-    with pytest.raises(ValueError, match="big-lama/models/best.ckpt: extract"):
+    with pytest.raises(ValueError, match="big-lama.zip.*missing keys"):  # read from inside the zip
         SPEC.load(net, tmp_path / "big-lama.zip")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.write(wrong, "lama/last.ckpt")
+    with pytest.raises(ValueError, match="lama/last.ckpt: extract"):
+        SPEC.load(net, tmp_path / "other.zip")
+    with zipfile.ZipFile(tmp_path / "cut.zip", "w") as zf:
+        zf.writestr("big-lama/models/best.ckpt", wrong.read_bytes()[:5000])
+    with pytest.raises(ValueError, match=r"cut.zip.*\(big-lama/models/best.ckpt\): not a PyTorch zip archive"):
+        SPEC.load(net, tmp_path / "cut.zip")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="models/best.ckpt"):
         SPEC.load(net, tmp_path / "empty")
@@ -441,6 +449,14 @@ def test_random_checkpoint_is_official_format_and_inpaint_runs(spec, tmp_path):
     assert list(ckpt) == ["state_dict"]
     assert [(k, list(v.shape)) for k, v in ckpt["state_dict"].items()] == [
         (f"generator.{k}", s) for k, s, _ in spec["state_dict"]]
+
+    with zipfile.ZipFile(tmp_path / "big-lama.zip", "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        zf.writestr("big-lama/config.yaml", "generator: {}\n")
+        zf.write(path, "big-lama/models/best.ckpt")
+    net = SPEC.build()
+    SPEC.load(net, tmp_path / "big-lama.zip")  # the download as it is (deflated), best.ckpt inside
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, ckpt["state_dict"][f"generator.{k}"]), k
 
     backend = inpaint_plugin.methods()["lama"]
     assert backend.needs_weights and backend.channels == "rgb"

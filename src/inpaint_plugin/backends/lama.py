@@ -23,7 +23,8 @@ reader :mod:`inpaint_plugin.deep._torch_zip`, which takes the tensors and never 
 omegaconf or Lightning are neither needed nor imported. IOPaint's TorchScript ``big-lama.pt`` (a trace
 of the reference's ``bin/to_jit.py`` wrapper, keys ``model.generator.*``) is read the same way, without
 ``torch.jit.load`` (which would run the archive's code): only the tensors of its ``data.pkl`` are used.
-The unzipped ``big-lama`` folder (with ``models/best.ckpt``), ``.safetensors`` files and plain state
+The downloaded ``big-lama.zip`` (its ``best.ckpt`` is extracted to a temporary file), the unzipped
+``big-lama`` folder (with ``models/best.ckpt``), ``.safetensors`` files and plain state
 dicts (with or without the ``generator.`` prefix) load too. The licence of the published weights is not
 stated (the code is BSD-3-Clause, per the repository's LICENSE; the weights were trained on
 Places365-Challenge, whose images are for non-commercial research and educational use): treat them as
@@ -65,12 +66,37 @@ def _generator_state(flat: dict, keys) -> dict:
     return {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix)}
 
 
-def _load(module, path: Path) -> None:
-    """Load big-lama weights (``best.ckpt``, the ``big-lama`` folder, IOPaint's ``big-lama.pt``, a
-    ``.safetensors`` or plain state_dict file) strictly; no pickle code of the file is run."""
+def _tensors_in_download(path: Path) -> dict:
+    """The tensors of ``models/best.ckpt`` inside the downloaded ``big-lama.zip`` (extracted to a
+    temporary file, read with the restricted reader, deleted)."""
+    import shutil
+    import tempfile
     import zipfile
 
     from ..deep._torch_zip import read_torch_zip, tensors_by_name
+
+    with zipfile.ZipFile(path) as zf:
+        members = sorted((n for n in zf.namelist() if n.endswith("models/best.ckpt")), key=len)
+        if not members:
+            return tensors_by_name(read_torch_zip(path))  # its error names what the zip holds
+        with tempfile.TemporaryDirectory(prefix="inpaint-plugin-lama-") as tmp:
+            inner = Path(tmp) / "best.ckpt"  # our own name: nothing of the member's path is used
+            with zf.open(members[0]) as src, open(inner, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 22)
+            try:
+                return tensors_by_name(read_torch_zip(inner))
+            except ValueError as e:  # name the zip and its member, not the temporary file
+                raise ValueError(f"weights={str(path)!r} ({members[0]}): "
+                                 f"{str(e)[len(f'weights={str(inner)!r}: '):]}") from None
+
+
+def _load(module, path: Path) -> None:
+    """Load big-lama weights (``best.ckpt``, the ``big-lama`` folder or the downloaded ``big-lama.zip``,
+    IOPaint's ``big-lama.pt``, a ``.safetensors`` or plain state_dict file) strictly; no pickle code of
+    the file is run."""
+    import zipfile
+
+    from ..deep._torch_zip import is_torch_zip, read_torch_zip, tensors_by_name
 
     path = Path(path)
     if path.is_dir():
@@ -79,8 +105,15 @@ def _load(module, path: Path) -> None:
             raise ValueError(f"weights={str(path)!r}: a folder without models/best.ckpt (the unzipped big-lama "
                              f"folder is expected); or pass the checkpoint file itself")
         path = inner
-    if path.suffix.lower() != ".safetensors" and path.is_file() and zipfile.is_zipfile(path):
-        flat = tensors_by_name(read_torch_zip(path))  # also says what to do with big-lama.zip itself
+    is_zip = path.suffix.lower() != ".safetensors" and path.is_file() and zipfile.is_zipfile(path)
+    if is_zip and is_torch_zip(path):
+        flat = tensors_by_name(read_torch_zip(path))
+    elif is_zip:
+        try:
+            flat = _tensors_in_download(path)
+        except (zipfile.BadZipFile, OSError, NotImplementedError, EOFError) as e:
+            raise ValueError(f"weights={str(path)!r}: could not extract the checkpoint from the zip file "
+                             f"(truncated or corrupt?): {e}") from None
     else:  # safetensors, or the legacy (pre-zip) torch format: weights_only=True
         flat = load_state_dict_file(path)
     if not flat:
@@ -122,8 +155,8 @@ SPEC = ModelSpec(
     save_state=_save_state,
     weights_help=(
         f"The published big-lama weights are big-lama/models/best.ckpt in big-lama.zip ({_BIG_LAMA_ZIP}, "
-        f"linked from {_REPO}; also in the Google Drive folder {_DRIVE}); unzip it and pass best.ckpt or the "
-        f"big-lama folder. IOPaint's TorchScript big-lama.pt ({_IOPAINT_PT}) works too. The licence of the "
+        f"linked from {_REPO}; also in the Google Drive folder {_DRIVE}); pass the zip, the unzipped big-lama "
+        f"folder or best.ckpt. IOPaint's TorchScript big-lama.pt ({_IOPAINT_PT}) works too. The licence of the "
         "weights is not stated: research use"
     ),
     fixed_size=None,
@@ -131,11 +164,11 @@ SPEC = ModelSpec(
     tile_size=2048,
     margin=128,
     registry=(
-        WeightsEntry(name="big-lama", files=(WeightsFile("best.ckpt"),),
+        WeightsEntry(name="big-lama", files=(WeightsFile("big-lama.zip", url=_BIG_LAMA_ZIP),),
                      description="big-lama (Places365-Challenge, 256x256 crops, large masks); licence of the "
                                  "weights unclear: research use",
-                     instructions=f"Download big-lama.zip from {_BIG_LAMA_ZIP} (or {_DRIVE}), unzip it and pass "
-                                  "big-lama/models/best.ckpt (or the big-lama folder).",
+                     instructions=f"Download big-lama.zip from {_BIG_LAMA_ZIP} (or {_DRIVE}) and pass it, or "
+                                  "the unzipped big-lama folder, or big-lama/models/best.ckpt.",
                      licence="not stated for the weights (the code is BSD-3-Clause, github.com/advimman/lama): "
                              "research use"),
         WeightsEntry(name="iopaint-big-lama", files=(WeightsFile("big-lama.pt", url=_IOPAINT_PT),),
