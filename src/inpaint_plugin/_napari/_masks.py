@@ -59,19 +59,21 @@ def check_mask_shape(shape: tuple, spatial: tuple, what: str) -> None:
                          "(it must equal it, or its last axes to apply to every slice)")
 
 
-def take_region(array, spatial: tuple, index: tuple) -> np.ndarray:
+def take_region(array, spatial: tuple, index: tuple, broadcast: bool = True) -> np.ndarray:
     """The part of a mask-like ``array`` that covers the region ``index`` of an image.
 
     ``array`` has the image's spatial shape or its last axes (see :func:`check_mask_shape`);
     ``index`` holds integer indices for the first axes of the image (``()``: the whole image).
-    Returns a numpy array with the region's shape; only the selected part of a lazy (dask) array
-    is computed.
+    Returns a numpy array with the region's shape (with ``broadcast=False``: its trailing axes
+    when ``array`` has fewer, e.g. a 2-D mask for a whole stack, which :func:`inpaint_plugin.inpaint`
+    applies to every frame without a copy per frame); only the selected part of a lazy (dask)
+    array is computed.
     """
     spatial = tuple(spatial)
     missing = len(spatial) - array.ndim  # leading image axes the array does not have
     own = tuple(index[missing:]) if len(index) > missing else ()
     part = np.asarray(array[own] if own else array)
-    return np.broadcast_to(part, spatial[len(index):])
+    return np.broadcast_to(part, spatial[len(index):]) if broadcast else part
 
 
 def is_lazy(layer) -> bool:

@@ -818,7 +818,7 @@ class InpaintWidget(Container):
             text = f"Shapes layer {source.name!r}"
         else:
             raise TypeError(f"mask: unsupported mask source {source!r}")
-        mask = take_region(array, spatial, index) != 0
+        mask = take_region(array, spatial, index, broadcast=False) != 0  # a frame-shaped mask stays 2-D
         if not mask.any():
             raise _Nothing(f"the mask ({text}) is empty in {where}; nothing to inpaint")
         return mask, text
