@@ -382,3 +382,21 @@ def test_stream_inpaint_checks_the_output_before_any_work_and_can_drop_metadata(
                    keep_metadata=False)
     assert read_image(tmp_path / "kept.tif", with_metadata=True)[1].axes == "CYX"
     assert read_image(tmp_path / "bare.tif", with_metadata=True)[1].axes != "CYX"
+
+
+def test_read_metadata_reads_no_pixels_and_names_damaged_files(tmp_path):
+    from inpaint_plugin._io import read_metadata
+
+    x = _image((5, 60, 70), np.uint16, seed=18)
+    tifffile.imwrite(tmp_path / "s.tif", x, metadata={"axes": "ZYX"}, tile=(32, 32), compression="zlib")
+    np.save(tmp_path / "a.npy", x)
+    write_image(tmp_path / "z.zarr", x)
+    for name in ("s.tif", "a.npy", "z.zarr"):
+        meta = read_metadata(tmp_path / name)
+        assert meta.shape == x.shape and meta.dtype == "uint16"
+    assert read_metadata(tmp_path / "s.tif").axes == "ZYX"
+    (tmp_path / "cut.tif").write_bytes((tmp_path / "s.tif").read_bytes()[:400])
+    with pytest.raises(ValueError, match="cut.tif"):
+        read_metadata(tmp_path / "cut.tif")
+    with pytest.raises(FileNotFoundError, match="missing.tif"):
+        read_metadata(tmp_path / "missing.tif")

@@ -283,7 +283,7 @@ def read_image(path: PathLike, *, lazy: bool = False, chunks=None, with_metadata
 
 
 def read_metadata(path: PathLike) -> ImageMetadata:
-    """The metadata of an image file without reading its pixels (TIFF, zarr); pictures are decoded.
+    """The metadata of an image file without reading its pixels (TIFF, zarr, ``.npy``; pictures are decoded).
 
     Parameters
     ----------
@@ -293,14 +293,39 @@ def read_metadata(path: PathLike) -> ImageMetadata:
     Returns
     -------
     ImageMetadata
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`read_image`.
     """
-    fmt = _format(Path(os.fspath(path)))
-    lazy = fmt in ("tiff", "zarr", "npy")
+    path = Path(os.fspath(path))
+    if not path.exists():
+        raise FileNotFoundError(f"image file not found: {path}")
+    fmt = _format(path)
+    if fmt == "picture":
+        return read_image(path, with_metadata=True)[1]
     try:
-        import dask.array  # noqa: F401
-    except ImportError:
-        lazy = False
-    return read_image(path, lazy=lazy, with_metadata=True)[1]
+        if fmt == "tiff":
+            import tifffile
+
+            from ._metadata import tiff_metadata
+
+            with _tifffile_errors(path), tifffile.TiffFile(path) as tif:
+                len(tif.pages)
+                _check_tiff_complete(path, tif)
+                return tiff_metadata(tif, path)
+        if fmt == "zarr":
+            from ._metadata import zarr_metadata
+
+            node, arr = _open_zarr(path)
+            return zarr_metadata(node, arr, path)
+        mm = np.load(path, mmap_mode="r", allow_pickle=False)
+        return ImageMetadata(kind="npy", shape=tuple(mm.shape), dtype=str(mm.dtype), source=str(path))
+    except Exception as exc:
+        if isinstance(exc, (FileNotFoundError, ValueError)) and str(path) in str(exc):
+            raise
+        raise ValueError(f"cannot read {path}: {exc}") from exc
 
 
 @contextmanager
