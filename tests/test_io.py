@@ -384,7 +384,7 @@ def test_stream_inpaint_checks_the_output_before_any_work_and_can_drop_metadata(
     assert read_image(tmp_path / "bare.tif", with_metadata=True)[1].axes != "CYX"
 
 
-def test_read_metadata_reads_no_pixels_and_names_damaged_files(tmp_path):
+def test_read_metadata_of_tiff_npy_zarr_and_damaged_files(tmp_path):
     from inpaint_plugin._io import read_metadata
 
     x = _image((5, 60, 70), np.uint16, seed=18)
