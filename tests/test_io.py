@@ -400,3 +400,20 @@ def test_read_metadata_of_tiff_npy_zarr_and_damaged_files(tmp_path):
         read_metadata(tmp_path / "cut.tif")
     with pytest.raises(FileNotFoundError, match="missing.tif"):
         read_metadata(tmp_path / "missing.tif")
+
+
+def test_read_progress_reports_slabs_and_gives_the_same_pixels(tmp_path):
+    x = _image((300, 200), np.uint16, seed=19)
+    stack = _image((6, 40, 50), np.float32, seed=20)
+    tifffile.imwrite(tmp_path / "tiled.tif", x, tile=(16, 16), compression="zlib")
+    tifffile.imwrite(tmp_path / "stack.tif", stack)
+    write_image(tmp_path / "z.zarr", da.from_array(x, chunks=(10, 200)))
+    for name, expected in (("tiled.tif", x), ("stack.tif", stack), ("z.zarr", x)):
+        calls = []
+        got = read_image(tmp_path / name, progress=lambda done, total: calls.append((done, total)))
+        np.testing.assert_array_equal(got, expected)
+        assert calls and calls[-1][0] == calls[-1][1] and len(calls) == calls[-1][1]
+        assert [c[0] for c in calls] == list(range(1, len(calls) + 1))
+    calls = []
+    read_image(tmp_path / "z.zarr", progress=lambda done, total: calls.append(done))
+    assert len(calls) == 30  # 300 rows in chunks of 10: one slab per chunk row (at most 64)

@@ -29,7 +29,7 @@ import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 import numpy as np
 
@@ -205,7 +205,8 @@ def _open_zarr_array(path: Path):
     return _open_zarr(path)[1]
 
 
-def read_image(path: PathLike, *, lazy: bool = False, chunks=None, with_metadata: bool = False):
+def read_image(path: PathLike, *, lazy: bool = False, chunks=None, with_metadata: bool = False,
+               progress: Optional[Callable[[int, int], None]] = None):
     """Read an image file.
 
     Parameters
@@ -224,6 +225,9 @@ def read_image(path: PathLike, *, lazy: bool = False, chunks=None, with_metadata
         Also return the file's :class:`~inpaint_plugin._metadata.ImageMetadata` (axes, channel
         axis, spacing/units, resolution, ImageJ metadata, OME-XML, OME-Zarr multiscales), which
         :func:`write_image` writes back with ``metadata=``.
+    progress : callable, optional
+        ``progress(done, total)``, called as slabs of an in-memory TIFF or zarr read arrive (the
+        command line shows it as a bar); ignored with ``lazy=True``.
 
     Returns
     -------
@@ -246,14 +250,14 @@ def read_image(path: PathLike, *, lazy: bool = False, chunks=None, with_metadata
     meta = None
     try:
         if fmt == "tiff":
-            data, meta = _read_tiff(path, lazy, chunks)
+            data, meta = _read_tiff(path, lazy, chunks, progress)
         elif fmt == "zarr":
             from ._metadata import zarr_metadata
 
             node, arr = _open_zarr(path)
             meta = zarr_metadata(node, arr, path)
             if not lazy:
-                data = np.asarray(arr[...])
+                data = _read_slabs(arr, progress)
             else:
                 import dask.array as da
 
@@ -365,7 +369,23 @@ def _tifffile_errors(path: Path):
         raise ValueError(f"cannot read {path}: the file is damaged or truncated ({found[0]})")
 
 
-def _read_tiff(path: Path, lazy: bool, chunks):
+def _read_slabs(arr, progress) -> np.ndarray:
+    """``arr[...]`` (a zarr array) read in about 64 slabs along its first axis, reporting ``progress``."""
+    if progress is None or arr.ndim == 0 or arr.shape[0] < 2:
+        data = np.asarray(arr[...])
+        if progress is not None:
+            progress(1, 1)
+        return data
+    out = np.empty(arr.shape, arr.dtype)
+    step = int(arr.chunks[0]) * max(1, -(-arr.shape[0] // (int(arr.chunks[0]) * 64)))
+    starts = range(0, arr.shape[0], step)
+    for i, start in enumerate(starts, 1):
+        out[start:start + step] = arr[start:start + step]
+        progress(i, len(starts))
+    return out
+
+
+def _read_tiff(path: Path, lazy: bool, chunks, progress=None):
     """``(array, ImageMetadata)`` of series 0 (full resolution) of a TIFF file."""
     import tifffile
 
@@ -377,7 +397,22 @@ def _read_tiff(path: Path, lazy: bool, chunks):
         meta = tiff_metadata(tif, path)
         level = tif.series[0].levels[0]
         if not lazy:
-            return level.asarray(), meta
+            if progress is not None and len(level.shape) >= 2:
+                import importlib.util
+
+                if importlib.util.find_spec("zarr") is not None:  # the core install: one read, reported at the end
+                    import zarr
+
+                    store = level.aszarr()
+                    try:
+                        slabs: Any = zarr.open(store, mode="r")
+                        return _read_slabs(slabs, progress), meta
+                    finally:
+                        store.close()
+            data = level.asarray()
+            if progress is not None:
+                progress(1, 1)
+            return data, meta
         shape, dtype = tuple(level.shape), level.dtype
         memmappable = level.dataoffset is not None
         native = None
