@@ -22,11 +22,26 @@ the image border) are scored. This bounds the cost of a trial whatever the image
 -----------------------------------------------
 Candidates are the registered methods that need no trained weights and can work on the image's
 dimensionality; methods marked ``Backend.slow`` are left out when the image has more than
-:data:`LARGE_IMAGE` spatial pixels. Each candidate runs :data:`AUTO_TRIALS` trials in windows of at
-most :data:`AUTO_WINDOW` pixels (seed 0, so the choice is reproducible), and the method with the
-lowest mean RMSE wins. An empty mask, or trials that cannot be made (a mask covering almost all of
-the image), give :data:`FALLBACK_METHOD`. Parameters given with ``method="auto"`` restrict the
-candidates to the methods that take them (``accepts``), except ``seed``.
+:data:`LARGE_IMAGE` spatial pixels. The built-in ones are then narrowed by the width of the holes
+(:func:`hole_width`: the 95th percentile of the hole pixels' distance to the nearest known pixel) to
+the methods that lead on such holes on the shared benchmark (``benchmarks/bench_evaluate.py``):
+
+- thin holes (width at most :data:`THIN_HOLES`: dead pixels, scratches, stripes): ``lsp`` and ``fsr``,
+  which one depends on the image (learned local stencils vs. repeating texture), so they are compared
+  in :data:`AUTO_TRIALS` trials in windows of :data:`AUTO_THIN_WINDOW` pixels (thin holes need little
+  context, and small windows keep the choice under a second on a 256x256 image);
+- holes up to :data:`WIDE_HOLES` wide: ``fsr`` (its DFT windows reach across them and continue the
+  structure);
+- wider holes: ``lsp`` (nothing is left to extrapolate from in the middle: the smoothest fill that
+  follows the boundary wins; FSR extrapolates from its own extrapolations there).
+
+Methods from other plugins stay candidates; when more than one candidate is left, each runs
+:data:`AUTO_TRIALS` trials in windows of at most :data:`AUTO_WINDOW` pixels (:data:`AUTO_THIN_WINDOW`
+for thin holes; seed 0, so the choice is reproducible), and the method with the lowest mean RMSE
+wins. Images whose shortlist is empty (e.g. 3-D volumes, where ``lsp`` and ``fsr`` do not apply) use
+trials among all candidates. An empty mask, or trials that cannot be made (a mask covering almost
+all of the image), give :data:`FALLBACK_METHOD`. Parameters given with ``method="auto"`` restrict
+the candidates to the methods that take them (``accepts``), except ``seed``.
 """
 from __future__ import annotations
 
@@ -37,14 +52,19 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 
 __all__ = [
+    "AUTO_SHORTLIST",
+    "AUTO_THIN_WINDOW",
     "AUTO_TRIALS",
     "AUTO_WINDOW",
     "FALLBACK_METHOD",
     "LARGE_IMAGE",
     "Evaluation",
     "MethodScore",
+    "THIN_HOLES",
+    "WIDE_HOLES",
     "choose_method",
     "evaluate",
+    "hole_width",
 ]
 
 #: Method used when nothing can be evaluated (empty mask, no trial possible).
@@ -56,6 +76,14 @@ AUTO_TRIALS = 2
 #: Largest window (pixels per axis) of an ``"auto"`` trial. Smaller windows crop large holes and
 #: their context, which misleads the choice (on the shared bench, 192 doubled the regret of 256).
 AUTO_WINDOW = 256
+#: Holes at most this wide (pixels, see :func:`hole_width`) are "thin" for ``"auto"``.
+THIN_HOLES = 4.0
+#: Holes wider than this (pixels) are "wide" for ``"auto"``.
+WIDE_HOLES = 16.0
+#: Window (pixels per axis) of the ``"auto"`` trials on thin holes.
+AUTO_THIN_WINDOW = 128
+#: Built-in methods ``"auto"`` keeps for thin, medium and wide holes (see the module documentation).
+AUTO_SHORTLIST = {"thin": ("lsp", "fsr"), "medium": ("fsr",), "wide": ("lsp",)}
 _CANDIDATE_SHIFTS = 48
 _MAX_REPEAT = 0.5  # a trial may share at most this fraction of its hidden pixels with earlier trials
 
@@ -314,6 +342,42 @@ def _auto_candidates(table: Mapping, n_spatial: int, n_pixels: int) -> list:
             if not b.needs_weights and _applicable(b, n_spatial) and not (large and b.slow)]
 
 
+def hole_width(mask: np.ndarray) -> float:
+    """How wide the holes are: the 95th percentile of the hole pixels' distance to a known pixel.
+
+    1 for isolated pixels and one-pixel lines, about half the width for stripes and strokes, half the
+    side for a square; 0 for an empty mask. nD masks are measured in the planes of their last two axes.
+    """
+    from scipy import ndimage
+
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        return 0.0
+    planes = mask.reshape(-1, *mask.shape[-2:]) if mask.ndim > 2 else mask[None]
+    dist = []
+    for plane in planes:  # nD data: in the planes of the last two axes, as the 2-D methods see them
+        if plane.all():
+            return float(max(plane.shape))
+        if plane.any():
+            dist.append(ndimage.distance_transform_edt(plane)[plane])
+    return float(np.percentile(np.concatenate(dist), 95))
+
+
+def _builtin(backend) -> bool:
+    return getattr(backend.func, "__module__", "").startswith(__package__ + ".backends.")
+
+
+def _shortlist(table: Mapping, names: Sequence[str], mask: np.ndarray) -> tuple:
+    """``(names, window)``: the ``"auto"`` candidates narrowed by the hole width, and the trial window."""
+    width = hole_width(mask)
+    kind = "thin" if width <= THIN_HOLES else "medium" if width <= WIDE_HOLES else "wide"
+    keep = [n for n in AUTO_SHORTLIST[kind] if n in names]
+    if not keep:  # e.g. nD images: the shortlisted 2-D methods do not apply
+        return list(names), AUTO_WINDOW
+    others = [n for n in names if not _builtin(table[n])]
+    return keep + others, (AUTO_THIN_WINDOW if kind == "thin" else AUTO_WINDOW)
+
+
 def evaluate(image, mask=None, methods=None, *, channel_axis=None, nodata=None, n_trials: int = 3,
              seed: int = 0, window: Optional[int] = 384, **params) -> Evaluation:
     """Estimate the error each method would make when filling the holes of this image.
@@ -450,9 +514,13 @@ def choose_method(image, mask=None, *, channel_axis=None, nodata=None, accepts=(
     fallback = FALLBACK_METHOD if FALLBACK_METHOD in names or not names else names[0]
     if not prep.mask.any() or len(names) <= 1:
         return names[0] if len(names) == 1 else fallback
+    names, window = _shortlist(table, names, prep.mask)
+    if len(names) == 1:
+        return names[0]
+    fallback = FALLBACK_METHOD if FALLBACK_METHOD in names else names[0]
     per_params = _method_params(names, {}, table, 0)
     try:
-        result = _evaluate_prepared(prep, names, per_params, AUTO_TRIALS, 0, AUTO_WINDOW)
+        result = _evaluate_prepared(prep, names, per_params, AUTO_TRIALS, 0, window)
     except ValueError:  # no trial possible: nothing to compare
         return fallback
     return result.best or fallback
