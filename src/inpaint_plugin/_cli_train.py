@@ -46,8 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--val-crops", type=int, default=16, help="held-out crops for the validation PSNR (16)")
     p.add_argument("--masks", default=None,
                    help="comma-separated mask families: strokes,scratches,stripes,dead_pixels,boxes (all)")
-    p.add_argument("--normalize", default="minmax", choices=["minmax", "percentile"],
-                   help="per-image normalisation (minmax)")
+    p.add_argument("--normalize", default="range", choices=["range", "minmax", "percentile"],
+                   help="mapping to [0, 1] (range: as inpaint() maps data for the networks)")
     p.add_argument("--channel-axis", type=int, default=None, help="axis of the channels (default: none, RGB files)")
     p.add_argument("--no-augment", action="store_true", help="no random rotations/flips (augment=False)")
     p.add_argument("--adv-weight", type=float, default=None, help="adversarial loss weight (default: the paper's)")

@@ -30,8 +30,8 @@ grown by one pixel, the prediction resized back; grey images: the repeated chann
 
 The checkpoint ``out`` is written in the official format that ``inpaint()`` loads; the full training
 state (generator, discriminator, optimisers, step, history) goes to ``<out>.state.pt`` beside it, for
-``resume``. Both are written at the start, after every validation and on Ctrl-C (a step cut short by
-Ctrl-C is done again when resuming).
+``resume``. Both are written after every validation and on Ctrl-C (a step cut short by Ctrl-C is done
+again when resuming).
 
 Determinism: every step draws its crops, augmentation and mask from its own generator
 ``numpy.random.default_rng([seed, 0, step])``, the validation crops from ``[seed, 1]`` and the split
@@ -470,7 +470,7 @@ def verdict(method: str, val_psnr, baseline: dict) -> tuple:
 def train(method: str, images, *, out, weights=None, resume=False, crop_size: int | None = None,
           batch_size: int | None = None, input_size: int | None = None, epochs: int = 10,
           steps_per_epoch: int | None = None, lr: float | None = None, seed: int = 0, val_fraction: float = 0.1,
-          val_crops: int = 16, masks=None, normalize: str = "minmax", channel_axis: int | None = None,
+          val_crops: int = 16, masks=None, normalize: str = "range", channel_axis: int | None = None,
           augment: bool = True, adv_weight: float | None = None, vgg_weights=None,
           perceptual_weight: float | None = None, idmrf_weight: float | None = None, device: str = "auto",
           time_limit: float | None = None, progress: bool = True, callback=None) -> TrainResult:
@@ -523,8 +523,10 @@ def train(method: str, images, *, out, weights=None, resume=False, crop_size: in
     masks : str or sequence of str, optional
         Mask families to train on (``strokes``, ``scratches``, ``stripes``, ``dead_pixels``,
         ``boxes``); None = all.
-    normalize : {"minmax", "percentile"}
-        Per-image normalisation to [0, 1]: finite min/max or 0.5/99.5 percentiles.
+    normalize : {"range", "minmax", "percentile"}
+        Mapping of each image to [0, 1]: ``"range"`` as ``inpaint()`` maps data for the deep networks
+        (uint8 / 255, other data by their 0.1/99.9 percentiles), so the network trains on what it will
+        see; ``"minmax"`` / ``"percentile"`` stretch each channel (finite min/max, 0.5/99.5 percentiles).
     channel_axis : int, optional
         Axis of the channels of the images (None: single-channel, except RGB(A) image files).
     augment : bool
@@ -767,7 +769,8 @@ def _run(*, method, spec, recipe, batches: _Batches, out: Path, weights, resume_
             initial = metrics
         last_metrics = (step, metrics)
         best = max(baseline, key=baseline.get)
-        log(f"{method}: held-out hole PSNR of the starting weights {metrics['val_psnr']:.2f} dB; biharmonic "
+        which = "the starting weights" if step == 0 else f"the weights of step {step}"
+        log(f"{method}: held-out hole PSNR of {which} {metrics['val_psnr']:.2f} dB; biharmonic "
             f"{baseline['biharmonic']:.2f} dB, best classical {best} {baseline[best]:.2f} dB")
         if stopped:
             stop_reason = "callback"

@@ -197,7 +197,8 @@ NETWORKS = {
 }
 
 
-@pytest.mark.parametrize("method", sorted(NETWORKS))
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m in ("medfe", "gmcnn") else m
+                                    for m in sorted(NETWORKS)])
 def test_every_network_trains_and_its_held_out_loss_goes_down(method, tmp_path):
     from inpaint_plugin.deep import model_spec
 
@@ -449,7 +450,7 @@ def test_sources_stacks_channels_and_normalisation(tmp_path):
     assert len(sources) == 3 and all(len(s) == 1 and s[0].group == (0, 0, 0) for s in sources)
     full = sources[0][0].crop(0, 0, 40)
     assert full.shape == (40, 40, 3) and full.dtype == np.float32
-    assert full.min() == 0.0 and full.max() == 1.0  # min/max of the image -> 0/1, as inpaint() does
+    assert full.min() == 0.0 and full.max() == 1.0  # 0.1/99.9 percentiles -> 0/1 and clipped, as inpaint() does
     five = np.random.default_rng(0).random((5, 40, 40)).astype(np.float32)
     groups = [p.group for p in _train_data.load_sources(five, channel_axis=0)[0]]
     assert groups == [(0, 1, 2), (3, 4, 3)]  # the API's mapping of 5 channels to RGB triples
@@ -459,6 +460,25 @@ def test_sources_stacks_channels_and_normalisation(tmp_path):
     iio.imwrite(tmp_path / "x.png", rgba)
     (src,) = _train_data.load_sources(str(tmp_path / "*.png"))
     assert src[0].group == (0, 1, 2) and src[0].data.shape == (40, 40, 3)  # alpha dropped
+
+
+def test_range_normalisation_is_what_inpaint_feeds_the_networks():
+    """uint8 data are divided by 255 (no contrast stretch), other data mapped by the 0.1/99.9 percentiles
+    of the values of each RGB group, as ``inpaint()`` does for the deep methods."""
+    from inpaint_plugin._engine import RANGE_PERCENTILES
+
+    dim = (np.random.default_rng(0).random((48, 48)) * 40 + 50).astype(np.uint8)  # values 50..90 only
+    crop = _train_data.load_sources([dim])[0][0].crop(0, 0, 48)
+    np.testing.assert_allclose(crop[..., 0], dim / 255.0, rtol=1e-6)
+    img16 = nuclei(13, n=1, size=48)[0]
+    lo, hi = np.percentile(img16.astype(np.float64), RANGE_PERCENTILES)
+    crop = _train_data.load_sources([img16])[0][0].crop(0, 0, 48)
+    np.testing.assert_allclose(crop[..., 0], np.clip((img16 - lo) / (hi - lo), 0, 1), atol=1e-6)
+    rgb = np.random.default_rng(1).random((48, 48, 3)) * [1.0, 2.0, 4.0]
+    (plane,) = _train_data.load_sources([rgb], channel_axis=-1)[0]
+    assert len(set(plane.lo.tolist())) == 1 and len(set(plane.scale.tolist())) == 1  # one range: colour kept
+    stretched = _train_data.load_sources([dim], normalize="minmax")[0][0].crop(0, 0, 48)
+    assert stretched.min() == 0.0 and stretched.max() == 1.0
 
 
 def test_percentile_normalisation_clips_hot_pixels():

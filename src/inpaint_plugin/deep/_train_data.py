@@ -6,10 +6,14 @@ planes: the channel axis (``channel_axis``; for PNG/JPEG/TIFF files a last axis 
 taken as RGB(A) and the alpha channel is dropped) is moved last and all other leading axes (z,
 time, ...) are stacks of planes.
 
-Each plane is normalised per channel, like :func:`inpaint_plugin.inpaint` does for the deep
-methods: ``"minmax"`` maps the plane's finite minimum and maximum to 0 and 1 (what inference does,
-so the default); ``"percentile"`` maps the 0.5th and 99.5th percentiles to 0 and 1 and clips
-(robust to hot pixels, at the price of a small mismatch with inference). Channels are mapped to the
+Each plane is mapped to [0, 1] (values outside clipped). ``"range"`` (the default) does what
+:func:`inpaint_plugin.inpaint` does for the deep methods (``Backend.normalize="range"``, see
+:mod:`inpaint_plugin._engine`), so that the network is trained on the values it will see: uint8 data
+divided by 255; other data mapped by the 0.1th and 99.9th percentiles of the plane's finite values,
+one range for the channels of one RGB group (colour kept); inference computes that range on the
+known pixels of the whole image, training on each plane. ``"minmax"`` maps the finite minimum and
+maximum of each channel to 0 and 1 and ``"percentile"`` the 0.5th and 99.5th percentiles of each
+channel; both stretch the contrast of every image, which inference does not do for uint8 data. Channels are mapped to the
 network's RGB input with the API's own grouping (:meth:`inpaint_plugin.Backend.channel_groups`): a
 grey plane becomes a grey RGB triple, a 2-channel plane ``(c0, c1, c0)``, 5 channels two triples
 ``(c0, c1, c2)`` and ``(c3, c4, c3)``, each a training sample of its own.
@@ -29,7 +33,7 @@ import numpy as np
 
 __all__ = ["NORMALIZATIONS", "Plane", "load_sources", "plane_weights", "sample_crop", "split_sources"]
 
-NORMALIZATIONS = ("minmax", "percentile")
+NORMALIZATIONS = ("range", "minmax", "percentile")
 _PERCENTILES = (0.5, 99.5)
 _SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy")
 _RGB_FILES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
@@ -144,7 +148,28 @@ def _range(plane: np.ndarray, normalize: str):
     return lo, np.where(hi > lo, hi - lo, 1.0)
 
 
-def load_sources(images, *, channel_axis=None, normalize: str = "minmax", channels: str = "rgb") -> list:
+def _group_range(plane: np.ndarray, group) -> tuple:
+    """Per-channel ``(lo, scale)`` of the ``"range"`` mapping for the channels of ``group``."""
+    from .._engine import RANGE_PERCENTILES
+
+    n = plane.shape[-1]
+    lo, scale = np.zeros(n), np.ones(n)
+    chans = sorted(set(group))
+    if plane.dtype == np.uint8:
+        lo[chans], scale[chans] = 0.0, 255.0
+        return lo, scale
+    vals = plane[..., chans].reshape(-1).astype(np.float64)
+    vals = vals[np.isfinite(vals)]
+    a, b = (float(v) for v in np.percentile(vals, RANGE_PERCENTILES))
+    if not b > a:  # a flat plane: its min/max, else a unit range around the value
+        a, b = float(vals.min()), float(vals.max())
+        if not b > a:
+            a, b = a - 0.5, a + 0.5
+    lo[chans], scale[chans] = a, b - a
+    return lo, scale
+
+
+def load_sources(images, *, channel_axis=None, normalize: str = "range", channels: str = "rgb") -> list:
     """The training sources of ``images``: a list with, for every 2-D plane, its list of :class:`Plane`
     (one per RGB channel group; planes without any finite value are skipped).
 
@@ -154,7 +179,7 @@ def load_sources(images, *, channel_axis=None, normalize: str = "minmax", channe
         See the module docstring.
     channel_axis : int, optional
         Axis of the channels in every array (None: none, except RGB(A) files).
-    normalize : {"minmax", "percentile"}
+    normalize : {"range", "minmax", "percentile"}
     channels : str
         The backend's channel handling (``Backend.channels``), for the channel grouping.
     """
@@ -172,7 +197,10 @@ def load_sources(images, *, channel_axis=None, normalize: str = "minmax", channe
                 warnings.warn(f"images: {pname} has no finite pixel and is skipped", stacklevel=3)
                 continue
             groups = Backend("_train", print, "", channels=channels).channel_groups(plane.shape[-1])
-            sources.append([Plane(plane, rng[0], rng[1], tuple(g), pname) for g in groups])
+            if normalize == "range":
+                sources.append([Plane(plane, *_group_range(plane, g), tuple(g), pname) for g in groups])
+            else:
+                sources.append([Plane(plane, rng[0], rng[1], tuple(g), pname) for g in groups])
     if not sources:
         raise ValueError("images: no usable 2-D image found")
     return sources
