@@ -697,8 +697,12 @@ def _weights_main(argv) -> int:
         print(f"{PROG} weights: error: {_clean(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG} weights: interrupted", file=sys.stderr)
+        print(f"{PROG} weights: interrupted; the cache is as it was", file=sys.stderr)
         return 130
+    except _Terminated as exc:
+        print(f"{PROG} weights: terminated ({signal.Signals(exc.signum).name}); the cache is as it was",
+              file=sys.stderr)
+        return 128 + exc.signum
     except Exception as exc:
         print(f"{PROG} weights: failed: {type(exc).__name__}: {_clean(exc)}", file=sys.stderr)
         return 1
@@ -747,28 +751,43 @@ def main(argv=None) -> int:
     # torch's loader warns about pickle protocols and suggests weights_only=False: not for a command line user
     warnings.filterwarnings("ignore", message=".*weights_only.*")
     token = INTERFACE.set("cli")
-    previous = {}
-    try:  # SIGTERM / SIGHUP unwind like Ctrl-C: the writers remove their temporary files
-        for name in ("SIGTERM", "SIGHUP"):
-            sig = getattr(signal, name, None)
-            if sig is not None:
-                try:
-                    previous[sig] = signal.signal(sig, _raise_terminated)
-                except ValueError:  # not the main thread
-                    pass
-        if argv and argv[0] == "train":
+    try:
+        if argv and argv[0] == "train":  # training handles its own interruptions (state saved for --resume)
             from ._cli_train import main as train_main
 
             return train_main(argv[1:])
-        if argv and argv[0] == "weights":
-            return _weights_main(argv[1:])
-        if argv and argv[0] == "inpaint":
-            argv = argv[1:]
-        return _inpaint_main(argv)
+        with _signals_unwind():
+            if argv and argv[0] == "weights":
+                return _weights_main(argv[1:])
+            if argv and argv[0] == "inpaint":
+                argv = argv[1:]
+            return _inpaint_main(argv)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         INTERFACE.reset(token)
+
+
+class _signals_unwind:
+    """SIGTERM / SIGHUP raise :class:`_Terminated` in the main thread, so that ``finally`` blocks and the
+    writers remove their temporary files (as for Ctrl-C); a signal that was ignored (``nohup``) stays ignored."""
+
+    def __enter__(self):
+        self.previous = {}
+        for name in ("SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is None:
+                continue
+            try:
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue
+                self.previous[sig] = signal.signal(sig, _raise_terminated)
+            except ValueError:  # not the main thread: signals stay as they are
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
 
 
 if __name__ == "__main__":  # pragma: no cover
