@@ -148,6 +148,16 @@ def test_info_text_says_each_fact_once(viewer_widget):
         assert text.count("slice by slice") + text.count("frame by frame") <= 1, (name, text)
 
 
+def test_layer_changes_keep_the_method_and_its_parameters(viewer_widget):
+    viewer, widget = viewer_widget
+    viewer.add_image(texture((20, 20), 0), name="a")
+    widget.method.value = "patchmatch"
+    widget.params.patch_size.value = 9
+    viewer.add_image(texture((20, 20), 1), name="b")  # napari calls reset_choices: labels are rebuilt
+    widget.reset_choices()
+    assert widget.method.value == "patchmatch" and widget.params.patch_size.value == 9
+
+
 # --- stacks ----------------------------------------------------------------------------------------
 
 def test_stack_jointly_or_frame_by_frame(viewer_widget, qtbot, notes):
@@ -331,6 +341,9 @@ def test_deep_weights_state_import_and_no_worker_without_weights(viewer_widget, 
     assert widget.import_button.native.isHidden()  # classical method: no weights
     widget.method.value = DEEP
     assert not widget.import_button.native.isHidden()
+    combo = widget.method.native
+    assert combo.itemText(combo.findData(DEEP)) == f"{DEEP} (no weights)"  # seen in the list of methods
+    assert combo.itemText(combo.findData("telea")) == "telea"
     assert "weights: none" in widget.info.value
 
     # no weights: a clear message, no worker, no layer
@@ -364,6 +377,7 @@ def test_deep_weights_state_import_and_no_worker_without_weights(viewer_widget, 
     qtbot.waitUntil(lambda: widget.importing is None, timeout=WAIT_MS)
     assert any(s == "info" and "weights imported" in m for s, m in notes()), notes()
     assert "weights: imported (deepfill_v1.pth" in widget.info.value
+    assert combo.itemText(combo.findData(DEEP)) == f"{DEEP} (weights)"
     from inpaint_plugin.deep._weights import imported_info
 
     assert imported_info(DEEP) is not None

@@ -33,6 +33,7 @@ Nothing heavy (torch, ...) is imported here: a deep method imports it when it ru
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -397,7 +398,17 @@ class InpaintWidget(Container):
         return choices
 
     def _method_choices(self, _widget=None) -> list:
-        return [AUTO, *methods()]
+        """"auto" and the registered methods; a deep method without weights says so in its label."""
+        from ._weights import weights_state
+
+        choices = [(AUTO, AUTO)]
+        for name, backend in methods().items():
+            label = name
+            if backend.needs_weights:
+                state = weights_state(name, None)
+                label = f"{name} ({'weights' if state is not None and state.ready else 'no weights'})"
+            choices.append((label, name))
+        return choices
 
     def _fits(self, source, layer) -> bool:
         """True when the mask source ``source`` can be used with image layer ``layer``."""
@@ -455,10 +466,24 @@ class InpaintWidget(Container):
         """
         before, self._setting_mask = self._setting_mask, True
         try:
-            super().reset_choices(*args)
+            with self._method_kept():
+                super().reset_choices(*args)
         finally:
             self._setting_mask = before
         self._on_image_changed()
+
+    @contextlib.contextmanager
+    def _method_kept(self):
+        """Keep the chosen method (and its parameter values) while the method list is rebuilt: a deep
+        method's label changes with its weights ("(no weights)" / "(weights)"), which makes the combo
+        box fall back to its first item."""
+        method = self._method.value
+        with self._method.changed.blocked():
+            yield
+            if method in self._method.choices:
+                self._method.value = method
+        if self._method.value != method:
+            self._on_method_changed()
 
     # --- reactions -------------------------------------------------------------------------------
 
@@ -617,6 +642,8 @@ class InpaintWidget(Container):
 
         def finished():
             self._importing = None
+            with self._method_kept():
+                self._method.reset_choices()  # the method's label: "(weights)"
             self._run_button.enabled = self._worker is None
             self._import_button.enabled = self._worker is None
             self._update_info()
