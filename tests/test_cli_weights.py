@@ -179,6 +179,9 @@ def test_missing_and_damaged_weights_speak_the_cli_language(cache, checkpoints, 
     assert proc.returncode == 0, proc.stderr
     proc = _cli(cache, *args, "--method", "gmcnn", "-p", "weights=/no/such.pth")
     assert proc.returncode == 2 and "-p weights=/no/such.pth: no such file" in proc.stderr
+    proc = _cli(cache, *args, "--method", "deepfill_v2", "-p", f"weights={checkpoints['gmcnn']}")
+    assert proc.returncode != 0 and f"-p weights={checkpoints['gmcnn']}" in proc.stderr
+    assert "missing keys" in proc.stderr and "weights='" not in proc.stderr
 
 
 def test_remove_asks_unless_yes(cache, checkpoints):

@@ -59,6 +59,7 @@ def _clean(message: object) -> str:
     if cut >= 0:  # torch's explanation goes on to suggest unpickling anyway: not passed on
         end = text.find("\n", cut)
         text = (text[:cut].rstrip(" :") + ("" if end < 0 else text[end:])).strip()
+    text = re.sub(r"\bweights=(['\"])(.*?)\1", r"-p weights=\2", text)  # Python's spelling of the parameter
     if "weights_only" in text:
         parts = re.split(r"(?<=[.!?])\s+", text)
         text = " ".join(p for p in parts if "weights_only" not in p) or "the checkpoint could not be read safely"
