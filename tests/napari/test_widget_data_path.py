@@ -303,6 +303,7 @@ def test_progress_per_unit_and_cancel_between_units(viewer_widget, qtbot, notes,
     assert crops.waiting.wait(30)  # one unit done, the method waits before the second
     qtbot.waitUntil(lambda: widget.progress.native.maximum() == crops.units, timeout=WAIT_MS)
     assert widget.progress.value == 1  # the bar shows the unit inside the single 2-D image
+    assert widget.progress.native.format() == "fill %v / %m"
     widget.cancel_button.native.click()
     crops.gate.set()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)

@@ -94,7 +94,7 @@ class _Job:
     lazy: bool = False  # dask path: image, base are lists of dask arrays (one per pyramid level)
     nothing: str = ""  # the message when the lazy path finds nothing to fill
     cancel: threading.Event = field(default_factory=threading.Event)  # set by Cancel
-    report: Callable[[int, int], Any] = lambda done, total: None  # progress to the GUI thread (thread-safe)
+    report: Callable[[str, int, int], Any] = lambda phase, done, total: None  # progress to the GUI thread
 
 
 @dataclass
@@ -128,16 +128,29 @@ class _Nothing(Exception):
     """Raised while preparing a run when there is nothing to fill (reported as a warning)."""
 
 
-def _progress_callback(job: _Job) -> Callable[[int, int], None]:
-    """``progress(done, total)`` for :func:`inpaint`: stops the run once Cancel was pressed (by raising
-    :class:`_Cancelled`, which the library lets through), else sends the numbers to the GUI thread."""
+def _progress_callback(job: _Job, phase: str = "fill") -> Callable[[int, int], None]:
+    """``progress(done, total)`` for the library's functions: stops the run once Cancel was pressed
+    (by raising :class:`_Cancelled`, which the library lets through), else sends the numbers and the
+    ``phase`` ("detect", "auto: trials", "fill") to the GUI thread."""
 
     def progress(done: int, total: int) -> None:
         if job.cancel.is_set():
             raise _Cancelled()
-        job.report(int(done), int(total))
+        job.report(phase, int(done), int(total))
 
     return progress
+
+
+def _with_progress(func, progress) -> dict:
+    """``{"progress": progress}`` when ``func`` takes a ``progress(done, total)`` callback, else ``{}``
+    (e.g. an older ``detect``): the same rule as the command line's progress bars."""
+    import inspect
+
+    try:
+        param = inspect.signature(func).parameters.get("progress")
+    except (TypeError, ValueError):
+        return {}
+    return {} if param is None or isinstance(param.default, bool) else {"progress": progress}
 
 
 def _run_job(job: _Job) -> _Outcome:
@@ -158,10 +171,18 @@ def _run_job(job: _Job) -> _Outcome:
         elif isinstance(mask, str) and mask == DETECT_SOURCE:
             image = np.asarray(image)
             kwargs = {} if job.channel_axis is None else {"channel_axis": job.channel_axis}
+            kwargs.update(_with_progress(job.detect, _progress_callback(job, "detect")))
             mask = np.asarray(job.detect(image, **job.detect_kwargs, **kwargs), dtype=bool)
             if not mask.any():
                 kinds = ", ".join(job.detect_kwargs.get("kinds", ()))
                 return _Outcome(error=_Nothing(f"no defects detected ({kinds}); nothing to inpaint"))
+        if method == AUTO:  # the choice inpaint(method="auto") makes, with progress and Cancel during the trials
+            from .._evaluate import choose_method
+
+            trials = _with_progress(choose_method, _progress_callback(job, "auto: trials"))
+            if trials:
+                method = choose_method(image, mask, channel_axis=job.channel_axis, accepts=tuple(job.params),
+                                       **trials)
         extra = {}
         if job.per_slice is not None and (job.per_slice or method != AUTO):
             extra["per_slice"] = job.per_slice  # "auto" may choose a 2-D method, which refuses per_slice=False
@@ -225,7 +246,7 @@ def _run_lazy(job: _Job) -> _Outcome:
         return _Outcome(error=exc)
     if job.cancel.is_set():
         return _Outcome(cancelled=True)
-    job.report(1, 1)
+    job.report("fill", 1, 1)
     return _Outcome(result=result if len(result) > 1 else result[0], method=job.method)
 
 
@@ -238,7 +259,7 @@ def _signal_relay():
     from qtpy.QtCore import QObject, Signal
 
     class _Relay(QObject):
-        progress = Signal(int, int)
+        progress = Signal(str, int, int)
 
     return _Relay()
 
@@ -591,6 +612,7 @@ class InpaintWidget(Container):
         self._progress.visible = running
         if running:
             self._progress.native.setRange(0, 0)  # busy until the first unit of work reports
+            self._progress.native.setFormat("%v / %m")
 
     # --- weights ---------------------------------------------------------------------------------
 
@@ -861,9 +883,10 @@ class InpaintWidget(Container):
 
     # --- worker signals (main thread) ------------------------------------------------------------
 
-    def _on_progress(self, done: int, total: int) -> None:
+    def _on_progress(self, phase: str, done: int, total: int) -> None:
         if self._worker is None or total <= 0:
             return
+        self._progress.native.setFormat(f"{phase} %v / %m")
         self._progress.native.setRange(0, total)
         self._progress.value = min(done, total)
 
