@@ -414,3 +414,29 @@ def test_licence_of_official_weights_in_info(viewer_widget):
         widget.method.value = name
         for licence in licences:
             assert licence in widget.info.value, (name, widget.info.value)
+
+
+def test_lazy_layers_offer_what_fits_them(viewer_widget, qtbot, notes):
+    """A dask stack: no "detected defects" and no joint/frame choice (filled chunk by chunk); "auto"
+    needs the image in memory and says so without starting a worker."""
+    import dask.array as da
+
+    viewer, widget = viewer_widget
+    stack = np.stack([scene((32, 32), seed) for seed in range(3)])
+    viewer.add_image(da.from_array(stack, chunks=(1, 16, 16)), name="lazy")
+    holes = np.zeros((32, 32), np.uint8)
+    holes[10:13, 10:13] = 1
+    viewer.add_labels(holes, name="lazy mask")
+    widget.reset_choices()
+    widget.image.value = viewer.layers["lazy"]
+    assert "detect" not in widget.mask.choices and "nan" in widget.mask.choices
+    assert widget.mask.value is viewer.layers["lazy mask"]
+    assert widget.frames.native.isHidden()
+    widget.method.value = "auto"
+    widget.run_button.native.click()
+    assert widget.worker is None
+    assert any("'auto' needs the whole image in memory" in m for m in errors(notes))
+    widget.method.value = "biharmonic"
+    run(qtbot, widget)
+    out = viewer.layers["lazy inpainted"]
+    np.testing.assert_allclose(np.asarray(out.data), inpaint(stack, holes, "biharmonic"), rtol=0, atol=1e-4)
