@@ -43,6 +43,17 @@ thresholds (see :data:`PARAMS`):
     areas (a lost block) are not stripes, and neither are the zeros of a noisy dark background: the
     pixels around a stripe must be brighter than the ``"hot"``/``"dead"`` threshold.
 
+``"static"``
+    Stacks (3 or more spatial axes, searched plane by plane): the pixels flagged ``"hot"``, ``"dead"``
+    or ``"clusters"`` at the same place in at least ``static_fraction`` of the frames (the leading
+    axes) are flagged in every frame: a camera's hot pixel is a defect even in the frames where the
+    scene happens to be as bright as it. The map itself is ``detect(...).all(axis=0)`` of a 3-D stack.
+
+In nD data (3 or more spatial axes) every detector works on the 2-D planes of the last two axes, as on
+a camera's frames (``in_plane=True``, the default): a hot pixel that sits at the same place in every
+frame looks like a bright line along the stack to a 3-D neighbourhood, and would be missed.
+``in_plane=False`` uses 3**ndim neighbourhoods instead.
+
 Pixels flagged ``"nan"`` (and ``nodata``) are replaced by their nearest valid neighbour before the
 other detectors run, so that they do not disturb the statistics.
 
@@ -70,11 +81,12 @@ KINDS = {
     "clusters": "small sharp groups of pixels much brighter or darker than their surround",
     "lines": "dead rows and columns (brighter or darker than both neighbouring lines)",
     "zeros": "thin stripes of zero-valued pixels",
+    "static": "stacks: pixels that are outliers in most frames, flagged in every frame (sensor defects)",
 }
 
 #: The kinds :func:`detect` looks for by default. ``"saturated"`` is left out: a bright background at
 #: the dtype maximum (bright-field microscopy, overexposed sky) is usually wanted, not a defect.
-DEFAULT_KINDS = ("nan", "hot", "dead", "clusters", "lines", "zeros")
+DEFAULT_KINDS = ("nan", "hot", "dead", "clusters", "lines", "zeros", "static")
 
 #: The thresholds of :func:`detect` (keyword arguments), with their defaults and bounds.
 PARAMS = (
@@ -92,6 +104,10 @@ PARAMS = (
     Param("cluster_size", "int", 9, "'clusters': largest group (pixels)", min=1, max=24),
     Param("stripe_width", "int", 4, "'zeros': widest stripe (pixels)", min=1),
     Param("stripe_length", "int", 32, "'zeros': shortest stripe (pixels)", min=1),
+    Param("in_plane", "bool", True, "nD data: search each 2-D plane (last two axes) on its own, like camera "
+          "frames (a hot pixel at the same place in every frame is found); False: nD neighbourhoods"),
+    Param("static_fraction", "float", 0.5, "'static': a pixel that is hot/dead/clustered in at least this "
+          "fraction of the frames of a stack is a defect in every frame", min=0.0, max=1.0),
 )
 _PARAM_MAP = {p.name: p for p in PARAMS}
 
@@ -169,11 +185,52 @@ def _min_contrast(x: np.ndarray, is_int: bool, value: Optional[float]) -> np.nda
     return np.maximum(floor, 1.0) if is_int else floor
 
 
-def _isolated_outliers(x: np.ndarray, thr: np.ndarray, spread: float) -> tuple:
+def _plane_indices(shape: tuple) -> list:
+    """Index tuples of the 2-D planes (last two axes) of a spatial ``shape``."""
+    return list(np.ndindex(*shape[:-2])) if len(shape) >= 2 else []
+
+
+def _median3(x: np.ndarray, in_plane: bool) -> np.ndarray:
+    """The 3x3 median of every channel of channel-last ``x`` (2-D planes with ``in_plane``)."""
+    from scipy import ndimage
+
+    nd = x.ndim - 1
+    if nd >= 3 and in_plane:
+        size = (1,) * (nd - 2) + (3, 3)
+        return np.stack([ndimage.median_filter(x[..., c], size=size, mode="reflect")
+                         for c in range(x.shape[-1])], axis=-1)
+    return np.stack([ndimage.median_filter(x[..., c], size=3, mode="reflect") for c in range(x.shape[-1])], axis=-1)
+
+
+def _pair_rule(out, candidate, beyond_all, limit, footprint):
+    from scipy import ndimage
+
+    # beyond all neighbours, or beyond all but one that is itself such a candidate (a pair);
+    # the end of a thin filament has a bright neighbour that is not a candidate
+    partner = ndimage.binary_dilation(candidate, structure=footprint)
+    out |= candidate & ((beyond_all > limit) | partner)
+
+
+def _isolated_outliers(x: np.ndarray, thr: np.ndarray, spread: float, in_plane: bool = True) -> tuple:
     """``(hot, dead)``: single pixels or pairs beyond their neighbours (see the module documentation)."""
     from scipy import ndimage
 
     nd = x.ndim - 1
+    if nd >= 2 and (in_plane or nd == 2):
+        from ._classical._detect import neighbour_stats
+
+        hot = np.zeros(x.shape[:-1], bool)
+        dead = np.zeros(x.shape[:-1], bool)
+        fp = np.ones((3, 3), bool)
+        fp[1, 1] = False
+        for idx in _plane_indices(x.shape[:-1]):
+            for c in range(x.shape[-1]):
+                xc = np.ascontiguousarray(x[idx + (Ellipsis, c)])
+                top, top2, bot, bot2 = neighbour_stats(xc)
+                limit = np.maximum(thr[c], spread * (top2 - bot2))
+                _pair_rule(hot[idx], top2 < xc - limit, xc - top, limit, fp)
+                _pair_rule(dead[idx], bot2 > xc + limit, bot - xc, limit, fp)
+        return hot, dead
     footprint = np.ones((3,) * nd, bool)
     footprint[(1,) * nd] = False
     hot = np.zeros(x.shape[:-1], bool)
@@ -192,12 +249,37 @@ def _isolated_outliers(x: np.ndarray, thr: np.ndarray, spread: float) -> tuple:
         limit = np.maximum(thr[c], spread * (second_top - second_bottom))
         for out, beyond_all, beyond_second in ((hot, xc - top, xc - second_top),
                                                (dead, bottom - xc, second_bottom - xc)):
-            # beyond all neighbours, or beyond all but one that is itself such a candidate (a pair);
-            # the end of a thin filament has a bright neighbour that is not a candidate
-            candidate = beyond_second > limit
-            partner = ndimage.binary_dilation(candidate, structure=footprint)
-            out |= candidate & ((beyond_all > limit) | partner)
+            _pair_rule(out, beyond_second > limit, beyond_all, limit, footprint)
     return hot, dead
+
+
+def _beyond_median7(xc: np.ndarray, sign: float, thr: float) -> np.ndarray:
+    """``sign * (xc - median7(xc)) > thr`` for every 2-D plane (last two axes) of ``xc``.
+
+    The 7x7 median is computed only where it can matter. The median of the window is at least the
+    smallest of its seven row medians (each row median has 4 of the row's 7 values at or above it:
+    28 >= 25 values of the 49 are), and at most the largest: a pixel within ``thr`` of that bound
+    cannot pass, and most pixels are skipped (an exact median costs 49 values per pixel).
+    """
+    from scipy import ndimage
+
+    from ._classical._detect import median7_at
+
+    out = np.zeros(xc.shape, bool)
+    for idx in _plane_indices(xc.shape):
+        plane = np.ascontiguousarray(xc[idx])
+        rowmed = ndimage.median_filter(plane, size=(1, 7), mode="reflect")
+        if sign > 0:
+            bound = ndimage.minimum_filter(rowmed, size=(7, 1), mode="reflect")
+            maybe = plane - bound > thr
+        else:
+            bound = ndimage.maximum_filter(rowmed, size=(7, 1), mode="reflect")
+            maybe = bound - plane > thr
+        rows, cols = np.nonzero(maybe)
+        if rows.size:
+            med = median7_at(plane, rows.astype(np.int64), cols.astype(np.int64))
+            out[idx][rows, cols] = sign * (plane[rows, cols] - med) > thr
+    return out
 
 
 def _clusters(x: np.ndarray, thr: np.ndarray, max_size: int, spread: float) -> np.ndarray:
@@ -211,9 +293,9 @@ def _clusters(x: np.ndarray, thr: np.ndarray, max_size: int, spread: float) -> n
     out = np.zeros(x.shape[:-1], bool)
     for c in range(x.shape[-1]):
         xc = x[..., c]
-        dev = xc - ndimage.median_filter(xc, size=(1,) * lead + (7,) * (nd - lead), mode="reflect")
         for sign in (1.0, -1.0):
-            cand = sign * dev > thr[c]
+            cand = _beyond_median7(xc, sign, thr[c]) if nd >= 2 else \
+                sign * (xc - ndimage.median_filter(xc, size=7, mode="reflect")) > thr[c]
             if not cand.any():
                 continue
             labels, n = ndimage.label(cand, structure=full)
@@ -249,6 +331,15 @@ def _line_scores(x: np.ndarray, axis: int) -> np.ndarray:
     n = x.shape[axis]
     best = np.zeros_like(x)
     if n < 3:
+        return best
+    nd = x.ndim - 1
+    if nd >= 2 and axis >= nd - 2:  # the kernel, plane by plane
+        from ._classical._detect import line_scores
+
+        for idx in _plane_indices(x.shape[:-1]):
+            for c in range(x.shape[-1]):
+                best[idx + (Ellipsis, c)] = line_scores(np.ascontiguousarray(x[idx + (Ellipsis, c)]),
+                                                        axis - (nd - 2))
         return best
 
     def shifted(k):  # x[i + k] along axis, edges repeated
@@ -362,24 +453,32 @@ def detect(image, kinds=None, *, channel_axis=None, **thresholds) -> np.ndarray:
     if "saturated" in kinds:
         result |= _saturated(img, valid, t["saturation"])
 
-    if {"hot", "dead", "clusters", "lines", "zeros"} & set(kinds) and valid.any():
+    if {"hot", "dead", "clusters", "lines", "zeros", "static"} & set(kinds) and valid.any():
         from scipy import ndimage
 
         x = _fill_invalid(img.astype(np.float64), invalid)
         floor = _min_contrast(x[valid], is_int, t["min_contrast"])
-        med = np.stack([ndimage.median_filter(x[..., c], size=3, mode="reflect")
-                        for c in range(x.shape[-1])], axis=-1)
-        scale = _robust_scale((x - med)[valid])
-        del med
+        scale = _robust_scale((x - _median3(x, t["in_plane"]))[valid])
         thr = np.maximum(t["sigma"] * scale, floor)
-        if {"hot", "dead"} & set(kinds):
-            hot, dead = _isolated_outliers(x, thr, t["spread"])
+        outliers = np.zeros(spatial, bool)  # for "static"
+        if {"hot", "dead", "static"} & set(kinds):
+            hot, dead = _isolated_outliers(x, thr, t["spread"], t["in_plane"])
             if "hot" in kinds:
                 result |= hot & valid
             if "dead" in kinds:
                 result |= dead & valid
-        if "clusters" in kinds:
-            result |= _clusters(x, thr, t["cluster_size"], t["spread"]) & valid
+            outliers |= hot | dead
+            del hot, dead
+        if {"clusters", "static"} & set(kinds) and (len(spatial) <= 2 or t["in_plane"] or "clusters" in kinds):
+            clusters = _clusters(x, thr, t["cluster_size"], t["spread"])
+            if "clusters" in kinds:
+                result |= clusters & valid
+            outliers |= clusters
+            del clusters
+        if "static" in kinds and len(spatial) >= 3:
+            frames = tuple(range(len(spatial) - 2))
+            static = (outliers & valid).mean(axis=frames) >= max(t["static_fraction"], 1e-12)
+            result |= np.broadcast_to(static, spatial)
         if "lines" in kinds:
             result |= _dead_lines(x, np.maximum(t["line_sigma"] * scale, floor), t["line_fraction"])
         if "zeros" in kinds:
