@@ -258,7 +258,7 @@ def test_method_failure_writes_nothing_and_keeps_the_old_output(out_name, chunks
     old = read_image(out)
     before = sorted(p.name for p in tmp_path.iterdir())
     rc, err = _cli([tmp_path / "img.npy", tmp_path / "mask.npy", "-o", out, "--method", exploding_method,
-                    "--quiet", *extra], capsys)
+                    "--quiet", "--overwrite", *extra], capsys)  # replacing a zarr store needs --overwrite
     assert rc == 1, err
     assert "method exploded" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == before

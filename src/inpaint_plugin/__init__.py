@@ -29,10 +29,13 @@ _LAZY = {
     "read_image": ("._io", "read_image"),
     "write_image": ("._io", "write_image"),
     "stream_inpaint": ("._dask", "stream_inpaint"),
+    "read_metadata": ("._io", "read_metadata"),
+    "ImageMetadata": ("._metadata", "ImageMetadata"),
 }
 
 __all__ = [
     "Backend",
+    "ImageMetadata",
     "Param",
     "__version__",
     "detect",
@@ -43,6 +46,7 @@ __all__ = [
     "iter_inpaint",
     "methods",
     "read_image",
+    "read_metadata",
     "register",
     "stream_inpaint",
     "train",

@@ -4,7 +4,8 @@ from ._backend import Backend as Backend, Param as Param
 from ._dask import stream_inpaint as stream_inpaint
 from ._detect import detect as detect
 from ._evaluate import evaluate as evaluate
-from ._io import read_image as read_image, write_image as write_image
+from ._io import read_image as read_image, read_metadata as read_metadata, write_image as write_image
+from ._metadata import ImageMetadata as ImageMetadata
 from ._registry import get_backend as get_backend, register as register, unregister as unregister
 from ._train import train as train
 from .hookspecs import hookimpl as hookimpl
