@@ -417,12 +417,6 @@ def _run(args) -> int:
 
     _info(args, f"reading {args.image}")
     image, meta = _read_with_metadata(args.image, args.quiet)
-    mask = None
-    if args.mask:
-        mask, _ = _read_with_metadata(args.mask, args.quiet)
-        if mask.ndim == 3 and mask.shape[-1] in (3, 4) and image.ndim in (2, 3) and mask.shape[:2] == image.shape[:2]:
-            mask = mask[..., :3].any(axis=-1)  # an RGB(A) mask image: any non-zero colour is a hole
-        mask = np.asarray(mask) != 0
     channel_axis = args.channel_axis
     if channel_axis is None:  # where the file says the channels are (TIFF/OME axes, RGB pictures)
         channel_axis = meta.channel_axis if meta is not None and meta.axes else None
@@ -431,6 +425,14 @@ def _run(args) -> int:
         if channel_axis is not None and not args.quiet:
             print(f"channels on axis {channel_axis} (from {Path(args.image).name}"
                   f"{'; axes ' + meta.axes if meta is not None and meta.axes else ''})", file=sys.stderr)
+    mask = None
+    if args.mask:
+        from ._rules import collapse_rgb_mask
+
+        mask, _ = _read_with_metadata(args.mask, args.quiet)
+        spatial = [n for i, n in enumerate(image.shape)
+                   if channel_axis is None or i != channel_axis % max(image.ndim, 1)]
+        mask = np.asarray(collapse_rgb_mask(mask, spatial)) != 0  # an RGB(A) mask picture: any colour is a hole
     _check_writable(args.output, image.dtype, image.shape, channel_axis, args.allow_lossy, "-o/--output")
     if args.detect is not None:
         from ._detect import detect
