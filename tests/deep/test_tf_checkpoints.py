@@ -63,6 +63,7 @@ _WRITER = textwrap.dedent(
     import numpy as np
     import tensorflow as tf
 
+    exec(open(sys.argv[2]).read())  # the GMCNN (TF) graph: defines gmcnn(var, x_w_mask, cnum)
     for job in json.load(open(sys.argv[1])):
         arrays = np.load(job["arrays"])
         if job.get("raw"):  # the SaveV2 op alone (what Saver runs), eagerly: fast for thousands of names
@@ -74,16 +75,61 @@ _WRITER = textwrap.dedent(
             continue
         graph = tf.Graph()
         with graph.as_default():
+            var = {}
             for i, (name, dtype) in enumerate(job["variables"]):
                 value = tf.constant(arrays[f"a{i}"])
                 if dtype == "bfloat16":
                     value = tf.cast(value, tf.bfloat16)
-                tf.compat.v1.get_variable(name, initializer=value)
+                var[name] = tf.compat.v1.get_variable(name, initializer=value)
+            output = gmcnn(var, tf.constant(arrays["input"]), job["cnum"]) if job.get("oracle") else None
             saver = tf.compat.v1.train.Saver()
             with tf.compat.v1.Session() as sess:
                 sess.run(tf.compat.v1.global_variables_initializer())
                 saver.save(sess, os.path.join(job["folder"], job.get("name", "snap")), global_step=job.get("step"))
+                if output is not None:
+                    np.save(job["oracle"], sess.run(output))
         print("wrote", job["folder"], flush=True)
+    """
+)
+
+#: The generator of shepnerd/inpainting_gmcnn tensorflow/net/network.py (build_generator), transcribed
+#: with tf.nn ops (tf.layers is gone from TF 2.16+): the oracle for the network of method 'gmcnn_tf'.
+_GMCNN_TF = textwrap.dedent(
+    """
+    def conv(var, x, name, stride=1, rate=1, act=True):
+        kernel, bias = var[f"inpaint_net/{name}/kernel"], var[f"inpaint_net/{name}/bias"]
+        y = tf.nn.conv2d(x, kernel, strides=stride, padding="SAME", dilations=rate) + bias
+        return tf.nn.elu(y) if act else y
+
+    def gmcnn(var, x_w_mask, cnum):
+        h, w = x_w_mask.shape[1], x_w_mask.shape[2]
+        def encoder(col, x):
+            x = conv(var, x, col + "conv1")
+            x = conv(var, x, col + "conv2_downsample", stride=2)
+            x = conv(var, x, col + "conv3")
+            x = conv(var, x, col + "conv4_downsample", stride=2)
+            x = conv(var, x, col + "conv5")
+            x = conv(var, x, col + "conv6")
+            for i, rate in enumerate((2, 4, 8, 16)):
+                x = conv(var, x, col + f"conv{7 + i}_atrous", rate=rate)
+            if cnum > 32:
+                x = conv(var, x, col + "conv11_atrous", rate=32)
+            x = conv(var, x, col + "conv11")
+            return conv(var, x, col + "conv12")
+        x_b1 = tf.compat.v1.image.resize_bilinear(encoder("b1", x_w_mask), [h, w], align_corners=True)
+        x = tf.compat.v1.image.resize_nearest_neighbor(encoder("b2", x_w_mask), [h // 2, w // 2], align_corners=True)
+        x = conv(var, x, "b2conv13_upsample/b2conv13_upsample_conv")
+        x = conv(var, x, "b2conv14")
+        x_b2 = tf.compat.v1.image.resize_bilinear(x, [h, w], align_corners=True)
+        x = tf.compat.v1.image.resize_nearest_neighbor(encoder("b3", x_w_mask), [h // 2, w // 2], align_corners=True)
+        x = conv(var, x, "b3conv13_upsample/b3conv13_upsample_conv")
+        x = conv(var, x, "b3conv14")
+        x = tf.compat.v1.image.resize_nearest_neighbor(x, [h, w], align_corners=True)
+        x = conv(var, x, "b3conv15_upsample/b3conv15_upsample_conv")
+        x_b3 = conv(var, x, "b3conv16")
+        x = conv(var, tf.concat([x_b1, x_b2, x_b3], axis=3), "mergeconv17")
+        x = conv(var, x, "mergeconv18", act=False)
+        return tf.clip_by_value(x, -1.0, 1.0)
     """
 )
 
@@ -94,18 +140,23 @@ def _write_with_tensorflow(jobs, tmp_path):
     spec = []
     for n, job in enumerate(jobs):
         arrays = {f"a{i}": np.asarray(a) for i, (_, a, *_) in enumerate(job["variables"])}
+        if "input" in job:
+            arrays["input"] = job["input"]
         npz = tmp_path / f"job{n}.npz"
         np.savez(npz, **arrays)
         spec.append({"folder": str(job["folder"]), "arrays": str(npz), "name": job.get("name", "snap"),
-                     "step": job.get("step", 0), "raw": job.get("raw", False),
+                     "step": job.get("step", 0), "raw": job.get("raw", False), "oracle": str(job.get("oracle", "")),
+                     "cnum": job.get("cnum", 32),
                      "variables": [(v[0], v[2] if len(v) > 2 else str(np.asarray(v[1]).dtype)) for v in job["variables"]]})
     jobs_file = tmp_path / "jobs.json"
     jobs_file.write_text(json.dumps(spec))
     script = tmp_path / "write_tf.py"
     script.write_text(_WRITER)
+    graph = tmp_path / "gmcnn_tf_graph.py"
+    graph.write_text(_GMCNN_TF)
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="-1", OMP_NUM_THREADS="1", TF_NUM_INTEROP_THREADS="1",
                TF_NUM_INTRAOP_THREADS="1")
-    proc = subprocess.run([sys.executable, str(script), str(jobs_file)], capture_output=True, text=True, env=env,
+    proc = subprocess.run([sys.executable, str(script), str(jobs_file), str(graph)], capture_output=True, text=True, env=env,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
@@ -162,7 +213,8 @@ def written(tmp_path_factory, conformance_dir, fill_state_dict):
     gmcnn_like = [("inpaint_net/b1conv1/kernel", np.zeros((7, 7, 5, 32), np.float32)),
                   ("inpaint_net/b1conv1/bias", np.zeros(32, np.float32)),
                   ("inpaint_net/mergeconv18/kernel", np.zeros((3, 3, 16, 3), np.float32))]
-    folders = {k: tmp / k for k in ("v1", "v2", "v1_missing", "small", "many", "gmcnn_tf")}
+    gm_vars, gm_input = _gmcnn_tf_case()
+    folders = {k: tmp / k for k in ("v1", "v2", "v1_missing", "small", "many", "gmcnn_tf", "gmcnn_tf_full")}
     _write_with_tensorflow([
         {"folder": folders["v1"], "variables": v1 + _training_extras(v1), "step": 0},
         {"folder": folders["v2"], "variables": v2 + _training_extras(v2), "name": "model.ckpt", "step": 100},
@@ -170,8 +222,31 @@ def written(tmp_path_factory, conformance_dir, fill_state_dict):
         {"folder": folders["small"], "variables": small},
         {"folder": folders["many"], "variables": many, "raw": True, "name": "snap-0"},
         {"folder": folders["gmcnn_tf"], "variables": gmcnn_like},
+        {"folder": folders["gmcnn_tf_full"], "variables": gm_vars + _training_extras(gm_vars), "input": gm_input,
+         "oracle": tmp / "gmcnn_tf_output.npy"},
     ], tmp)
-    return dict(folders=folders, v1=(v1, v1_filled, v1_spec), v2=(v2, v2_filled, v2_spec), small=small, many=many)
+    return dict(folders=folders, v1=(v1, v1_filled, v1_spec), v2=(v2, v2_filled, v2_spec), small=small, many=many,
+                gmcnn_tf=(gm_vars, gm_input, np.load(tmp / "gmcnn_tf_output.npy")))
+
+
+def _gmcnn_tf_case(h=60, w=76):
+    """Official-named random variables of the TF GMCNN (cnum 32) and a BGR input ``cat[x, ones, mask]``
+    (NHWC, x in [-1, 1] with holes 0, as GMCNNModel.evaluate and build_generator make it)."""
+    from inpaint_plugin.deep.nets.gmcnn_tf import layer_table
+
+    rng = np.random.default_rng(7)
+    variables = []
+    for name, cin, cout, k, _, _ in layer_table(32):
+        scope = f"{name}/{name}_conv" if name.endswith("_upsample") else name
+        std = np.float32(1.0 / np.sqrt(k * k * cin))
+        variables.append((f"inpaint_net/{scope}/kernel", (rng.standard_normal((k, k, cin, cout)) * std).astype(np.float32)))
+        variables.append((f"inpaint_net/{scope}/bias", (rng.standard_normal(cout) * 0.05).astype(np.float32)))
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w], dtype=np.float64).reshape(2, 1, 1)
+    bgr = np.stack([np.sin(6 * xx) * yy, np.cos(4 * yy), xx - yy], axis=-1).clip(-1, 1).astype(np.float32)
+    mask = np.zeros((h, w, 1), np.float32)
+    mask[20:44, 30:60] = 1
+    x = np.concatenate([bgr * (1 - mask), np.ones_like(mask), mask], axis=-1)[None]
+    return variables, x
 
 
 # ------------------------------------------------------------------------------------------------ reader
@@ -389,10 +464,14 @@ def test_wrong_network_is_refused_saying_which_it_looks_like(written):
         deepfill_v1.SPEC.load(deepfill_v1.SPEC.build(), folders["v2"])
     with pytest.raises(ValueError, match=r"looks like DeepFill v1.*method='deepfill_v1'"):
         deepfill_v2.SPEC.load(deepfill_v2.SPEC.build(), folders["v1"])
-    with pytest.raises(ValueError, match=r"looks like GMCNN, TensorFlow version"):
+    with pytest.raises(ValueError, match=r"looks like GMCNN, TensorFlow version.*method='gmcnn_tf'"):
         deepfill_v2.SPEC.load(deepfill_v2.SPEC.build(), folders["gmcnn_tf"])
-    with pytest.raises(ValueError, match=r"GMCNN, TensorFlow version.*different network"):
+    with pytest.raises(ValueError, match=r"GMCNN, TensorFlow version.*different network.*method='gmcnn_tf'"):
         gmcnn.SPEC.load(gmcnn.SPEC.build(), folders["gmcnn_tf"])
+    from inpaint_plugin.backends import gmcnn_tf
+
+    with pytest.raises(ValueError, match=r"looks like DeepFill v2.*method='deepfill_v2'"):
+        gmcnn_tf.SPEC.load(gmcnn_tf.SPEC.build(), folders["v2"])
     with pytest.raises(ValueError, match=r"looks like DeepFill v1.*method='deepfill_v1'"):
         gmcnn.SPEC.load(gmcnn.SPEC.build(), folders["v1"])
     with pytest.raises(ValueError, match=r"not a DeepFill v1"):
@@ -408,3 +487,82 @@ def test_missing_generator_variable_is_named(written):
 
     with pytest.raises(ValueError, match=r"missing variables: inpaint_net/pmconv9/bias"):
         SPEC.load(SPEC.build(), written["folders"]["v1_missing"])
+
+
+# ------------------------------------------------------------------------------------------------ GMCNN (TF)
+def test_gmcnn_tf_layer_shapes_are_the_official_ones():
+    """Shapes read in tensorflow/net/network.py (cnum 32): conv_7/conv_5/conv_3 partials, b3conv1 is conv_5,
+    the *conv13_upsample convs are conv_3, b3conv16 has cnum // 2 filters, the merge takes 128 + 64 + 16."""
+    from inpaint_plugin.deep.nets.gmcnn_tf import GMCNNTF
+
+    state = GMCNNTF().state_dict()
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    assert shapes["b1conv1.weight"] == (32, 5, 7, 7) and shapes["b2conv1.weight"] == (32, 5, 5, 5)
+    assert shapes["b3conv1.weight"] == (32, 5, 5, 5) and shapes["b3conv2_downsample.weight"] == (64, 32, 3, 3)
+    assert shapes["b2conv13_upsample.weight"] == (64, 128, 3, 3) and shapes["b2conv14.weight"] == (64, 64, 5, 5)
+    assert shapes["b3conv16.weight"] == (16, 32, 3, 3) and shapes["mergeconv17.weight"] == (16, 208, 3, 3)
+    assert shapes["mergeconv18.weight"] == (3, 16, 3, 3) and shapes["b1conv10_atrous.weight"] == (128, 128, 7, 7)
+    assert len(state) == 2 * (12 + 14 + 16 + 2)  # 12 encoder convs per column, 2 / 4 more in b2 / b3, 2 merge
+
+
+@pytest.mark.slow
+def test_gmcnn_tf_matches_tensorflow_running_the_official_graph(written):
+    """Our network on the RGB image = TensorFlow's graph (official names, BGR) on the BGR image."""
+    from inpaint_plugin.backends.gmcnn_tf import SPEC
+
+    _, x_bgr, tf_out = written["gmcnn_tf"]
+    module = SPEC.build().eval()
+    SPEC.load(module, written["folders"]["gmcnn_tf_full"])
+    x = torch.from_numpy(x_bgr).permute(0, 3, 1, 2).clone()
+    x[:, :3] = x[:, [2, 1, 0]]  # RGB
+    with torch.no_grad():
+        out = module(x)
+    want = torch.from_numpy(tf_out).permute(0, 3, 1, 2)[:, [2, 1, 0]]
+    assert float(want.std()) > 0.05 and float((want.abs() == 1).float().mean()) < 0.5  # a non-trivial output
+    torch.testing.assert_close(out, want, rtol=0, atol=5e-5)
+
+
+@pytest.mark.slow
+def test_gmcnn_tf_through_inpaint(written):
+    import inpaint_plugin
+    from inpaint_plugin import deep
+
+    _, x_bgr, tf_out = written["gmcnn_tf"]
+    mask = x_bgr[0, :, :, 4] > 0.5
+    rgb = x_bgr[0, :, :, 2::-1]
+    image = np.round((rgb + 1) * 127.5).astype(np.uint8)  # x was built in [-1, 1]; holes are replaced anyway
+    image[0, 0], image[0, 1] = 0, 255  # every channel spans 0..255: the API's input scaling is then x / 255
+    deep.clear_model_cache()
+    got = inpaint_plugin.inpaint(image, mask, method="gmcnn_tf", channel_axis=-1,
+                                 weights=str(written["folders"]["gmcnn_tf_full"]), device="cpu")
+    np.testing.assert_array_equal(got[~mask], image[~mask])
+    # the network at the same input through the module: the API adds only the scaling and the composite
+    from inpaint_plugin.backends.gmcnn_tf import SPEC
+
+    module = SPEC.build().eval()
+    SPEC.load(module, written["folders"]["gmcnn_tf_full"])
+    with torch.no_grad():
+        ref = SPEC.predict(module, torch.from_numpy(image / np.float32(255)).permute(2, 0, 1)[None].float(),
+                           torch.from_numpy(mask)[None, None].float())
+    ref = np.clip(np.round(ref[0].permute(1, 2, 0).numpy() * 255), 0, 255)
+    assert np.abs(got[mask].astype(int) - ref[mask].astype(int)).max() <= 1
+
+
+@pytest.mark.slow
+def test_gmcnn_tf_save_writes_what_tensorflow_reads(written, tmp_path):
+    """save() writes the official TF format with our own writer; TensorFlow reads it back."""
+    from inpaint_plugin.backends.gmcnn_tf import SPEC
+
+    module = SPEC.build()
+    SPEC.load(module, written["folders"]["gmcnn_tf_full"])
+    SPEC.save(module, tmp_path / "saved")
+    code = ("import sys, numpy as np, tensorflow as tf; r = tf.train.load_checkpoint(sys.argv[1]); "
+            "np.savez(sys.argv[2], **{n.replace('/', '|'): r.get_tensor(n) for n in r.get_variable_to_shape_map()})")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "saved"), str(tmp_path / "back.npz")],
+                          capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    back = {k.replace("|", "/"): v for k, v in np.load(tmp_path / "back.npz").items()}
+    gm_vars, _, _ = written["gmcnn_tf"]
+    assert set(back) == {n for n, _ in gm_vars}  # the generator, official names (no training extras)
+    for name, value in gm_vars:
+        np.testing.assert_array_equal(back[name], value, err_msg=name)

@@ -30,7 +30,8 @@ def _load(module, path: Path) -> None:
 
     The TensorFlow checkpoints of the same page (Paris StreetView, Places2, CelebA-HQ) hold another
     network (``tensorflow/net/network.py``: 5 input channels, zero 'SAME' padding, a 5x5 first conv in
-    the third column, 16 channels out of it): they are recognised and refused with that explanation.
+    the third column, 16 channels out of it), which method ``gmcnn_tf`` runs: they are recognised and
+    refused here with that explanation.
     """
     from ..deep._tf_checkpoint import NETWORKS, identify, is_tf_checkpoint, list_variables
 
@@ -40,8 +41,8 @@ def _load(module, path: Path) -> None:
         if kind == "gmcnn_tf":
             raise ValueError(
                 f"{where}: this is a checkpoint of the {NETWORKS[kind]}, a different network from the PyTorch "
-                "GMCNN that method='gmcnn' runs (5 input channels, zero 'SAME' padding, other kernel sizes) "
-                "that cannot be loaded into it; use the PyTorch checkpoint <epoch>_net_GM.pth")
+                "GMCNN that method='gmcnn' runs (5 input channels, zero 'SAME' padding, other kernel sizes): "
+                "use method='gmcnn_tf', which runs it, or the PyTorch checkpoint <epoch>_net_GM.pth here")
         if kind is not None:
             raise ValueError(f"{where}: this TensorFlow checkpoint looks like {NETWORKS[kind]}, not GMCNN: "
                              f"use method={kind!r}")
@@ -92,7 +93,7 @@ SPEC = ModelSpec(
     weights_help=(
         "The official PyTorch GMCNN weights (CelebA-HQ 256, rectangular holes) are on Google Drive, linked from "
         f"https://github.com/shepnerd/inpainting_gmcnn#for-pytorch-implementations: {_DRIVE_CELEBAHQ}; the file "
-        "to use is the <epoch>_net_GM.pth inside (the TensorFlow checkpoints of that page belong to the TensorFlow GMCNN, a different network, and are refused)"
+        "to use is the <epoch>_net_GM.pth inside (the TensorFlow checkpoints of that page belong to the TensorFlow GMCNN, a different network: method 'gmcnn_tf')"
     ),
     fixed_size=None,
     size_multiple=4,

@@ -122,7 +122,7 @@ def load_state_dict_file(path, *, argument: str = "weights") -> dict:
 
 def _refuse_tensorflow_checkpoint(path: Path, where: str) -> None:
     """A TensorFlow checkpoint (folder, ``.index``/``.data-*``/``.meta`` file or prefix) given where a
-    PyTorch file is read: say so, and which network it looks like (only DeepFill v1/v2 read TF folders)."""
+    PyTorch file is read: say so, and which network it looks like (deepfill_v1/v2 and gmcnn_tf read them)."""
     from ._tf_checkpoint import NETWORKS, find_prefix, identify, list_variables
 
     try:
@@ -132,7 +132,7 @@ def _refuse_tensorflow_checkpoint(path: Path, where: str) -> None:
     except (OSError, ValueError):
         return  # not a readable TF checkpoint: the PyTorch reader reports on the path
     hint = f"; it looks like {NETWORKS[kind]}" if kind else ""
-    if kind in ("deepfill_v1", "deepfill_v2"):
+    if kind:
         hint += f": use method={kind!r}, which reads it"
     raise ValueError(f"{where}: a TensorFlow checkpoint, where this method reads a PyTorch checkpoint file{hint}")
 

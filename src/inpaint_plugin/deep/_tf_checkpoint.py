@@ -46,7 +46,8 @@ Format facts, as read in TensorFlow's source (``tensorflow/tensorflow``; the cod
   (relative to the folder or absolute) then ``all_model_checkpoint_paths: ...`` lines.
 
 Tensor slices (partitioned variables), string and variant tensors are not needed by any network here
-and are refused if asked for.
+and are refused if asked for. :func:`write_checkpoint` writes the same format (one uncompressed data
+block) for networks whose official format is a TF folder (``gmcnn_tf``); TensorFlow reads it back.
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["NETWORKS", "TFVariable", "crc32c", "find_prefix", "generator_state_dict", "identify", "is_generator_variable",
-           "is_tf_checkpoint", "list_variables", "read_variables"]
+           "is_tf_checkpoint", "list_variables", "read_variables", "write_checkpoint"]
 
 _MAGIC = 0xDB4775248B80FB57
 _FOOTER_LEN = 48
@@ -597,9 +598,7 @@ def generator_state_dict(path, network: str, own: dict, to_tf: Callable[[str], s
         if kind is None:
             raise ValueError(f"{where}: this TensorFlow checkpoint is not a {NETWORKS[network]} checkpoint "
                              f"(its variables are e.g. {examples})")
-        hint = (f"use method={kind!r}" if kind in ("deepfill_v1", "deepfill_v2") else
-                "that network differs from the PyTorch GMCNN that method='gmcnn' runs (5 input channels, "
-                "zero 'SAME' padding, other kernel sizes) and cannot be loaded into it")
+        hint = f"use method={kind!r}"
         raise ValueError(f"{where}: this TensorFlow checkpoint looks like {NETWORKS[kind]}, not "
                          f"{NETWORKS[network]} (variables e.g. {examples}): {hint}")
     names = {to_tf(k): k for k in own}
@@ -627,3 +626,109 @@ def generator_state_dict(path, network: str, own: dict, to_tf: Callable[[str], s
             t = torch.cat([t[:3].flip(0), t[3:]], dim=0)
         state[key] = t.contiguous()
     return state
+
+
+# ------------------------------------------------------------------------------------------------ writer
+def _put_varint(out: bytearray, v: int) -> None:
+    v &= (1 << 64) - 1
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+
+
+def _field_varint(out: bytearray, number: int, v: int) -> None:
+    _put_varint(out, number << 3)
+    _put_varint(out, v)
+
+
+def _field_bytes(out: bytearray, number: int, payload: bytes) -> None:
+    _put_varint(out, (number << 3) | 2)
+    _put_varint(out, len(payload))
+    out += payload
+
+
+def _mask(crc: int) -> int:
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def _block(entries: list[tuple[bytes, bytes]]) -> bytes:
+    """A table block with a restart point at every entry (no prefix compression: always valid)."""
+    out = bytearray()
+    restarts = []
+    for key, value in entries:
+        restarts.append(len(out))
+        for v in (0, len(key), len(value)):
+            _put_varint(out, v)
+        out += key + value
+    for r in restarts or [0]:
+        out += r.to_bytes(4, "little")
+    out += len(restarts or [0]).to_bytes(4, "little")
+    return bytes(out)
+
+
+def write_checkpoint(folder, variables: dict, prefix: str = "snap-0") -> Path:
+    """Write ``variables`` (``{name: numpy array}``, float32/float64/int32/int64/uint8/bool/float16) as a
+    TensorFlow checkpoint folder that ``tf.train.load_checkpoint`` / ``Saver.restore`` and
+    :func:`read_variables` read: ``checkpoint``, ``<prefix>.index``, ``<prefix>.data-00000-of-00001``
+    (the layout described at the top of this module; one uncompressed data block, every entry a restart
+    point). Files are written to temporary names and renamed. Returns the prefix path."""
+    folder = Path(os.fspath(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    codes = {np.dtype(d).newbyteorder("<") if np.dtype(d).itemsize > 1 else np.dtype(d): num
+             for num, (_, d) in _DTYPES.items() if d is not None and num not in (14, 17, 22, 23)}
+    data = bytearray()
+    entries = []
+    header = bytearray()
+    _field_varint(header, 1, 1)  # num_shards
+    version = bytearray()
+    _field_varint(version, 1, _BUNDLE_VERSION)  # producer
+    _field_bytes(header, 3, bytes(version))
+    entries.append((b"", bytes(header)))
+    for name in sorted(variables, key=lambda n: n.encode("utf-8")):
+        arr = np.asarray(variables[name])  # tobytes() is C order
+        dtype = arr.dtype.newbyteorder("<") if arr.dtype.itemsize > 1 else arr.dtype
+        if dtype not in codes:
+            raise ValueError(f"write_checkpoint: variable {name!r} has unsupported dtype {arr.dtype}")
+        raw = arr.astype(dtype, copy=False).tobytes()
+        entry = bytearray()
+        _field_varint(entry, 1, codes[dtype])
+        shape = bytearray()
+        for d in arr.shape:
+            dim = bytearray()
+            _field_varint(dim, 1, int(d))
+            _field_bytes(shape, 2, bytes(dim))
+        _field_bytes(entry, 2, bytes(shape))
+        _field_varint(entry, 4, len(data))  # offset (shard 0: the default, left out as proto3 does)
+        _field_varint(entry, 5, len(raw))
+        _put_varint(entry, (6 << 3) | 5)
+        entry += _mask(crc32c(raw)).to_bytes(4, "little")
+        data += raw
+        entries.append((name.encode("utf-8"), bytes(entry)))
+    table = bytearray()
+
+    def add_block(contents: bytes) -> bytes:
+        handle = bytearray()
+        _put_varint(handle, len(table))
+        _put_varint(handle, len(contents))
+        table.extend(contents)
+        table.append(0)  # no compression
+        table.extend(_mask(crc32c(contents + b"\x00")).to_bytes(4, "little"))
+        return bytes(handle)
+
+    data_handle = add_block(_block(entries))
+    meta_handle = add_block(_block([]))
+    index_handle = add_block(_block([(entries[-1][0] + b"\x00", data_handle)]))
+    footer = bytearray(meta_handle + index_handle)
+    footer += bytes(40 - len(footer))
+    footer += (_MAGIC & 0xFFFFFFFF).to_bytes(4, "little") + (_MAGIC >> 32).to_bytes(4, "little")
+    table += footer
+    base = folder / prefix
+    for path, payload in ((base.with_name(f"{prefix}.data-00000-of-00001"), bytes(data)),
+                          (_index(base), bytes(table)),
+                          (folder / "checkpoint", f'model_checkpoint_path: "{prefix}"\n'
+                                                  f'all_model_checkpoint_paths: "{prefix}"\n'.encode())):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(payload)
+        os.replace(tmp, path)
+    return base
