@@ -1,13 +1,15 @@
-"""Inference time per image of every registered deep backend, on CPU (not run in CI).
+"""Inference time and peak memory per image of every registered deep backend, on CPU (not run in CI).
 
-For each deep method (a backend built with ``inpaint_plugin.deep.deep.make_backend``), a checkpoint
-with random weights is written in its official format (timings do not depend on the weight values),
-then ``inpaint_plugin.inpaint`` is timed on an RGB image with free-form holes at 256x256 and 1024x1024
-(median of ``--repeats`` runs after one warm-up run that also loads the model; wall and process CPU
-seconds). The bare network
-forward at its native input size is timed too, and compared with the reference figure stored in
-``shared/conformance/<method>/spec.json`` (``cpu_forward_seconds*``; measured on this machine class
-with the reference implementation) where there is one.
+For each deep method (a backend built with ``inpaint_plugin.deep.make_backend``), in a fresh process
+of its own (so that its peak resident memory, VmHWM, is its own), a checkpoint with random weights is
+written in its official format (timings do not depend on the weight values), then
+``inpaint_plugin.inpaint`` is timed on an RGB image with free-form strokes (~12% holes) at 256x256
+and 1024x1024 (median of ``--repeats`` runs, after one warm-up run at the first size that also loads the model; wall and
+process CPU seconds). Our own bare network forward at its native input size (256x256) is timed too,
+and both are compared with the reference figure stored in ``shared/conformance/<method>/spec.json``
+(``cpu_forward_seconds*``: the reference implementation's forward, 1 thread, measured on this machine
+class) where there is one. Ratios: ``inpaint 256 / reference``, ``inpaint 256 / own forward`` and
+``inpaint 1024 / inpaint 256`` (CPU seconds; wall seconds on a busy shared machine are noisy).
 
     python benchmarks/bench_deep.py                      # all deep methods, 2 threads
     python benchmarks/bench_deep.py --methods medfe --threads 1 --json benchmarks/results/deep.json
@@ -61,7 +63,8 @@ def reference_seconds(name: str):
 
 
 def make_case(size: int):
-    """An RGB uint8 image and a free-form mask (~15% holes) of ``size`` x ``size``, deterministic."""
+    """An RGB uint8 image and a free-form mask (~12% holes: strokes of width size/40 between random
+    points) of ``size`` x ``size``, deterministic."""
     from skimage import data, draw, transform
 
     image = transform.resize(data.astronaut(), (size, size), order=1, anti_aliasing=True, preserve_range=True)
@@ -69,7 +72,7 @@ def make_case(size: int):
     rng = np.random.default_rng(0)
     mask = np.zeros((size, size), bool)
     width = max(3, size // 40)
-    while mask.mean() < 0.15:
+    while mask.mean() < 0.12:
         r0, c0, r1, c1 = rng.integers(size // 16, size - size // 16, 4)
         rr, cc = draw.line(r0, c0, r1, c1)
         for dr in range(-width // 2, width // 2 + 1):
@@ -115,11 +118,32 @@ def bench_method(name, spec, sizes, repeats, workdir: Path, resolution: str = "a
             return ip.inpaint(image, mask, method=name, channel_axis=-1, weights=str(weights), device="cpu",
                               resolution=resolution)
 
-        call()  # warm-up (and model load)
+        if size == sizes[0]:
+            call()  # warm-up (and model load; the model stays cached for the larger sizes)
         row[f"inpaint_{size}_s"], row[f"inpaint_{size}_cpu_s"] = _timed(call, repeats)
     row["reference_s"], row["reference_key"] = reference_seconds(name)
     deep.clear_model_cache()
     return row
+
+
+def _child(args) -> int:
+    """Time one method in this process and print its row as JSON (with the peak RSS)."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _rss import peak_rss_mib
+
+    torch.set_num_threads(args.threads)
+    (name, spec), = deep_specs([args.child]).items()
+    with tempfile.TemporaryDirectory(prefix="bench_deep_") as tmp:
+        row = bench_method(name, spec, args.sizes, args.repeats, Path(tmp), args.resolution)
+    row["peak_rss_mib"] = peak_rss_mib()
+    print("ROW " + json.dumps(row))
+    return 0
+
+
+def _ratio(a, b):
+    return None if a is None or b is None or not b else a / b
 
 
 def main(argv=None) -> int:
@@ -127,30 +151,50 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="*", help="deep methods to time (default: all registered)")
     parser.add_argument("--sizes", nargs="*", type=int, default=[256, 1024], help="image sides (default 256 1024)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (reference figures: see spec.json)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (reference figures: 1 thread)")
     parser.add_argument("--resolution", default="auto", help="resolution strategy passed to inpaint (default auto)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        return _child(args)
+
+    import subprocess
 
     import torch
 
-    torch.set_num_threads(args.threads)
-    specs = deep_specs(args.methods)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="bench_deep_") as tmp:
-        for name, spec in specs.items():
-            print(f"timing {name} ...", file=sys.stderr, flush=True)
-            rows.append(bench_method(name, spec, args.sizes, args.repeats, Path(tmp), args.resolution))
+    for name in deep_specs(args.methods):
+        print(f"timing {name} ...", file=sys.stderr, flush=True)
+        cmd = [sys.executable, __file__, "--child", name, "--sizes", *map(str, args.sizes), "--repeats",
+               str(args.repeats), "--threads", str(args.threads), "--resolution", args.resolution]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        line = [ln for ln in res.stdout.splitlines() if ln.startswith("ROW ")]
+        if res.returncode or not line:
+            print(f"{name} failed:\n{res.stderr[-2000:]}", file=sys.stderr)
+            continue
+        rows.append(json.loads(line[-1][4:]))
 
-    head = ["method", "forward (native)"] + [f"inpaint {s}x{s}" for s in args.sizes] + ["reference forward"]
+    small, large = args.sizes[0], args.sizes[-1]
     print(f"torch {torch.__version__}, {args.threads} CPU thread(s), median of {args.repeats}, "
-          f"resolution={args.resolution!r}, free-form holes ~15%; wall seconds (process CPU seconds)")
-    print(" | ".join(head))
+          f"resolution={args.resolution!r}, free-form strokes ~12%; CPU seconds (wall seconds)")
+    head = ["method", f"own forward {small}²", f"reference forward {small}²"]
+    head += [f"inpaint {s}²" for s in args.sizes]
+    head += [f"{small}²: inpaint / reference", f"{small}²: inpaint / own forward", f"{large}² / {small}²",
+             "peak RSS MiB"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + " --- |" * len(head))
     for r in rows:
-        ref = f"{r['reference_s']:.2f} s ({r['reference_key']})" if r["reference_s"] is not None else "n/a"
-        cells = [r["method"], f"{r['forward_s']:.2f} s ({r['forward_cpu_s']:.2f} cpu) @{r['forward_size']}"]
-        cells += [f"{r[f'inpaint_{s}_s']:.2f} s ({r[f'inpaint_{s}_cpu_s']:.2f} cpu)" for s in args.sizes] + [ref]
-        print(" | ".join(cells))
+        ref = f"{r['reference_s']:.2f}" if r["reference_s"] is not None else "n/a"
+        cells = [r["method"], f"{r['forward_cpu_s']:.2f} ({r['forward_s']:.2f})", ref]
+        cells += [f"{r[f'inpaint_{s}_cpu_s']:.2f} ({r[f'inpaint_{s}_s']:.2f})" for s in args.sizes]
+        fmt = (lambda v: "n/a" if v is None else f"{v:.2f}")
+        r["ratio_reference"] = _ratio(r[f"inpaint_{small}_cpu_s"], r["reference_s"])
+        r["ratio_forward"] = _ratio(r[f"inpaint_{small}_cpu_s"], r["forward_cpu_s"])
+        r["ratio_size"] = _ratio(r[f"inpaint_{large}_cpu_s"], r[f"inpaint_{small}_cpu_s"])
+        cells += [fmt(r["ratio_reference"]), fmt(r["ratio_forward"]), fmt(r["ratio_size"]),
+                  f"{r['peak_rss_mib']:.0f}"]
+        print("| " + " | ".join(cells) + " |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"threads": args.threads, "torch": torch.__version__,

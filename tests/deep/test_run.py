@@ -181,3 +181,20 @@ def test_cache_evicts_least_recently_used(tmp_path):
     assert len(_run._MODELS) == _run._MODEL_CACHE_SIZE
     assert _run.get_model(spec, paths[2], torch.device("cpu")) is models[2]
     assert _run.get_model(spec, paths[0], torch.device("cpu")) is not models[0]  # evicted, loaded again
+
+
+class _Attention(torch.nn.Module):
+    global_attention = True
+
+
+def test_auto_full_resolution_unless_global_attention(weights, monkeypatch):
+    calls = []
+    spec = _make_spec(tile_size=64, calls=calls)
+    image, mask = _case(100)  # 100**2 pixels: more than tile_size**2, at most 4 tile_size**2
+    deep.run(spec, image, mask, weights=weights, device="cpu")
+    assert calls == [(1, 3, 104, 104)]  # one run at full resolution (padded to a multiple of 8)
+    calls.clear()
+    model = _run.get_model(spec, weights, torch.device("cpu"))
+    monkeypatch.setattr(model, "attention", _Attention(), raising=False)
+    deep.run(spec, image, mask, weights=weights, device="cpu")
+    assert len(calls) > 1 and all(max(shape[2:]) <= 64 for shape in calls)  # tiles

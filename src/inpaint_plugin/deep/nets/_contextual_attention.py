@@ -386,6 +386,10 @@ class ContextualAttention(nn.Module):
     the state_dict) that may be changed on a built network.
     """
 
+    #: every position attends to the whole map: time and memory grow with the square of the pixel
+    #: count, so the runner feeds large images in tiles rather than at full resolution
+    global_attention = True
+
     def __init__(
         self,
         *,
