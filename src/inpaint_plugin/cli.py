@@ -702,6 +702,8 @@ def _weights_main(argv) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} weights: interrupted; the cache is as it was", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `inpaint-plugin weights list | head`
+        return _closed_stdout()
     except _Terminated as exc:
         print(f"{PROG} weights: terminated ({signal.Signals(exc.signum).name}); the cache is as it was",
               file=sys.stderr)
@@ -732,12 +734,24 @@ def _inpaint_main(argv) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; no output written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `inpaint-plugin --list | head`
+        return _closed_stdout()
     except _Terminated as exc:
         print(f"{PROG}: terminated ({signal.Signals(exc.signum).name}); no output written", file=sys.stderr)
         return 128 + exc.signum
     except Exception as exc:  # a failure inside a method: report it without a traceback wall
         print(f"{PROG}: failed: {type(exc).__name__}: {_clean(exc)}", file=sys.stderr)
         return 1
+
+
+def _closed_stdout() -> int:
+    """The reader of stdout went away: stop quietly (and keep Python from complaining at exit)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _raise_terminated(signum, frame):
