@@ -95,6 +95,7 @@ def test_import_then_inpaint_without_weights_uses_the_cache(cache, checkpoints, 
     stored = cache / "deepfill_v2" / "imported.safetensors"
     record = json.loads((cache / "deepfill_v2" / "imported.json").read_text())
     assert stored.is_file() and str(stored) in proc.stdout
+    assert "licence of deepfill_v2's official weights: CC BY-NC 4.0" in proc.stdout
     assert record["sha256"] == hashlib.sha256(stored.read_bytes()).hexdigest()
     assert record["source"] == str(checkpoints["deepfill_v2"].resolve())
     assert not [p for p in (cache / "deepfill_v2").iterdir() if p.name.startswith(".")]  # no temporary left

@@ -620,6 +620,9 @@ def _weights_import(path: str, method: str, quiet: bool) -> int:
         detail = re.sub(r"^(weights|path)='[^']*':\s*", "", str(exc))
         raise CLIError(f"cannot import {path} for method {method!r}: {detail}") from None
     print(f"imported {path} for {method}: {info['path']} (sha256 {info['sha256']})")
+    licences = list(dict.fromkeys(e.licence for e in spec.registry if e.licence))
+    if licences:
+        print(f"licence of {method}'s official weights: {'; '.join(licences)}")
     print(f"{PROG} IMAGE MASK -o OUT --method {method} now uses it (no -p weights needed)")
     return 0
 
