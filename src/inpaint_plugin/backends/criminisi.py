@@ -34,13 +34,9 @@ def criminisi_fill(image: np.ndarray, mask: np.ndarray, *, patch_size: int = 9,
     from .._classical._criminisi import criminisi_inpaint
     from .._classical._fmm import telea_inpaint
 
-    image = np.asarray(image, dtype=np.float64)
+    # each channel's known pixels span [0, 1] (normalize="per_channel"): patch distances weigh channels alike
+    work = np.ascontiguousarray(image, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
-    known = ~mask
-    lo = image[known].min(axis=0)
-    span = image[known].max(axis=0) - lo
-    span = np.where(span > 0, span, 1.0)
-    work = np.ascontiguousarray((image - lo) / span)
     r = min(patch_size // 2, (min(mask.shape) - 1) // 2)
     while r >= 1:
         valid = _sources(mask, r)
@@ -52,7 +48,7 @@ def criminisi_fill(image: np.ndarray, mask: np.ndarray, *, patch_size: int = 9,
         r -= 1
     else:
         out = telea_inpaint(work, mask, 5)
-    return out * span + lo
+    return out
 
 
 BACKENDS = [
@@ -69,7 +65,7 @@ BACKENDS = [
                   "Search sources only this many pixels around the target (None: whole image)", min=1),
         ),
         dtype="float64",
-        normalize="joint",
+        normalize="per_channel",
         margin=64,
         slow=True,  # priority-ordered exemplar search: minutes on a 1024x1024 image with 3% holes
     )
