@@ -56,6 +56,8 @@ PEER_OF = {
     "criminisi": "pypatchmatch",
     "tv": "skimage_biharmonic",
     "cdd": "skimage_biharmonic",
+    "fsr": "cv2_fsr_fast",
+    "lsp": "skimage_biharmonic",
 }
 
 
@@ -271,7 +273,25 @@ def our_methods() -> dict:
             continue
         out[name] = (lambda n: lambda img, mask: inpaint_plugin.inpaint(
             img, mask, method=n, channel_axis=-1 if img.ndim == 3 else None))(name)
+    out["auto"] = auto_fill
     return out
+
+
+#: what the last ``auto_fill`` chose and how long choosing took (wall and CPU seconds)
+LAST_AUTO = {}
+
+
+def auto_fill(img, mask):
+    """``method="auto"``: the choice (timed on its own) and the fill with the chosen method."""
+    import inpaint_plugin
+    from inpaint_plugin._evaluate import choose_method
+
+    axis = -1 if img.ndim == 3 else None
+    t0, c0 = time.perf_counter(), time.process_time()
+    chosen = choose_method(img, mask, channel_axis=axis)
+    LAST_AUTO.update(choice=chosen, choose_seconds=time.perf_counter() - t0,
+                     choose_cpu_seconds=time.process_time() - c0)
+    return inpaint_plugin.inpaint(img, mask, method=chosen, channel_axis=axis)
 
 
 def warm_up(methods: dict):
@@ -435,6 +455,17 @@ def write_markdown(records, peers_status, scaling, methods, path_list, note):
                         f"({best_o[0] - best_p[0]:+.2f} dB)")
     if lead:
         lines += ["", "Lead of our best method over the best peer: " + "; ".join(lead) + "."]
+    autos = [r for r in records if r["method"] == "auto" and "choice" in r]
+    if autos:
+        lines += ["", "`auto` per family: the methods it chose, and the time of the choice alone (mean wall / "
+                  "CPU seconds per case; the fill with the chosen method comes on top):", ""]
+        for f in fam:
+            rs = [r for r in autos if r["family"] == f]
+            if rs:
+                picks = ", ".join(f"{m} ×{n}" for m, n in sorted(
+                    {m: sum(r["choice"] == m for r in rs) for m in {r["choice"] for r in rs}}.items()))
+                lines.append(f"- {f}: {picks}; {np.mean([r['choose_seconds'] for r in rs]):.2f} / "
+                             f"{np.mean([r['choose_cpu_seconds'] for r in rs]):.2f} s")
     lines += ["", "## Against the peer of the same run (ΔPSNR dB / ΔSSIM / speed-up × / memory ratio)", "",
               "Speed-up = peer seconds / our seconds; memory ratio = our peak / peer peak (traced).", ""]
     lines.append("| method | peer | " + " | ".join(fam) + " |")
@@ -536,8 +567,10 @@ def main(argv=None):
     ap.add_argument("--peers", nargs="*", default=None, help="only these peers")
     ap.add_argument("--peers-only", action="store_true",
                     help="run only the peers and write their records to benchmarks/results/peers.json")
-    ap.add_argument("--reuse-peers", default=None, metavar="FILE",
-                    help="take the peers' records from FILE (written by --peers-only on the same cases) "
+    ap.add_argument("--peers-out", default=None, metavar="FILE",
+                    help="where --peers-only writes (default benchmarks/results/peers.json)")
+    ap.add_argument("--reuse-peers", nargs="+", default=None, metavar="FILE",
+                    help="take the peers' records from these files (written by --peers-only on the same cases) "
                          "instead of running them (FSR best alone takes ~1 CPU-minute per case)")
     ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -567,10 +600,12 @@ def main(argv=None):
         ours = {k: v for k, v in ours.items() if k in args.methods}
     reused = []
     if args.reuse_peers:
-        saved = json.loads(Path(args.reuse_peers).read_text())
-        status = saved["peers"]
+        status = {}
         files = {c["file"] for c in cases}
-        reused = [r for r in saved["records"] if r["case"] in files]
+        for f in args.reuse_peers:
+            saved = json.loads(Path(f).read_text())
+            status.update(saved["peers"])
+            reused += [r for r in saved["records"] if r["case"] in files]
         peers = {k: PEERS[k] for k in status if status[k] is None}
     else:
         status = peer_status()
@@ -580,7 +615,7 @@ def main(argv=None):
         ours = {}
     methods = {**ours, **peers}
     to_run = {k: v for k, v in methods.items() if not (args.reuse_peers and k in peers)}
-    warm_up(to_run)
+    warm_up({k: v for k, v in to_run.items() if k not in PEERS})  # numba compilation; peers need none
     records, outputs = list(reused), {}
     for c in cases:
         for name, fn in to_run.items():
@@ -589,14 +624,18 @@ def main(argv=None):
                 out, dt, peak = run_one(fn, c["image"], c["mask"])
                 rec.update(psnr=hole_psnr(c["image"], out, c["mask"]), ssim=bbox_ssim(c["image"], out, c["mask"]),
                            seconds=dt, peak_mib=peak)
+                if name == "auto":
+                    rec.update(LAST_AUTO)
                 outputs[(c["file"], name)] = out
             except Exception as exc:
                 rec["error"] = f"{type(exc).__name__}: {exc}"
             records.append(rec)
             print(json.dumps(rec), flush=True)
+        if args.peers_only:  # written after every case, so a long run can be used while it goes on
+            out_file = Path(args.peers_out or RESULTS / "peers.json")
+            out_file.parent.mkdir(parents=True, exist_ok=True)
+            out_file.write_text(json.dumps({"records": records, "peers": status}, indent=1))
     if args.peers_only:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "peers.json").write_text(json.dumps({"records": records, "peers": status}, indent=1))
         return
     sizes = args.sizes if args.sizes is not None else ([512, 1024] if args.quick else [512, 1024, 2048, 4096])
     scaling = run_scaling(sizes, args.skimage_max) if sizes else []
@@ -604,8 +643,9 @@ def main(argv=None):
     note = (f"Run: `python benchmarks/bench_classical.py{' --quick' if args.quick else ''}`, {len(cases)} cases, "
             f"{os.cpu_count()} CPU(s), load average at the end {load[0]:.1f}. Seconds are wall-clock on a "
             "shared machine: compare ratios from one run only."
-            + (f" The peers' rows come from `--peers-only` (`{Path(args.reuse_peers).name}`, same cases, "
-               "same machine), run just before." if args.reuse_peers else ""))
+            + (" The peers' rows come from `--peers-only` runs ("
+               + ", ".join(f"`{Path(f).name}`" for f in args.reuse_peers)
+               + ") on the same cases and machine, just before." if args.reuse_peers else ""))
     (RESULTS / "results.json").write_text(json.dumps({"records": records, "scaling": scaling,
                                                       "peers": status}, indent=1))
     write_montage(outputs, cases, list(methods), RESULTS / "montage.png")

@@ -173,7 +173,7 @@ def lsp_fill(image: np.ndarray, mask: np.ndarray, radius: int = 1, tile: int = 1
     eps = 1e-9 * max(float(normal.diagonal().max()), 1.0)
     normal = normal + eps * sparse.identity(len(hole), format="csc")
     mean = flat[~mask.reshape(-1)].mean(axis=0)
-    sol = splu(normal).solve(np.ascontiguousarray(at @ rhs + eps * mean[None, :]))
+    sol = splu(normal, permc_spec="MMD_AT_PLUS_A").solve(np.ascontiguousarray(at @ rhs + eps * mean[None, :]))
     out = img.copy()
     out.reshape(-1, nchan)[hole] = sol
     return out
