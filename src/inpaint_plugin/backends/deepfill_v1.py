@@ -25,6 +25,14 @@ from ..deep._backend import make_backend
 _REPO = "https://github.com/daa233/generative-inpainting-pytorch"
 _RETRAINED = "https://drive.google.com/open?id=1qbfA5BP9yzdTFFmiOTvYARUYgW1zwBBK"
 _CONVERTED = "https://drive.google.com/file/d/1vz2Qp12_iwOiuvLWspLHrC1UIuhSLojx"
+_OFFICIAL = "https://github.com/JiahuiYu/generative_inpainting/tree/v1.0.0"
+#: the official TF checkpoint folders (v1.0.0 README, "Pretrained models")
+_TF_FOLDERS = (
+    ("celebahq", "CelebA-HQ", "https://drive.google.com/open?id=1lpluFXyWDxTY6wcjixQGWX8jxUUMlyBW"),
+    ("places2", "Places2", "https://drive.google.com/open?id=1M3AFy7x9DqXaI-fINSynW7FJSXYROfv-"),
+    ("celeba", "CelebA", "https://drive.google.com/open?id=1sP8ViF3mxUMN--xpKqonEeW9d8S8pJEo"),
+    ("imagenet", "ImageNet", "https://drive.google.com/open?id=136APWSdPRAF7-XoS8sMBTLV-X3f-ogE0"),
+)
 #: key prefix of the generator inside the training wrapper (``Trainer``) of the converted TF model
 _WRAPPER_PREFIX = "netG."
 
@@ -123,6 +131,13 @@ SPEC = ModelSpec(
                      description="The official TensorFlow ImageNet model, converted to PyTorch",
                      instructions=f"Download torch_model.p from {_CONVERTED} (Google Drive).",
                      licence="CC BY-NC 4.0, non-commercial (the official DeepFill release, github.com/JiahuiYu/generative_inpainting)"),
+        *(WeightsEntry(name=f"{name}_tf_folder", files=(WeightsFile("checkpoint"),), folder=True,
+                       description=f"The official TensorFlow {label} model (checkpoint folder, read without TensorFlow)",
+                       instructions=f"Download the folder {url} (Google Drive; linked from {_OFFICIAL} README) and "
+                                    "pass it (rename checkpoint.txt to checkpoint, or leave it: both are read).",
+                       licence="CC BY-NC 4.0, non-commercial (the official DeepFill release, "
+                               "github.com/JiahuiYu/generative_inpainting)")
+          for name, label, url in _TF_FOLDERS),
     ),
 )
 

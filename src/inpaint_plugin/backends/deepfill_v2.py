@@ -19,6 +19,12 @@ from ..deep._backend import make_backend
 _REPO = "https://github.com/nipponjo/deepfillv2-pytorch"
 _PLACES2 = "https://drive.google.com/u/0/uc?id=1tvdQRmkphJK7FYveNAKSMWC6K09hJoyt&export=download"
 _CELEBAHQ = "https://drive.google.com/u/0/uc?id=1fTQVSKWwWcKYnmeemxKWImhVtFQpESmm&export=download"
+_OFFICIAL = "https://github.com/JiahuiYu/generative_inpainting/tree/v2.0.0"
+#: the official TF checkpoint folders (v2.0.0 README, "Pretrained models")
+_TF_FOLDERS = (
+    ("places2", "Places2", "https://drive.google.com/drive/folders/1y7Irxm3HSHGvp546hZdAZwuNmhLUVcjO?usp=sharing"),
+    ("celebahq", "CelebA-HQ", "https://drive.google.com/drive/folders/1uvcDgMer-4hgWlm6_G9xjvEQGP8neW15?usp=sharing"),
+)
 
 
 def _build():
@@ -108,6 +114,13 @@ SPEC = ModelSpec(
                      description="DeepFill v2 trained on CelebA-HQ (256x256, free-form holes)",
                      instructions=f"Download states_tf_celebahq.pth from {_CELEBAHQ} (Google Drive).",
                      licence="CC BY-NC 4.0, non-commercial (the official DeepFill release, github.com/JiahuiYu/generative_inpainting)"),
+        *(WeightsEntry(name=f"{name}_tf_folder", files=(WeightsFile("checkpoint"),), folder=True,
+                       description=f"The official TensorFlow {label} model (checkpoint folder, read without TensorFlow)",
+                       instructions=f"Download the folder {url} (Google Drive; linked from {_OFFICIAL} README) "
+                                    "and pass it.",
+                       licence="CC BY-NC 4.0, non-commercial (the official DeepFill release, "
+                               "github.com/JiahuiYu/generative_inpainting)")
+          for name, label, url in _TF_FOLDERS),
     ),
 )
 

@@ -103,7 +103,8 @@ SPEC = ModelSpec(
     registry=tuple(
         WeightsEntry(name=name, files=(WeightsFile("checkpoint"),), folder=True,
                      description=f"GMCNN (TensorFlow) trained on {name.replace('_', ' ')}",
-                     instructions=f"Download the zip from {url} (Google Drive), unzip it and pass the folder.")
+                     instructions=f"Download the zip from {url} (Google Drive), unzip it and pass the folder.",
+                     licence="MIT (github.com/shepnerd/inpainting_gmcnn)")
         for name, url in _DRIVE.items()
     ),
 )
