@@ -383,17 +383,27 @@ def remove_weights(method: str) -> list:
 
 
 def _network_reachable(url: str, timeout: float) -> bool:
-    """Whether a TCP connection to the URL's host and port opens within ``timeout`` seconds."""
+    """Whether a TCP connection to the URL's host and port opens within ``timeout`` seconds (name lookup
+    included: it runs in a daemon thread, so a resolver that hangs cannot hold the caller)."""
     import socket
+    import threading
     from urllib.parse import urlparse
 
     parsed = urlparse(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    result = []
+
+    def probe():
+        try:
+            with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
+                result.append(True)
+        except OSError:
+            result.append(False)
+
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(timeout + 1.0)
+    return bool(result and result[0])
 
 
 def _by_hand(spec: "ModelSpec", entry: WeightsEntry) -> str:
