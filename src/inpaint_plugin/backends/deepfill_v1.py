@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..deep._backend import make_backend
+from ..deep._checkpoint import load_checked, load_state_dict_file, write_checkpoint
 from ..deep._spec import ModelSpec
 from ..deep._weights import WeightsEntry, WeightsFile
-from ..deep._checkpoint import load_checked, load_state_dict_file, write_checkpoint
-from ..deep._backend import make_backend
 
 _REPO = "https://github.com/daa233/generative-inpainting-pytorch"
 _RETRAINED = "https://drive.google.com/open?id=1qbfA5BP9yzdTFFmiOTvYARUYgW1zwBBK"

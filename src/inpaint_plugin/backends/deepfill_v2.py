@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..deep._backend import make_backend
+from ..deep._checkpoint import load_checked, load_state_dict_file, write_checkpoint
 from ..deep._spec import ModelSpec
 from ..deep._weights import WeightsEntry, WeightsFile
-from ..deep._checkpoint import load_checked, load_state_dict_file, write_checkpoint
-from ..deep._backend import make_backend
 
 _REPO = "https://github.com/nipponjo/deepfillv2-pytorch"
 _PLACES2 = "https://drive.google.com/u/0/uc?id=1tvdQRmkphJK7FYveNAKSMWC6K09hJoyt&export=download"

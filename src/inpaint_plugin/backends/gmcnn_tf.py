@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..deep._backend import make_backend
+from ..deep._checkpoint import load_checked, load_state_dict_file
 from ..deep._spec import ModelSpec
 from ..deep._weights import WeightsEntry, WeightsFile
-from ..deep._checkpoint import load_checked, load_state_dict_file
-from ..deep._backend import make_backend
 
 _REPO = "https://github.com/shepnerd/inpainting_gmcnn"
 #: README of the repository, "Testing": "Download pretrained models through the following links"

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..deep._backend import make_backend
+from ..deep._checkpoint import load_checked, load_state_dict_file, write_checkpoint
 from ..deep._spec import ModelSpec
 from ..deep._weights import WeightsEntry, WeightsFile
-from ..deep._checkpoint import load_checked, load_state_dict_file, write_checkpoint
-from ..deep._backend import make_backend
 
 _DRIVE = "https://drive.google.com/drive/folders/1oAr61KlWVTypHgL_DV4rr1YbAw4BDf0N?usp=sharing"
 _PREFIX = "generator."
