@@ -17,8 +17,8 @@ margin); the data are scaled to [0, 1] internally so ``eps`` is relative to the 
 after ``iterations`` steps or once the largest ``|u_t|`` on the hole falls below ``tol`` (steady state).
 Explicit CDD is slow to converge: more iterations keep sharpening the level lines. The steps are
 computed by :mod:`inpaint_plugin._classical._cdd` (numba) on the hole pixels and the neighbours their
-update reads only, unless that is most of the box: then by :func:`cdd_step`, the same step on the
-whole box as arrays.
+update reads only, unless that is most of the box: then by :func:`~inpaint_plugin._classical._cdd.cdd_step`, the same step
+on the whole box as arrays.
 
 Reference: T. F. Chan, J. Shen, "Nontexture inpainting by curvature-driven diffusions", J. Visual
 Communication and Image Representation 12(4), 2001.
@@ -28,56 +28,12 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import Backend, Param
+from .._classical._cdd import KAPPA_MAX, cdd_step
 
-#: curvature magnitudes are capped here (a level line on a pixel grid cannot bend much tighter)
-KAPPA_MAX = 2.0
 #: the numba kernel is used when it evaluates at most this fraction of the box (measured on the bench:
 #: a solid box, where it needs ~90% of the box, is 1.3-1.6x faster as arrays; stripes at ~50%, 1.5x
 #: faster in the kernel)
 SPARSE_MAX = 0.75
-
-
-def _central(u: np.ndarray, axis: int) -> np.ndarray:
-    """Central differences along ``axis`` (one-sided at the ends, zero for a single pixel)."""
-    if u.shape[axis] < 2:
-        return np.zeros_like(u)
-    return np.gradient(u, axis=axis)
-
-
-def cdd_step(u: np.ndarray, hole: np.ndarray, p: float, eps: float):
-    """One explicit CDD step on the ``nd``-D array ``u``.
-
-    Returns ``(increment, rate)``: the increment is zero off the hole; ``rate`` is the largest
-    ``|u_t|`` on the hole (zero at a steady state).
-    """
-    from .._classical._pde import _along, div
-
-    nd = u.ndim
-    cg = [_central(u, a) for a in range(nd)]
-    mag = np.sqrt(sum(g * g for g in cg) + eps * eps)
-    kappa = sum(_central(g / mag, a) for a, g in enumerate(cg))
-    gk = np.minimum(np.abs(kappa), KAPPA_MAX) ** p
-    flux = np.zeros((nd,) + u.shape)
-    dmax = 0.0
-    for a in range(nd):
-        lo, hi = _along(a, slice(None, -1), nd), _along(a, slice(1, None), nd)
-        d = u[hi] - u[lo]
-        across = sum((0.5 * (cg[e][hi] + cg[e][lo])) ** 2 for e in range(nd) if e != a)
-        coef = 0.5 * (gk[hi] + gk[lo]) / np.sqrt(d * d + across + eps * eps)
-        # only the faces of hole pixels matter for the step size
-        near = hole[hi] | hole[lo]
-        if near.any():
-            dmax = max(dmax, float(coef[near].max()))
-        flux[a][lo] = coef * d
-    ut = np.where(hole, div(flux[..., None])[..., 0], 0.0)
-    rate = float(np.abs(ut).max())
-    if dmax <= 0.0 or rate == 0.0:
-        return np.zeros_like(u), 0.0
-    # The flux g(|kappa|) n does not vanish with |grad u|: a grid-scale perturbation delta of a smooth
-    # region changes u_t by ~ 16 delta / |grad u|_eps, so the step is also capped at 0.45 eps / (2 nd)
-    # (otherwise rounding noise grows where the curvature vanishes).
-    dt = min(0.45 / (2 * nd * dmax), 0.45 * eps / (2 * nd))
-    return dt * ut, rate
 
 
 def cdd_fill(image: np.ndarray, mask: np.ndarray, iterations: int = 300, p: float = 1.0,
