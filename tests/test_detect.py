@@ -385,3 +385,21 @@ def test_compiled_kernels_equal_the_scipy_filters():
             from inpaint_plugin._detect import _beyond_median7
 
             np.testing.assert_array_equal(_beyond_median7(x, sign, 0.5), sign * (x - med) > 0.5)
+
+
+def test_progress_reaches_its_total_and_can_cancel():
+    img = np.random.default_rng(0).normal(100, 5, (64, 64))
+    seen = []
+    ip.detect(img, progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1][0] == seen[-1][1] and [d for d, _ in seen] == list(range(1, len(seen) + 1))
+
+    class Stop(Exception):
+        pass
+
+    def cancel(done, total):
+        raise Stop
+
+    with pytest.raises(Stop):
+        ip.detect(img, progress=cancel)
+    with pytest.raises(TypeError, match="progress"):
+        ip.detect(img, progress=3)

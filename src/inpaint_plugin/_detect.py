@@ -400,7 +400,7 @@ def _zero_stripes(x: np.ndarray, valid: np.ndarray, thr: np.ndarray, width: int,
     return keep[labels]
 
 
-def detect(image, kinds=None, *, channel_axis=None, **thresholds) -> np.ndarray:
+def detect(image, kinds=None, *, channel_axis=None, progress=None, **thresholds) -> np.ndarray:
     """Mask of the defective pixels of an image (NaN/nodata, saturated, hot/dead pixels and clusters, dead lines, zero stripes).
 
     Parameters
@@ -413,6 +413,9 @@ def detect(image, kinds=None, *, channel_axis=None, **thresholds) -> np.ndarray:
         that is all but ``"saturated"``.
     channel_axis : int, optional
         Axis of the channels; a pixel is flagged when any of its channels is.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each detector (a few seconds each on large images);
+        it may raise to cancel.
     **thresholds
         Tuning of the detectors (see :data:`PARAMS` and the module documentation): ``nodata``,
         ``saturation``, ``sigma``, ``spread``, ``line_sigma``, ``line_fraction``, ``min_contrast``,
@@ -433,8 +436,21 @@ def detect(image, kinds=None, *, channel_axis=None, **thresholds) -> np.ndarray:
     >>> bool(mask[5, 7]), bool(mask[:, 20].all()), int(mask.sum())
     (True, True, 33)
     """
+    from ._rules import check_progress
+
     kinds = _check_kinds(kinds)
     t = _check_thresholds(thresholds)
+    check_progress(progress)
+    steps = ["nan"] + [k for k in ("saturated", "scale", "hot", "clusters", "lines", "zeros") if k in kinds or
+                       (k == "scale" and set(kinds) - {"nan", "saturated"}) or
+                       (k == "hot" and {"dead", "static"} & set(kinds)) or (k == "clusters" and "static" in kinds)]
+    done = [0]
+
+    def step(name):
+        if name in steps and progress is not None:
+            done[0] += 1
+            progress(done[0], len(steps))
+
     arr = _check_image(image)
     axis = _channel_axis(channel_axis, arr.ndim)
     img = arr[..., np.newaxis] if axis is None else np.moveaxis(arr, axis, -1)
@@ -450,8 +466,10 @@ def detect(image, kinds=None, *, channel_axis=None, **thresholds) -> np.ndarray:
     result = np.zeros(spatial, bool)
     if "nan" in kinds:
         result |= invalid
+    step("nan")
     if "saturated" in kinds:
         result |= _saturated(img, valid, t["saturation"])
+        step("saturated")
 
     if {"hot", "dead", "clusters", "lines", "zeros", "static"} & set(kinds) and valid.any():
         from scipy import ndimage
@@ -460,6 +478,7 @@ def detect(image, kinds=None, *, channel_axis=None, **thresholds) -> np.ndarray:
         floor = _min_contrast(x[valid], is_int, t["min_contrast"])
         scale = _robust_scale((x - _median3(x, t["in_plane"]))[valid])
         thr = np.maximum(t["sigma"] * scale, floor)
+        step("scale")
         outliers = np.zeros(spatial, bool)  # for "static"
         if {"hot", "dead", "static"} & set(kinds):
             hot, dead = _isolated_outliers(x, thr, t["spread"], t["in_plane"])
@@ -469,18 +488,22 @@ def detect(image, kinds=None, *, channel_axis=None, **thresholds) -> np.ndarray:
                 result |= dead & valid
             outliers |= hot | dead
             del hot, dead
+            step("hot")
         if {"clusters", "static"} & set(kinds) and (len(spatial) <= 2 or t["in_plane"] or "clusters" in kinds):
             clusters = _clusters(x, thr, t["cluster_size"], t["spread"])
             if "clusters" in kinds:
                 result |= clusters & valid
             outliers |= clusters
             del clusters
+            step("clusters")
         if "static" in kinds and len(spatial) >= 3:
             frames = tuple(range(len(spatial) - 2))
             static = (outliers & valid).mean(axis=frames) >= max(t["static_fraction"], 1e-12)
             result |= np.broadcast_to(static, spatial)
         if "lines" in kinds:
             result |= _dead_lines(x, np.maximum(t["line_sigma"] * scale, floor), t["line_fraction"])
+            step("lines")
         if "zeros" in kinds:
             result |= _zero_stripes(x, valid, thr, t["stripe_width"], t["stripe_length"])
+            step("zeros")
     return result
