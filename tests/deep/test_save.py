@@ -10,7 +10,7 @@ import inpaint_plugin as ip  # noqa: E402
 from inpaint_plugin import deep  # noqa: E402
 from inpaint_plugin.deep import model_spec  # noqa: E402
 
-DEEP = ["deepfill_v1", "deepfill_v2", "gmcnn", "medfe", "pennet", "spl"]
+DEEP = ["deepfill_v1", "deepfill_v2", "gmcnn", "lama", "medfe", "pennet", "spl"]
 
 
 @pytest.mark.parametrize("method", DEEP)
