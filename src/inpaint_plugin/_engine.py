@@ -42,6 +42,8 @@ WINDOW_CELL = 128
 #: Percentiles of the known values mapped onto [0, 1] for networks (16-bit and float data).
 RANGE_PERCENTILES = (0.1, 99.9)
 _RANGE_SAMPLE = 1 << 20
+#: Pixels per slab when reducing over a large image (bounds the temporaries).
+_SLAB_PIXELS = 1 << 22
 
 
 class Inputs:
@@ -232,16 +234,23 @@ def _float_at_least(v: int) -> float:
 
 def _known_range(img: np.ndarray, mask: np.ndarray):
     """Per-channel ``(min, max)`` of the known pixels of a channel-last ``img``, as Python numbers
-    (exact for 64-bit integers)."""
-    known = ~mask[..., np.newaxis]
-    axes = tuple(range(mask.ndim))
+    (exact for 64-bit integers). Large images are reduced in slabs of rows, so that the temporary
+    "known" mask stays small."""
     if img.dtype.kind == "f":
         first, last = np.inf, -np.inf
     else:
         info = np.iinfo(img.dtype)
         first, last = info.max, info.min
-    lo = np.min(img, axis=axes, where=known, initial=first)
-    hi = np.max(img, axis=axes, where=known, initial=last)
+    axes = tuple(range(mask.ndim))
+    n = img.shape[-1]
+    lo = np.full(n, first, dtype=img.dtype)
+    hi = np.full(n, last, dtype=img.dtype)
+    rows = max(1, _SLAB_PIXELS // max(1, mask[0].size)) if mask.ndim > 1 else mask.shape[0]
+    for r0 in range(0, mask.shape[0], rows):
+        known = ~mask[r0:r0 + rows, ..., np.newaxis]
+        part = img[r0:r0 + rows]
+        lo = np.minimum(lo, np.min(part, axis=axes, where=known, initial=first))
+        hi = np.maximum(hi, np.max(part, axis=axes, where=known, initial=last))
     return [x.item() for x in lo], [x.item() for x in hi]
 
 
