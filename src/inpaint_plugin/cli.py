@@ -553,7 +553,7 @@ def _how_to_fetch(spec, entry) -> str:
         return by_hand
     fetch = f"{PROG} weights fetch {spec.name} --entry {entry.name}"
     if any("drive.google.com" in u for u in urls):
-        return f"{fetch} (Google Drive: needs pip install gdown), or {by_hand}"
+        return f"{fetch} (Google Drive: needs pip install 'inpaint-plugin[fetch]'), or {by_hand}"
     return fetch
 
 

@@ -417,7 +417,7 @@ def fetch_weights(method: str, entry=None, *, timeout: float = 10.0, progress: b
     """Download an official checkpoint of ``method`` and import it into the cache (:func:`import_weights`).
 
     Direct links are downloaded with pooch (checked against the sha256 of the weights table when it has
-    one); Google Drive files need the optional ``gdown`` package. Offline (``INPAINT_PLUGIN_OFFLINE``,
+    one); Google Drive files need the optional ``gdown`` package (the ``fetch`` extra). Offline (``INPAINT_PLUGIN_OFFLINE``,
     or the host cannot be reached within ``timeout`` seconds) nothing is downloaded and the error says
     how to get the files by hand; nothing waits longer than ``timeout`` for a connection.
 
@@ -480,7 +480,7 @@ def fetch_weights(method: str, entry=None, *, timeout: float = 10.0, progress: b
                 except ImportError:
                     raise ValueError(
                         f"the weights {entry.name!r} of {spec.name!r} are on Google Drive ({f.url}); downloading "
-                        f"them needs the optional package gdown (pip install gdown). Or: {_by_hand(spec, entry)}"
+                        f"them needs the optional package gdown (pip install 'inpaint-plugin[fetch]'). Or: {_by_hand(spec, entry)}"
                     ) from None
             if host and urlparse(f.url).scheme in ("http", "https") and not _network_reachable(f.url, timeout):
                 raise ValueError(f"cannot reach {host} (no network within {timeout:g} s): nothing was downloaded. "
