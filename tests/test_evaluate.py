@@ -324,3 +324,51 @@ def test_estimate_on_a_benchmark_case(bench_dir, test_methods):
     result = ip.evaluate(image, mask, names, n_trials=2)
     true = {n: _true_rmse(image, mask, n) for n in names}
     assert result.best == min(true, key=true.get)
+
+
+# --- the hole-width shortlist of method="auto" ---------------------------------------------------
+def test_hole_width():
+    from inpaint_plugin._classical._geometry import hole_width
+
+    mask = np.zeros((40, 40), bool)
+    assert hole_width(mask) == 0.0
+    mask[5, 5] = mask[20, 3:30] = True
+    assert hole_width(mask) == 1.0  # isolated pixels and one-pixel lines
+    stripe = np.zeros((40, 40), bool)
+    stripe[10:15, :] = True
+    assert hole_width(stripe) == 3.0  # five rows: the middle one is 3 pixels from the known ones
+    square = np.zeros((80, 80), bool)
+    square[10:50, 10:50] = True
+    assert 15 < hole_width(square) <= 20
+    assert hole_width(np.stack([mask, square[:40, :40]])) == hole_width(np.concatenate([mask, square[:40, :40]]))
+
+
+@pytest.mark.parametrize("kind", ["thin", "medium", "wide"])
+def test_auto_shortlist_by_hole_width(kind, test_methods):
+    table = ip.methods()
+    names = ev._auto_candidates(table, 2, 64 * 64)
+    mask = np.zeros((64, 64), bool)
+    if kind == "thin":
+        mask[10, 5:60] = mask[30:32, :] = mask[50, 50] = True
+    elif kind == "medium":
+        mask[20:36, 20:40] = True  # 16 pixels across: 8 from the edge at most
+    else:
+        mask[8:56, 8:56] = True
+    short, window = ev._shortlist(table, names, mask)
+    builtin = [n for n in short if ev._builtin(table[n])]
+    assert builtin == list(ev.AUTO_SHORTLIST[kind])
+    assert {"t_mean", "t_min", "t_offset"} <= set(short)  # other plugins' methods stay candidates
+    assert window == (ev.AUTO_THIN_WINDOW if kind == "thin" else ev.AUTO_WINDOW)
+
+
+def test_auto_without_other_plugins_follows_the_shortlist():
+    image = _smooth((64, 64))
+    wide = np.zeros(image.shape, bool)
+    wide[8:56, 8:56] = True
+    assert ev.choose_method(image, wide) == "lsp"  # one candidate left: no trial needed
+    medium = np.zeros(image.shape, bool)
+    medium[20:36, 20:40] = True
+    assert ev.choose_method(image, medium) == "fsr"
+    thin = np.zeros(image.shape, bool)
+    thin[10, 5:60] = thin[40, 3:50] = True
+    assert ev.choose_method(image, thin) in ("lsp", "fsr")

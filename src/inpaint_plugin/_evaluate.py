@@ -23,8 +23,9 @@ the image border) are scored. This bounds the cost of a trial whatever the image
 Candidates are the registered methods that need no trained weights and can work on the image's
 dimensionality; methods marked ``Backend.slow`` are left out when the image has more than
 :data:`LARGE_IMAGE` spatial pixels. The built-in ones are then narrowed by the width of the holes
-(:func:`hole_width`: the 95th percentile of the hole pixels' distance to the nearest known pixel) to
-the methods that lead on such holes on the shared benchmark (``benchmarks/bench_evaluate.py``):
+(:func:`~inpaint_plugin._classical._geometry.hole_width`: the 95th percentile of the hole pixels'
+distance to the nearest known pixel) to the methods that lead on such holes on the shared benchmark
+(``benchmarks/bench_classical.py``):
 
 - thin holes (width at most :data:`THIN_HOLES`: dead pixels, scratches, stripes): ``lsp`` and ``fsr``,
   which one depends on the image (learned local stencils vs. repeating texture), so they are compared
@@ -64,7 +65,6 @@ __all__ = [
     "WIDE_HOLES",
     "choose_method",
     "evaluate",
-    "hole_width",
 ]
 
 #: Method used when nothing can be evaluated (empty mask, no trial possible).
@@ -72,16 +72,16 @@ FALLBACK_METHOD = "biharmonic"
 #: Number of spatial pixels above which methods marked ``Backend.slow`` are not tried by ``"auto"``.
 LARGE_IMAGE = 512 * 512
 #: Trials per method for ``"auto"``.
-AUTO_TRIALS = 2
+AUTO_TRIALS = 3
 #: Largest window (pixels per axis) of an ``"auto"`` trial. Smaller windows crop large holes and
 #: their context, which misleads the choice (on the shared bench, 192 doubled the regret of 256).
 AUTO_WINDOW = 256
-#: Holes at most this wide (pixels, see :func:`hole_width`) are "thin" for ``"auto"``.
+#: Holes at most this wide (pixels, see ``_classical._geometry.hole_width``) are "thin" for ``"auto"``.
 THIN_HOLES = 4.0
 #: Holes wider than this (pixels) are "wide" for ``"auto"``.
 WIDE_HOLES = 16.0
 #: Window (pixels per axis) of the ``"auto"`` trials on thin holes.
-AUTO_THIN_WINDOW = 128
+AUTO_THIN_WINDOW = 80
 #: Built-in methods ``"auto"`` keeps for thin, medium and wide holes (see the module documentation).
 AUTO_SHORTLIST = {"thin": ("lsp", "fsr"), "medium": ("fsr",), "wide": ("lsp",)}
 _CANDIDATE_SHIFTS = 48
@@ -342,33 +342,14 @@ def _auto_candidates(table: Mapping, n_spatial: int, n_pixels: int) -> list:
             if not b.needs_weights and _applicable(b, n_spatial) and not (large and b.slow)]
 
 
-def hole_width(mask: np.ndarray) -> float:
-    """How wide the holes are: the 95th percentile of the hole pixels' distance to a known pixel.
-
-    1 for isolated pixels and one-pixel lines, about half the width for stripes and strokes, half the
-    side for a square; 0 for an empty mask. nD masks are measured in the planes of their last two axes.
-    """
-    from scipy import ndimage
-
-    mask = np.asarray(mask, bool)
-    if not mask.any():
-        return 0.0
-    planes = mask.reshape(-1, *mask.shape[-2:]) if mask.ndim > 2 else mask[None]
-    dist = []
-    for plane in planes:  # nD data: in the planes of the last two axes, as the 2-D methods see them
-        if plane.all():
-            return float(max(plane.shape))
-        if plane.any():
-            dist.append(ndimage.distance_transform_edt(plane)[plane])
-    return float(np.percentile(np.concatenate(dist), 95))
-
-
 def _builtin(backend) -> bool:
     return getattr(backend.func, "__module__", "").startswith(__package__ + ".backends.")
 
 
 def _shortlist(table: Mapping, names: Sequence[str], mask: np.ndarray) -> tuple:
     """``(names, window)``: the ``"auto"`` candidates narrowed by the hole width, and the trial window."""
+    from ._classical._geometry import hole_width
+
     width = hole_width(mask)
     kind = "thin" if width <= THIN_HOLES else "medium" if width <= WIDE_HOLES else "wide"
     keep = [n for n in AUTO_SHORTLIST[kind] if n in names]
