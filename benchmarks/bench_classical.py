@@ -637,6 +637,11 @@ def main(argv=None):
             out_file.write_text(json.dumps({"records": records, "peers": status}, indent=1))
     if args.peers_only:
         return
+    if args.reuse_peers:  # read again: a --peers-only run may have gone on while ours ran
+        files = {c["file"] for c in cases}
+        records = [r for r in records if r["method"] not in peers]
+        for f in args.reuse_peers:
+            records += [r for r in json.loads(Path(f).read_text())["records"] if r["case"] in files]
     sizes = args.sizes if args.sizes is not None else ([512, 1024] if args.quick else [512, 1024, 2048, 4096])
     scaling = run_scaling(sizes, args.skimage_max) if sizes else []
     load = os.getloadavg()
