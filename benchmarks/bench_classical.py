@@ -1,15 +1,18 @@
 """Benchmark of the classical methods against their peers, on the shared bench cases.
 
-Runs every registered method that needs no weights (``inpaint_plugin.methods()``) and the peers
-(scikit-image ``inpaint_biharmonic``, OpenCV ``INPAINT_TELEA`` / ``INPAINT_NS``, PyPatchMatch, OpenCV
-contrib ``cv2.xphoto.inpaint`` FSR fast and best, GDAL FillNodata through ``rasterio.fill.fillnodata``
-with smoothing 0 and 2, astropy ``interpolate_replace_nans``) on every
-case of ``../shared/bench`` (``image``, ``mask``, ``family``), in this process, one after the other, and
-reports per mask family: hole PSNR (mean, and the median with our best method against the best peer) (on the hole pixels), SSIM (on the bounding box of the hole), seconds
-and peak traced memory (``tracemalloc``: numpy and Python allocations; memory allocated inside C
-libraries such as SuperLU or OpenCV is not seen). Ratios are against the peers of the same run. Peers are optional imports: one that cannot run here
-(package missing, e.g. ``cv2.xphoto`` without opencv-contrib-python-headless) is skipped and the reason
-is printed in the results.
+Runs every registered method that needs no weights (``inpaint_plugin.methods()``), ``method="auto"``
+and the peers (scikit-image ``inpaint_biharmonic``, OpenCV ``INPAINT_TELEA`` / ``INPAINT_NS``,
+PyPatchMatch, OpenCV contrib ``cv2.xphoto.inpaint`` FSR fast and best, GDAL FillNodata through
+``rasterio.fill.fillnodata`` with smoothing 0 and 2, astropy ``interpolate_replace_nans``) on every case
+of ``../shared/bench`` (``image``, ``mask``, ``family``), in this process, one after the other, and
+reports per mask family: hole PSNR (on the hole pixels; mean, and the median with our best method
+against the best peer), SSIM (on the bounding box of the hole), seconds and peak traced memory
+(``tracemalloc``: numpy and Python allocations; memory allocated inside C libraries such as SuperLU or
+OpenCV is not seen). Ratios are against the peers of the same run. Peers are optional imports: one
+that cannot run here (package missing, e.g. ``cv2.xphoto`` without opencv-contrib-python-headless) is
+skipped and the reason is printed in the results. FSR best takes about a CPU-minute per case, so the
+peers can be run on their own (``--peers-only``, several processes with ``--peers``) and their records
+reused (``--reuse-peers``).
 
 The scaling part times ``biharmonic`` against ``skimage.restoration.inpaint_biharmonic`` on the camera
 image resized to 512 ... 4096 with a seeded free-form stroke mask covering ~10%; each run is a fresh
@@ -25,6 +28,9 @@ Usage::
     python benchmarks/bench_classical.py --quick    # 2 images x 5 families, scaling 512, 1024
     python benchmarks/bench_classical.py --scaling-only --sizes 512 1024 2048 4096
                                                     # only the scaling table of benchmarks/RESULTS.md
+    python benchmarks/bench_classical.py --peers-only --peers cv2_fsr_best --peers-out best.json
+    python benchmarks/bench_classical.py --reuse-peers best.json others.json --sizes
+                                                    # ours, with peers from earlier runs, no scaling
 
 Timings depend on the machine's load: on a shared machine, compare only ratios from one run.
 """
