@@ -26,7 +26,8 @@ The time limit bounds the whole call (data loading, validations, checkpoint writ
 step, an epoch-end validation or the final validation that would cross it, judged from the measured
 durations (with a safety factor), is not started. Validation of the network runs it as ``inpaint()``
 does on a window of the crop's size (fixed-size networks: the crop resized to their input, the mask
-grown by one pixel, the prediction resized back; grey images: the repeated channels averaged).
+grown by one pixel, the prediction resized back; grey images: the repeated channels averaged; the fill
+clipped to the range of the crop's known values, as ``inpaint(clip=True)``).
 
 The checkpoint ``out`` is written in the official format that ``inpaint()`` loads; the full training
 state (generator, discriminator, optimisers, step, history) goes to ``<out>.state.pt`` beside it, for
@@ -370,8 +371,12 @@ class _Validator:
         sq = ab = 0.0
         n = 0
         for s in self.sets[i]:
-            pred = y[..., s].mean(axis=-1)[mask]
-            diff = pred - crop[..., s[0]][mask]
+            truth = crop[..., s[0]]
+            known = truth[~mask]
+            # inpaint(clip=True, the default) clips the fill to the known values' range
+            pred = np.clip(y[..., s].mean(axis=-1)[mask], known.min(), known.max()) if known.size else \
+                y[..., s].mean(axis=-1)[mask]
+            diff = pred - truth[mask]
             sq += float((diff**2).sum())
             ab += float(np.abs(diff).sum())
             n += diff.size

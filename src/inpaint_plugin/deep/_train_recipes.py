@@ -72,7 +72,7 @@ that its ``load`` (and ``inpaint(..., weights=...)``) reads.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -140,7 +140,6 @@ class Recipe:
     cpu: tuple = (64, 4)
     gpu: tuple = (256, 8)
     left_out: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def _l1(a, b):
