@@ -10,13 +10,14 @@ FSE). Everything happens in the DFT domain:
   isotropically with the distance from the block centre ``c`` (Seiler et al. 2015, eq. 7);
 - the weighted residual ``r_w = w (f - g)`` of the model ``g`` has the spectrum ``R_w``; the weighted
   projection of the residual on the basis function ``phi_k`` has the coefficient ``R_w(k) / W(0)``,
-  where ``W`` is the spectrum of ``w`` (Kaup et al. 2005; Seiler & Kaup 2010);
+  where ``W`` is the spectrum of ``w`` (Kaup, Meisinger & Aach 2005; Seiler & Kaup 2010);
 - each iteration picks the frequency ``k`` with the largest ``|R_w(k)|`` weighted by the spectral
   prior ``1 - sqrt(2) |k| / N`` (Genser et al. 2018, "spectrally constrained" selection; summed over
   the channels here, so all channels share the selected basis functions), adds ``gamma`` times the
-  coefficient to the model (orthogonality-deficiency compensation, Seiler & Kaup 2008: ``gamma`` 0.5 in
-  the fast mode, 0.2 in the best mode) together with the conjugate frequency ``-k`` (the model stays
-  real), and updates the residual spectrum by the convolution ``R_w(l) -= c W(l - k) + conj(c) W(l + k)``;
+  coefficient to the model (orthogonality-deficiency compensation, Seiler, Meisinger & Kaup 2007:
+  ``gamma`` 0.5 in the fast mode, 0.2 in the best mode) together with the conjugate frequency ``-k``
+  (the model stays real), and updates the residual spectrum by the convolution
+  ``R_w(l) -= c W(l - k) + conj(c) W(l + k)``;
 - the number of iterations grows with the standard deviation ``sigma`` of the available pixels
   around the block (``iter_const * sigma`` clipped to ``[min_iter, max_iter]``, Genser et al. 2017).
 
@@ -33,6 +34,7 @@ the block (OpenCV: on the window, which is off-centre at the image border), ``si
 the current reconstruction (OpenCV: on the input with reconstructed pixels counted as zeros), values
 stay in float64 (OpenCV: 8-bit), and colour channels are reconstructed jointly (OpenCV: Y, Cr, Cb one
 after the other). A wave's blocks are independent, so their FFTs are done in one numpy call.
+The references (with DOIs) are in :mod:`inpaint_plugin.backends.fsr`.
 """
 from __future__ import annotations
 

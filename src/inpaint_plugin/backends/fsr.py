@@ -18,17 +18,17 @@ References
 ----------
 .. [1] A. Kaup, K. Meisinger, T. Aach, "Frequency selective signal extrapolation with applications to
    error concealment in image communication", AEU Int. J. Electron. Commun. 59(3), 147-156, 2005.
-   doi:10.1016/j.aeue.2005.03.002
-.. [2] J. Seiler, A. Kaup, "Fast orthogonality deficiency compensation for improved frequency selective
-   image extrapolation", Proc. IEEE ICASSP, 781-784, 2008. doi:10.1109/ICASSP.2008.4517726
+.. [2] J. Seiler, K. Meisinger, A. Kaup, "Orthogonality deficiency compensation for improved frequency
+   selective image extrapolation", Proc. Picture Coding Symposium (PCS), 2007.
 .. [3] J. Seiler, A. Kaup, "Complex-valued frequency selective extrapolation for fast image and video
    signal extrapolation", IEEE Signal Process. Lett. 17(11), 949-952, 2010. doi:10.1109/LSP.2010.2078504
 .. [4] J. Seiler, M. Jonscher, M. Schoeberl, A. Kaup, "Resampling images to a regular grid from a
    non-regular subset of pixel positions using frequency selective reconstruction", IEEE Trans. Image
-   Process. 24(11), 4540-4555, 2015. doi:10.1109/TIP.2015.2463084
+   Process. 24(11), 4540-4555, 2015. doi:10.1109/TIP.2015.2463084 (arXiv:2204.12873)
 .. [5] N. Genser, J. Seiler, F. Schilling, A. Kaup, "Signal and loss geometry aware frequency selective
-   extrapolation for error concealment", Proc. Picture Coding Symposium (PCS), 159-163, 2018.
-   doi:10.1109/PCS.2018.8456259
+   extrapolation for error concealment", Proc. Picture Coding Symposium (PCS), 159-163, 2018 (the fast
+   variant and its parameters; also N. Genser et al., IWSSIP 2017 and 2018, for the iteration count and
+   the spectral weighting).
 """
 from __future__ import annotations
 
