@@ -22,6 +22,7 @@ pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
 import inpaint_plugin as ip  # noqa: E402
+from inpaint_plugin import deep  # noqa: E402
 from inpaint_plugin.deep import _weights as W  # noqa: E402
 from inpaint_plugin.deep import random_checkpoint  # noqa: E402
 
@@ -235,11 +236,11 @@ def test_fetch_downloads_checks_the_sha256_and_imports(cache, checkpoints, tmp_p
         url = f"http://127.0.0.1:{server.server_address[1]}/gen.pt"
         bad = W.WeightsEntry(name="local", files=[W.WeightsFile("gen.pt", url=url, sha256="0" * 64)])
         with pytest.raises(ValueError, match="sha256"):
-            W.fetch_weights("deepfill_v1", bad, timeout=5)
+            deep.fetch_weights("deepfill_v1", bad, timeout=5)
         assert W.imported_info("deepfill_v1") is None
         good = W.WeightsEntry(name="local", files=[W.WeightsFile("gen.pt", url=url, sha256=digest)],
                               licence="test licence")
-        info = W.fetch_weights("deepfill_v1", good, timeout=5)
+        info = deep.fetch_weights("deepfill_v1", good, timeout=5)
         assert info["entry"] == "local" and info["licence"] == "test licence" and info["source"] == url
         assert W.imported_info("deepfill_v1")["sha256"] == info["sha256"]
         assert not [p for p in cache.iterdir() if p.name.startswith(".fetch-")]  # the download folder is gone
@@ -252,5 +253,5 @@ def test_fetch_downloads_checks_the_sha256_and_imports(cache, checkpoints, tmp_p
     closed = W.WeightsEntry(name="x", files=[W.WeightsFile("g.pt", url=f"http://127.0.0.1:{port}/g.pt")])
     t0 = time.monotonic()
     with pytest.raises(ValueError, match="cannot reach 127.0.0.1"):
-        W.fetch_weights("deepfill_v1", closed, timeout=2)
+        deep.fetch_weights("deepfill_v1", closed, timeout=2)
     assert time.monotonic() - t0 < 10

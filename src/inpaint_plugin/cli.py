@@ -607,7 +607,7 @@ def _weights_list(names, as_json: bool) -> int:
 
 
 def _weights_import(path: str, method: str, quiet: bool) -> int:
-    from .deep._weights import import_weights
+    from .deep._manage import import_weights
 
     spec = _spec_for(method)
     if not Path(path).exists():
@@ -647,7 +647,8 @@ def _weights_path(method: str) -> int:
 
 
 def _weights_remove(method: str, yes: bool) -> int:
-    from .deep._weights import cache_dir, remove_weights
+    from .deep._manage import remove_weights
+    from .deep._weights import cache_dir
 
     spec = _spec_for(method)
     folder = cache_dir() / spec.name
@@ -667,7 +668,7 @@ def _weights_remove(method: str, yes: bool) -> int:
 
 
 def _weights_fetch(method: str, entry, timeout: float, quiet: bool) -> int:
-    from .deep._weights import fetch_weights
+    from .deep._manage import fetch_weights
 
     spec = _spec_for(method)
     if timeout <= 0:

@@ -634,7 +634,7 @@ class InpaintWidget(Container):
 
     def import_weights(self, path) -> None:
         """Import the checkpoint ``path`` (file or folder) for the chosen deep method into the weights
-        cache, in a thread worker, with :func:`inpaint_plugin.deep._weights.import_weights` (the
+        cache, in a thread worker, with :func:`inpaint_plugin.deep.import_weights` (the
         function behind ``inpaint-plugin weights import``): it checks every key and shape against the
         network and refuses NaN weights. The info text then shows the imported weights; errors are
         notifications."""
@@ -647,7 +647,7 @@ class InpaintWidget(Container):
         method = backend.name
 
         def work():
-            from ..deep._weights import import_weights
+            from ..deep._manage import import_weights
 
             try:
                 return import_weights(method, path), None

@@ -5,6 +5,7 @@ Shared machinery, split by concern (none of these modules imports torch at impor
 - :mod:`._device`: the torch device (``get_device``);
 - :mod:`._checkpoint`: safe checkpoint reading, strict loading, atomic writing;
 - :mod:`._weights`: official weights tables, the user cache, resolving ``weights=``;
+- :mod:`._manage`: the cache by method name (import, fetch, remove);
 - :mod:`._spec`: :class:`ModelSpec`, the description of one network;
 - :mod:`._windows`: crops and tiles of large images;
 - :mod:`._run`: the model cache and :func:`run`;
@@ -17,7 +18,9 @@ from ._checkpoint import load_checked, load_state_dict_file, random_state_dict, 
 from ._device import DEVICES, get_device, require_torch
 from ._run import clear_model_cache, run
 from ._spec import ModelSpec
-from ._weights import WeightsEntry, WeightsFile, cache_dir, is_offline, resolve_weights
+from ._manage import fetch_weights, import_weights, remove_weights
+from ._weights import (WeightsEntry, WeightsFile, cache_dir, imported_info, is_imported, is_offline, load_imported,
+                       resolve_weights)
 
 __all__ = [
     "DEVICES",
@@ -26,15 +29,21 @@ __all__ = [
     "WeightsFile",
     "cache_dir",
     "clear_model_cache",
+    "fetch_weights",
     "find_spec",
     "get_device",
+    "import_weights",
+    "imported_info",
+    "is_imported",
     "is_offline",
     "load_checked",
+    "load_imported",
     "load_state_dict_file",
     "make_backend",
     "model_spec",
     "random_checkpoint",
     "random_state_dict",
+    "remove_weights",
     "require_torch",
     "resolve_weights",
     "run",

@@ -1,6 +1,6 @@
 """Official weights: where they come from (:class:`WeightsEntry`, :class:`WeightsFile`), the user cache
-(weights imported once with :func:`import_weights` / ``inpaint-plugin weights import``, official files
-downloaded with :func:`fetch_weights`) and turning the user's ``weights`` argument into a local path.
+(weights imported once with ``_manage.import_weights`` / ``inpaint-plugin weights import``, official
+files downloaded with ``_manage.fetch_weights``) and turning the user's ``weights`` argument into a local path.
 
 Cache layout (``<cache>`` = :func:`cache_dir`)::
 
@@ -21,7 +21,6 @@ import contextvars
 import hashlib
 import json
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +29,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._spec import ModelSpec
 
-__all__ = ["WeightsEntry", "WeightsFile", "cache_dir", "fetch_weights", "import_weights", "imported_info",
-           "imported_path", "is_imported", "is_offline", "load_imported", "remove_weights", "resolve_weights",
-           "sha256_file"]
+__all__ = ["WeightsEntry", "WeightsFile", "cache_dir", "imported_info", "imported_path", "is_imported", "is_offline",
+           "load_imported", "resolve_weights", "sha256_file"]
 
 #: Who is asking: ``"python"`` (default) or ``"cli"``; error messages name what the user can type there
 #: (``weights=...`` in Python, ``-p weights=PATH`` / ``inpaint-plugin weights import`` on the command line).
@@ -106,7 +104,7 @@ def _how_to_get(spec: "ModelSpec") -> str:
                 f"'inpaint-plugin weights import PATH --method {spec.name}' (later runs need no -p weights).")
     return (f"{spec.weights_help.rstrip('.')}. Then pass the path with inpaint(..., method={spec.name!r}, "
             f"weights='path/to/checkpoint') (or choose it in the plugin's weights field), or import it once "
-            f"(inpaint_plugin.deep._weights.import_weights({spec.name!r}, 'path/to/checkpoint'); on the command line "
+            f"(inpaint_plugin.deep.import_weights({spec.name!r}, 'path/to/checkpoint'); on the command line "
             f"'inpaint-plugin weights import PATH --method {spec.name}') so that weights=None finds it.")
 
 
@@ -153,7 +151,7 @@ def resolve_weights(spec: "ModelSpec", weights) -> Path:
     """The local checkpoint path for the user's ``weights`` argument.
 
     A path (str or os.PathLike) must exist and is used as is. ``None`` means, in this order: the
-    weights imported into the cache (:func:`import_weights`, ``inpaint-plugin weights import``; their
+    weights imported into the cache (:func:`~inpaint_plugin.deep.import_weights`, ``inpaint-plugin weights import``; their
     sha256 is checked against the one recorded at import), then the first entry of ``spec.registry``
     when it is downloadable, downloaded with pooch into :func:`cache_dir` (or only looked up there
     when :func:`is_offline`).
@@ -235,7 +233,7 @@ def _check_imported(method: str, path: Path, info: dict) -> None:
     digest = sha256_file(path)
     if digest != info.get("sha256"):
         redo = (f"inpaint-plugin weights import PATH --method {method}" if INTERFACE.get() == "cli"
-                else f"inpaint_plugin.deep._weights.import_weights({method!r}, path)")
+                else f"inpaint_plugin.deep.import_weights({method!r}, path)")
         raise ValueError(
             f"{_arg()}: the weights imported for method {method!r} ({path}) do not match the sha256 recorded at "
             f"import ({str(info.get('sha256'))[:16] or 'no record'}... vs {digest[:16]}...): the file was changed or "
@@ -245,13 +243,13 @@ def _check_imported(method: str, path: Path, info: dict) -> None:
 
 
 def is_imported(path) -> bool:
-    """True when ``path`` is weights written by :func:`import_weights` (the network's own state_dict)."""
+    """True when ``path`` is weights written by :func:`~inpaint_plugin.deep.import_weights` (the network's own state_dict)."""
     path = Path(os.fspath(path))
     return path.name == IMPORTED_NAME and path.is_file() and (path.parent / INFO_NAME).is_file()
 
 
 def _own_format(path: Path, method: str) -> bool:
-    """True for a safetensors file written by :func:`import_weights` for ``method`` (found by its metadata)."""
+    """True for a safetensors file written by :func:`~inpaint_plugin.deep.import_weights` for ``method`` (found by its metadata)."""
     if path.suffix.lower() != ".safetensors" or not path.is_file():
         return False
     try:
@@ -265,7 +263,7 @@ def _own_format(path: Path, method: str) -> bool:
 
 
 def load_imported(module, path) -> None:
-    """Load weights written by :func:`import_weights` into ``module``, strictly (every key and shape).
+    """Load weights written by :func:`~inpaint_plugin.deep.import_weights` into ``module``, strictly (every key and shape).
 
     The file is the network's own state_dict (not an official format), so this, not ``ModelSpec.load``,
     reads it; :func:`is_imported` tells such a file.
@@ -273,244 +271,3 @@ def load_imported(module, path) -> None:
     from ._checkpoint import load_checked, load_state_dict_file
 
     load_checked(module, load_state_dict_file(path), path=path)
-
-
-def _remove_quietly(*paths: Path) -> None:
-    for p in paths:
-        try:
-            p.unlink()
-        except OSError:
-            pass
-
-
-def import_weights(method: str, path, *, source: str | None = None, entry: WeightsEntry | None = None) -> dict:
-    """Import a checkpoint into the cache, so that ``weights=None`` uses it.
-
-    The checkpoint (any format the method loads: the official file or folder, a port's ``.pth``, ...)
-    is loaded through the method's ``ModelSpec.load``, which checks every key and shape; weights that
-    are not finite are refused. The network's state_dict is then written as
-    ``<cache>/<method>/imported.safetensors`` (to a temporary file first, then renamed) and its sha256
-    recorded in ``imported.json`` beside it. An earlier import of the same method is replaced.
-
-    Parameters
-    ----------
-    method : str
-        A registered deep method, e.g. ``"deepfill_v2"``.
-    path : str or os.PathLike
-        The checkpoint file or folder.
-    source : str, optional
-        What to record as the origin (default: the absolute path).
-    entry : WeightsEntry, optional
-        The official entry the file belongs to (its name and licence are recorded).
-
-    Returns
-    -------
-    dict
-        The record (see :func:`imported_info`), with ``"path"``.
-
-    Raises
-    ------
-    ValueError
-        If the method is not a deep method, the path does not exist, or the checkpoint does not fit
-        the network (the message lists missing / unexpected keys and shape mismatches).
-    """
-    from ._backend import find_spec
-    from ._device import require_torch
-
-    spec = find_spec(method)
-    require_torch(f"importing weights for method {spec.name!r}")
-    import torch
-    from safetensors.torch import save_file
-
-    src = Path(os.fspath(path)).expanduser()
-    if not src.exists():
-        raise ValueError(f"path={str(path)!r}: no such file or folder")
-    module = spec.build()
-    if _own_format(src, spec.name):  # weights imported before (e.g. copied from another machine's cache)
-        load_imported(module, src)
-    else:
-        spec.load(module, src)  # every key and shape checked; ValueError naming the file otherwise
-    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
-    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:
-        raise ValueError(f"path={str(src)!r}: the checkpoint holds NaN or infinite weights "
-                         f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); refused")
-    folder = cache_dir() / spec.name
-    folder.mkdir(parents=True, exist_ok=True)
-    target, record = folder / IMPORTED_NAME, folder / INFO_NAME
-    tag = f"{os.getpid()}.{time.monotonic_ns()}"
-    tmp, tmp_record = folder / f".{IMPORTED_NAME}.{tag}.tmp", folder / f".{INFO_NAME}.{tag}.tmp"
-    try:
-        save_file(state, str(tmp), metadata={"method": spec.name, "format": "inpaint_plugin state_dict"})
-        info = {
-            "method": spec.name,
-            "sha256": sha256_file(tmp),
-            "size": tmp.stat().st_size,
-            "source": source or str(src.resolve()),
-            "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "tensors": len(state),
-        }
-        if entry is not None:
-            info["entry"] = entry.name
-            if entry.licence:
-                info["licence"] = entry.licence
-        tmp_record.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, target)
-        os.replace(tmp_record, record)
-    except BaseException:
-        _remove_quietly(tmp, tmp_record)
-        raise
-    info["path"] = str(target)
-    return info
-
-
-def remove_weights(method: str) -> list:
-    """Delete everything cached for ``method`` (imported and downloaded weights); returns the removed paths.
-
-    ``method`` must be a registered deep method (so no other folder can be named).
-    """
-    import shutil
-
-    from ._backend import find_spec
-
-    spec = find_spec(method)
-    folder = cache_dir() / spec.name
-    if not folder.exists():
-        return []
-    removed = sorted(p for p in folder.rglob("*") if p.is_file())
-    shutil.rmtree(folder)
-    return removed
-
-
-def _network_reachable(url: str, timeout: float) -> bool:
-    """Whether a TCP connection to the URL's host and port opens within ``timeout`` seconds (name lookup
-    included: it runs in a daemon thread, so a resolver that hangs cannot hold the caller)."""
-    import socket
-    import threading
-    from urllib.parse import urlparse
-
-    parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    result = []
-
-    def probe():
-        try:
-            with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
-
-    worker = threading.Thread(target=probe, daemon=True)
-    worker.start()
-    worker.join(timeout + 1.0)
-    return bool(result and result[0])
-
-
-def _by_hand(spec: "ModelSpec", entry: WeightsEntry) -> str:
-    how = entry.instructions or spec.weights_help.rstrip(".") + "."
-    return (f"{how} Then import it: inpaint-plugin weights import PATH --method {spec.name}"
-            + (f" (or, in Python, inpaint_plugin.deep._weights.import_weights({spec.name!r}, path))"
-               if INTERFACE.get() != "cli" else "") + ".")
-
-
-def fetch_weights(method: str, entry=None, *, timeout: float = 10.0, progress: bool = False) -> dict:
-    """Download an official checkpoint of ``method`` and import it into the cache (:func:`import_weights`).
-
-    Direct links are downloaded with pooch (checked against the sha256 of the weights table when it has
-    one); Google Drive files need the optional ``gdown`` package (the ``fetch`` extra). Offline (``INPAINT_PLUGIN_OFFLINE``,
-    or the host cannot be reached within ``timeout`` seconds) nothing is downloaded and the error says
-    how to get the files by hand; nothing waits longer than ``timeout`` for a connection.
-
-    Parameters
-    ----------
-    method : str
-        A registered deep method.
-    entry : str or WeightsEntry, optional
-        Name of the registry entry (default: the first, the default weights), or an entry of your own.
-    timeout : float
-        Seconds to wait for a connection (and between received blocks).
-    progress : bool
-        Show download progress.
-
-    Returns
-    -------
-    dict
-        The import record (see :func:`import_weights`).
-
-    Raises
-    ------
-    ValueError
-        Unknown entry, offline, no network, not downloadable automatically (e.g. a Google Drive folder,
-        or gdown missing), a download failure or a checkpoint that does not fit: the message says what
-        to do instead.
-    """
-    import shutil
-    import tempfile
-    from urllib.parse import urlparse
-
-    from ._backend import find_spec
-
-    spec = find_spec(method)
-    if entry is None or isinstance(entry, str):
-        names = [e.name for e in spec.registry]
-        if not spec.registry:
-            raise ValueError(f"method {spec.name!r} has no official weights to fetch. {_how_to_get(spec)}")
-        if entry is not None and entry not in names:
-            raise ValueError(f"entry={entry!r}: method {spec.name!r} has the weights {names}")
-        entry = spec.registry[names.index(entry) if entry is not None else 0]
-    if is_offline():
-        raise ValueError(f"INPAINT_PLUGIN_OFFLINE is set: nothing is downloaded. Unset it on a machine with "
-                         f"internet, or get the weights {entry.name!r} of {spec.name!r} by hand: {_by_hand(spec, entry)}")
-    for f in entry.files:
-        if not f.url:
-            raise ValueError(f"the weights {entry.name!r} of {spec.name!r} cannot be downloaded automatically. "
-                             f"{_by_hand(spec, entry)}")
-        if "drive.google.com/drive/folders" in f.url:
-            raise ValueError(f"the weights {entry.name!r} of {spec.name!r} are in a Google Drive folder "
-                             f"({f.url}), which cannot be fetched automatically. {_by_hand(spec, entry)}")
-    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=_ensure(cache_dir())) as tmpdir:
-        folder = Path(tmpdir) / entry.name
-        folder.mkdir()
-        for f in entry.files:
-            host = urlparse(f.url).hostname or ""
-            is_drive = host.endswith("drive.google.com")
-            if is_drive:
-                try:
-                    import gdown
-                except ImportError:
-                    raise ValueError(
-                        f"the weights {entry.name!r} of {spec.name!r} are on Google Drive ({f.url}); downloading "
-                        f"them needs the optional package gdown (pip install 'inpaint-plugin[fetch]'). Or: {_by_hand(spec, entry)}"
-                    ) from None
-            if host and urlparse(f.url).scheme in ("http", "https") and not _network_reachable(f.url, timeout):
-                raise ValueError(f"cannot reach {host} (no network within {timeout:g} s): nothing was downloaded. "
-                                 f"On a machine with internet run 'inpaint-plugin weights fetch {spec.name}', or "
-                                 f"get the weights by hand: {_by_hand(spec, entry)}")
-            local = folder / f.filename
-            try:
-                if is_drive:
-                    got = gdown.download(f.url, str(local), quiet=not progress, fuzzy=True)
-                    if not got or not local.is_file():
-                        raise OSError("gdown could not download the file (Google Drive may ask for a "
-                                      "confirmation or limit the downloads)")
-                else:
-                    import pooch
-
-                    pooch.retrieve(f.url, known_hash=f"sha256:{f.sha256}" if f.sha256 else None,
-                                   fname=f.filename, path=str(folder), downloader=_downloader(timeout, progress))
-            except Exception as e:
-                msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise ValueError(f"could not download {f.url}: {msg}. {_by_hand(spec, entry)}") from None
-            if f.sha256 and sha256_file(local) != f.sha256.lower():
-                raise ValueError(f"{f.url}: the downloaded file does not have the expected sha256 {f.sha256}; "
-                                 f"nothing was imported")
-        got = folder if entry.folder else folder / entry.files[0].filename
-        source = entry.files[0].url if len(entry.files) == 1 else ", ".join(f.url for f in entry.files)
-        info = import_weights(spec.name, got, source=source, entry=entry)
-        shutil.rmtree(folder, ignore_errors=True)
-    return info
-
-
-def _ensure(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
