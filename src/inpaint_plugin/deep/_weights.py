@@ -166,7 +166,8 @@ def resolve_weights(spec: "ModelSpec", weights) -> Path:
         if not isinstance(weights, (str, os.PathLike)):
             raise TypeError(f"weights must be a path (str or os.PathLike) or None, got {weights!r}")
         path = Path(os.fspath(weights)).expanduser()
-        if not path.exists():
+        # a TensorFlow checkpoint may be named by its prefix (``folder/snap-0``: snap-0.index beside it)
+        if not path.exists() and not path.with_name(path.name + ".index").is_file():
             raise ValueError(f"{_arg(weights)}: no such file or folder. {_how_to_get(spec)}")
         return path
     info = imported_info(spec.name)
