@@ -97,13 +97,17 @@ class _GatedConv(nn.Module):
     def __init__(self, c_in: int, c_out: int, ksize: int, stride: int, dilation: int, activation):
         super().__init__()
         self.gated = activation is not None
-        self.conv = nn.Conv2d(c_in, 2 * c_out if self.gated else c_out, ksize, stride, dilation=dilation)
+        # with stride 1 "SAME" pads (ksize - 1) * dilation / 2 on every side: the convolution's own
+        # zero padding does it without copying the input (stride 2 pads one more row/column at the end)
+        self.own_pad = stride == 1 and ksize % 2 == 1
+        pad = (ksize - 1) * dilation // 2 if self.own_pad else 0
+        self.conv = nn.Conv2d(c_in, 2 * c_out if self.gated else c_out, ksize, stride, padding=pad, dilation=dilation)
         self.activation = _ACTIVATIONS.get(activation)
         self.c_out = c_out
         self.ksize, self.stride, self.dilation = ksize, stride, dilation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(_same_pad(x, self.ksize, self.stride, self.dilation))
+        x = self.conv(x if self.own_pad else _same_pad(x, self.ksize, self.stride, self.dilation))
         if not self.gated:
             return x
         features, gate = torch.split(x, self.c_out, dim=1)
