@@ -198,3 +198,15 @@ def test_auto_full_resolution_unless_global_attention(weights, monkeypatch):
     monkeypatch.setattr(model, "attention", _Attention(), raising=False)
     deep.run(spec, image, mask, weights=weights, device="cpu")
     assert len(calls) > 1 and all(max(shape[2:]) <= 64 for shape in calls)  # tiles
+
+
+def test_cached_deepfill_attends_with_each_items_mask(tmp_path):
+    """Models from the cache take batches of windows with different holes (per-item attention
+    masks), so that a backend may run them as one batch."""
+    from inpaint_plugin.deep._backend import find_spec
+
+    spec = find_spec("deepfill_v2")
+    path = deep.random_checkpoint("deepfill_v2", tmp_path / "dfv2.pth")
+    model = _run.get_model(spec, path, torch.device("cpu"))
+    assert model.contextual_attention.per_item_mask is True
+    assert spec.build().contextual_attention.per_item_mask is False  # the reference behaviour stays the default

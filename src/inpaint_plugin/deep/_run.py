@@ -70,6 +70,9 @@ def get_model(spec: ModelSpec, path: Path, device):
             module = spec.build()
             spec.load(module, Path(path))
             module = module.eval().requires_grad_(False).to(device)
+            for layer in module.modules():  # a batch of windows with different holes (see Predictor.many)
+                if hasattr(layer, "per_item_mask"):
+                    layer.per_item_mask = True
             with _CACHE_LOCK:
                 _MODELS[key] = module
                 while len(_MODELS) > _MODEL_CACHE_SIZE:
