@@ -31,7 +31,8 @@ clipped to the range of the crop's known values, as ``inpaint(clip=True)``).
 
 The checkpoint ``out`` is written in the official format that ``inpaint()`` loads; the full training
 state (generator, discriminator, optimisers, step, history) goes to ``<out>.state.pt`` beside it, for
-``resume``. Both are written after every validation and on Ctrl-C (a step cut short by Ctrl-C is done
+``resume``, and the held-out comparison with the classical methods to ``<out>.train.json``
+(:func:`read_report`). Both are written after every validation and on Ctrl-C (a step cut short by Ctrl-C is done
 again when resuming).
 
 Determinism: every step draws its crops, augmentation and mask from its own generator
@@ -59,7 +60,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLASSICAL_BASELINES", "TrainResult", "state_path", "train"]
+__all__ = ["CLASSICAL_BASELINES", "TrainResult", "read_report", "report_path", "state_path", "train"]
 
 _STATE_FORMAT = "inpaint-plugin-train-state"
 _STATE_VERSION = 2
@@ -83,6 +84,8 @@ class TrainResult:
         The generator in the method's official checkpoint format (``weights=`` of ``inpaint()``).
     state : Path
         The training state for ``resume``.
+    report : Path
+        ``<out>.train.json``: the held-out comparison of the saved weights (see :func:`read_report`).
     step : int
         Generator updates done in total (including those of earlier runs when resuming).
     history : list of dict
@@ -116,7 +119,8 @@ class TrainResult:
         Seconds the whole call took.
     time_limit : float or None
     peak_rss_mb : float or None
-        Peak resident memory of the process during the call (MiB; Linux).
+        Peak resident memory of the process during the call (MiB; Linux: the process's peak-RSS mark
+        is reset when training starts).
     cuda_max_allocated_mb : float or None
         Peak CUDA memory allocated by torch during the call (MiB; CUDA only).
     crop_size, batch_size, input_size : int
@@ -127,6 +131,7 @@ class TrainResult:
     checkpoint: Path
     state: Path
     step: int
+    report: Path | None = None
     history: list = field(default_factory=list)
     initial: dict | None = None
     stopped_early: bool = False
@@ -151,6 +156,38 @@ def state_path(out) -> Path:
     """The training-state file that belongs to the checkpoint ``out``: ``<out>.state.pt``."""
     out = Path(os.fspath(out))
     return out.with_name(out.name + ".state.pt")
+
+
+def report_path(out) -> Path:
+    """The held-out comparison written beside the checkpoint ``out``: ``<out>.train.json``."""
+    out = Path(os.fspath(out))
+    return out.with_name(out.name + ".train.json")
+
+
+def read_report(weights) -> dict | None:
+    """The training report (``<weights>.train.json``) of a checkpoint trained by :func:`train`, or None.
+
+    It holds ``method``, ``step``, ``val_psnr``, ``baseline`` (classical PSNRs on the same held-out
+    crops), ``best_classical``, ``beats_biharmonic`` and ``verdict``, so that a caller of
+    ``inpaint(..., weights=...)`` (the napari widget, say) can tell the user when these weights were
+    worse than biharmonic on held-out data.
+    """
+    import json
+
+    path = report_path(weights)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_report(out: Path, payload: dict) -> None:
+    import json
+
+    path = report_path(out)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=float))
+    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -744,6 +781,12 @@ def _run(*, method, spec, recipe, batches: _Batches, out: Path, weights, resume_
             "discriminator": discriminator.state_dict() if discriminator is not None else None,
             "d_optim": d_opt.state_dict() if d_opt is not None else None,
         }, state_path(out))
+        last = history[-1] if history else {}
+        beats, text = verdict(method, last.get("val_psnr"), baseline)
+        _write_report(out, {"method": method, "step": step, "val_psnr": last.get("val_psnr"),
+                            "val_crops": len(validator), "baseline": baseline,
+                            "best_classical": max(baseline, key=baseline.get) if baseline else None,
+                            "beats_biharmonic": beats, "verdict": text, "history": history})
         took = time.monotonic() - t
         save_seconds = took if not saved_once else max(save_seconds, took)
         saved_once = True
@@ -897,7 +940,8 @@ def _run(*, method, spec, recipe, batches: _Batches, out: Path, weights, resume_
     val_psnr = final.get("val_psnr")
     beats, text = verdict(method, val_psnr, baseline)
     log(text)
-    return TrainResult(checkpoint=out, state=state_path(out), step=step, history=history, initial=initial,
+    return TrainResult(checkpoint=out, state=state_path(out), report=report_path(out), step=step, history=history,
+                       initial=initial,
                        stopped_early=stop_reason != "epochs", stop_reason=stop_reason, baseline=baseline,
                        best_classical=max(baseline, key=baseline.get) if baseline else None, val_psnr=val_psnr,
                        beats_biharmonic=beats, verdict=text, val_crops=len(validator), time_limit=time_limit)

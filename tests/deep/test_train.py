@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 
 import inpaint_plugin as ip  # noqa: E402
 from inpaint_plugin import _masks, cli  # noqa: E402
-from inpaint_plugin._train import CLASSICAL_BASELINES, state_path, verdict  # noqa: E402
+from inpaint_plugin._train import CLASSICAL_BASELINES, read_report, state_path, verdict  # noqa: E402
 from inpaint_plugin.deep import _train_data  # noqa: E402
 from inpaint_plugin.deep._discriminator import SNPatchGAN, hinge_d_loss, hinge_g_loss  # noqa: E402
 from inpaint_plugin.deep._backend import random_checkpoint  # noqa: E402
@@ -268,6 +268,11 @@ def test_baseline_and_verdict_in_the_result():
 
         with tempfile.TemporaryDirectory() as d:
             result = ip.train("deepfill_v2", images, out=Path(d) / "m.pth", **{**TINY, "val_crops": 3})
+            # the comparison travels with the checkpoint, for whoever uses these weights later
+            report = read_report(result.checkpoint)
+            assert report["beats_biharmonic"] is False and report["verdict"] == result.verdict
+            assert report["baseline"] == pytest.approx(result.baseline) and report["step"] == result.step
+            assert read_report(Path(d) / "nothing.pth") is None
     # a network trained for one step from random weights is far worse than biharmonic, and says so
     assert result.beats_biharmonic is False and result.val_psnr < result.baseline["biharmonic"]
     assert "WORSE than biharmonic" in result.verdict and result.best_classical in result.verdict
