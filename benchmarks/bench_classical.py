@@ -437,30 +437,55 @@ def write_markdown(records, peers_status, scaling, methods, path_list, note):
             if not agg[(m, f)]["psnr"]:
                 cells.append("failed")
                 continue
+            n = len(agg[(m, f)]["psnr"])
+            full = len({r["case"] for r in records if r["family"] == f})
             cells.append(f"{fmt(mean(m, f, 'psnr'))} / {fmt(mean(m, f, 'ssim'), 3)} / "
-                         f"{fmt(mean(m, f, 'seconds'), 3)} / {fmt(mean(m, f, 'peak_mib'), 1)}")
+                         f"{fmt(mean(m, f, 'seconds'), 3)} / {fmt(mean(m, f, 'peak_mib'), 1)}"
+                         + (f" ({n} cases)" if n < full else ""))
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines += ["", "## Median hole PSNR per family (dB): our best method against the best peer", ""]
     peer_names = [m for m in methods if m in PEERS]
     our_names = [m for m in methods if m not in PEERS]
 
-    def median(method, family):
-        v = agg[(method, family)]["psnr"]
+    def median(method, family, cases=None):
+        v = [r["psnr"] for r in records if r["method"] == method and r["family"] == family and "psnr" in r
+             and (cases is None or r["case"] in cases)]
         return float(np.median(v)) if v else None
 
+    def cases_of(method, family):
+        return {r["case"] for r in records if r["method"] == method and r["family"] == family and "psnr" in r}
+
+    n_cases = {f: len({r["case"] for r in records if r["family"] == f}) for f in fam}
+    lines.append("A number in brackets: the method ran on fewer of the family's cases (a peer still running).")
+    lines.append("")
     lines.append("| method | " + " | ".join(fam) + " |")
     lines.append("|---|" + "---|" * len(fam))
     for m in methods:
-        lines.append(f"| {m} | " + " | ".join(fmt(median(m, f)) for f in fam) + " |")
+        cells = []
+        for f in fam:
+            n = len(cases_of(m, f))
+            cells.append(fmt(median(m, f)) + (f" ({n})" if 0 < n < n_cases[f] else ""))
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lead = []
     for f in fam:
         best_o = max(((median(m, f), m) for m in our_names if median(m, f) is not None), default=None)
-        best_p = max(((median(m, f), m) for m in peer_names if median(m, f) is not None), default=None)
-        if best_o and best_p:
-            lead.append(f"{f}: `{best_o[1]}` {best_o[0]:.2f} vs `{best_p[1]}` {best_p[0]:.2f} "
-                        f"({best_o[0] - best_p[0]:+.2f} dB)")
+        if best_o is None:
+            continue
+        # every peer against our best method on the same cases (a peer may have run on fewer)
+        worst = None
+        for p in peer_names:
+            cs = cases_of(p, f)
+            if not cs:
+                continue
+            d = median(best_o[1], f, cs) - median(p, f, cs)
+            if worst is None or d < worst[0]:
+                worst = (d, p, len(cs))
+        if worst:
+            lead.append(f"{f}: `{best_o[1]}` {best_o[0]:.2f}, closest peer `{worst[1]}` ({worst[0]:+.2f} dB"
+                        + (f" on its {worst[2]} cases" if worst[2] < n_cases[f] else "") + ")")
     if lead:
-        lines += ["", "Lead of our best method over the best peer: " + "; ".join(lead) + "."]
+        lines += ["", "Our best method per family and its lead over the closest peer (medians on the same "
+                  "cases): " + "; ".join(lead) + "."]
     autos = [r for r in records if r["method"] == "auto" and "choice" in r]
     if autos:
         lines += ["", "`auto` per family: the methods it chose, and the time of the choice alone (mean wall / "
@@ -562,6 +587,34 @@ def write_montage(records_out, cases, methods, path):
     canvas.save(path)
 
 
+def report_again(results: Path, peer_files: list):
+    """Write the tables again from ``results`` (a ``results.json``) with the peers' records re-read from
+    ``peer_files`` (a ``--peers-only`` run that went on after the run of ours)."""
+    saved = json.loads(results.read_text())
+    status = dict(saved["peers"])
+    records = [r for r in saved["records"] if r["method"] not in PEERS]
+    cases = {r["case"] for r in records}
+    if peer_files:
+        for f in peer_files:
+            more = json.loads(Path(f).read_text())
+            status.update(more["peers"])
+            fresh = {r["method"] for r in more["records"]}
+            records = [r for r in records if r["method"] not in fresh]
+            records += [r for r in saved["records"] if r["method"] in PEERS and r["method"] not in fresh]
+            records += [r for r in more["records"] if r["case"] in cases]
+    else:
+        records = saved["records"]
+    seen = set()
+    records = [r for r in records if not ((r["case"], r["method"]) in seen or seen.add((r["case"], r["method"])))]
+    methods = list(dict.fromkeys(r["method"] for r in records if r["method"] not in PEERS))
+    methods += [m for m in PEERS if any(r["method"] == m for r in records)]
+    note = saved.get("note", f"From `{results.name}`.") + (
+        f" Peers re-read with `--report` at {time.strftime('%H:%M UTC', time.gmtime())}." if peer_files else "")
+    (RESULTS / "results.json").write_text(json.dumps(dict(saved, records=records, peers=status, note=note),
+                                                     indent=1))
+    print(write_markdown(records, status, [], methods, [RESULTS / "RESULTS.md", HERE / "RESULTS.md"], note))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 images per family, scaling 512 and 1024 only")
@@ -578,6 +631,9 @@ def main(argv=None):
     ap.add_argument("--reuse-peers", nargs="+", default=None, metavar="FILE",
                     help="take the peers' records from these files (written by --peers-only on the same cases) "
                          "instead of running them (FSR best alone takes ~1 CPU-minute per case)")
+    ap.add_argument("--report", default=None, metavar="RESULTS_JSON",
+                    help="only write the tables again from a results.json, with the peers re-read from "
+                         "--reuse-peers")
     ap.add_argument("--_child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._child:
@@ -600,6 +656,9 @@ def main(argv=None):
         return
     sys.path.insert(0, str(REPO / "src"))
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        report_again(Path(args.report), args.reuse_peers or [])
+        return
     cases = load_cases(args.quick)
     ours = our_methods()
     if args.methods:
@@ -658,7 +717,7 @@ def main(argv=None):
                + ", ".join(f"`{Path(f).name}`" for f in args.reuse_peers)
                + ") on the same cases and machine, just before." if args.reuse_peers else ""))
     (RESULTS / "results.json").write_text(json.dumps({"records": records, "scaling": scaling,
-                                                      "peers": status}, indent=1))
+                                                      "peers": status, "note": note}, indent=1))
     write_montage(outputs, cases, list(methods), RESULTS / "montage.png")
     text = write_markdown(records, status, scaling, list(methods),
                           [RESULTS / "RESULTS.md", HERE / "RESULTS.md"], note)
