@@ -21,10 +21,14 @@ import inpaint_plugin as ip  # noqa: E402
 from inpaint_plugin import _masks, cli  # noqa: E402
 from inpaint_plugin._train import CLASSICAL_BASELINES, read_report, state_path, verdict  # noqa: E402
 from inpaint_plugin.deep import _train_data  # noqa: E402
-from inpaint_plugin.deep._discriminator import SNPatchGAN, hinge_d_loss, hinge_g_loss  # noqa: E402
 from inpaint_plugin.deep._backend import random_checkpoint  # noqa: E402
+from inpaint_plugin.deep._discriminator import SNPatchGAN, hinge_d_loss, hinge_g_loss  # noqa: E402
 from inpaint_plugin.deep._train_losses import (  # noqa: E402
-    VGG19Features, id_mrf_loss, load_vgg19, perceptual_loss, spatial_discount,
+    VGG19Features,
+    id_mrf_loss,
+    load_vgg19,
+    perceptual_loss,
+    spatial_discount,
 )
 
 #: small runs that every test may use (quiet, CPU)
