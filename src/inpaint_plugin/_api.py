@@ -21,8 +21,48 @@ def iter_inpaint(image, mask=None, method="biharmonic", *, channel_axis=None, no
 
     Yields ``(done, total)`` after each block (2-D slice or whole image) and returns the result
     as the generator's return value (``StopIteration.value``). Stop iterating to cancel: nothing
-    is written anywhere until the end. The arguments are those of :func:`inpaint` (numpy images, a
-    registered method).
+    is written anywhere until the end. Takes numpy images and a registered method (not ``"auto"``,
+    not dask arrays; use :func:`inpaint` for those).
+
+    Parameters
+    ----------
+    image : array_like
+        Integer or float image of any dimension; optional channel axis.
+    mask : array_like of bool, optional
+        True where pixels must be filled (shape = image shape without the channel axis, or its
+        trailing spatial axes). ``None`` fills the NaNs of a float image.
+    method : str, optional
+        Name of a registered method (default ``"biharmonic"``).
+    channel_axis : int, optional
+        Axis of the channels; ``None`` (default) for a single-channel image.
+    nodata : number, optional
+        Also fill the pixels that equal this value (compared in the image's dtype).
+    clip : bool, optional
+        Keep filled values within each channel's range of known values (default True).
+    per_slice : bool, optional
+        ``True`` fills each 2-D plane of an nD image on its own; ``False``/``None`` fills jointly
+        with methods that work in any dimension.
+    value_range : (float, float), optional
+        For deep networks: the data values mapped onto the network's [0, 1] (default: the uint8
+        range, else the 0.1 and 99.9 percentiles of the known values).
+    **params
+        Parameters of the method (see ``methods()[method].params``), e.g. ``seed``.
+
+    Yields
+    ------
+    tuple of int
+        ``(done, total)`` blocks filled so far.
+
+    Returns
+    -------
+    numpy.ndarray
+        Through ``StopIteration.value``: the repaired image, same shape and dtype, known pixels
+        unchanged.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the argument that is wrong (raised on the first ``next``).
     """
     prep = prepare(image, mask, method, channel_axis=channel_axis, nodata=nodata, clip=clip, per_slice=per_slice,
                    value_range=value_range, **params)

@@ -54,9 +54,30 @@ RESERVED = frozenset({"image", "mask", "method", "channel_axis", "nodata", "clip
 class Param:
     """One tunable parameter of a backend (enough to build a GUI from).
 
-    ``kind`` is one of ``"int"``, ``"float"``, ``"bool"``, ``"str"``, ``"path"``
-    (a file path, may be None). ``choices`` restricts str parameters.
-    ``min``/``max`` bound numbers (inclusive). ``default=None`` means optional.
+    Parameters
+    ----------
+    name : str
+        The keyword the backend's function takes.
+    kind : str
+        One of ``"int"``, ``"float"``, ``"bool"``, ``"str"``, ``"path"`` (a file path, may be None).
+    default : object
+        The default value; ``None`` means the parameter is optional.
+    description : str, optional
+        One line for help texts and tooltips (default ``""``).
+    min, max : float, optional
+        Inclusive bounds of numbers (default None: unbounded).
+    choices : sequence, optional
+        The allowed values of a str parameter (default None: any).
+
+    Attributes
+    ----------
+    type : type
+        The Python type of ``kind`` (``int``, ``float``, ``bool`` or ``str``).
+
+    Raises
+    ------
+    ValueError
+        When ``kind`` is not one of the kinds above.
     """
 
     name: str

@@ -10,8 +10,21 @@ THREADS_ENV = "INPAINT_PLUGIN_NUM_THREADS"
 
 
 def num_threads() -> int:
-    """Threads a backend may use: ``$INPAINT_PLUGIN_NUM_THREADS`` if set, otherwise the CPUs this process
-    may run on (``os.sched_getaffinity``, which respects taskset/cgroup pinning, else ``os.cpu_count``)."""
+    """Threads a backend may use.
+
+    ``$INPAINT_PLUGIN_NUM_THREADS`` if set, otherwise the CPUs this process may run on
+    (``os.sched_getaffinity``, which respects taskset/cgroup pinning, else ``os.cpu_count``).
+
+    Returns
+    -------
+    int
+        The number of threads, at least 1.
+
+    Raises
+    ------
+    ValueError
+        When the environment variable is set to something other than a positive integer.
+    """
     env = os.environ.get(THREADS_ENV, "").strip()
     if env:
         try:

@@ -116,12 +116,68 @@ class Inputs:
 
 
 def prepare_inputs(image, mask=None, *, channel_axis=None, nodata=None, clip=True) -> Inputs:
-    """Validate an image and its mask as :func:`inpaint` does, without choosing a method."""
+    """Validate an image and its mask as :func:`inpaint` does, without choosing a method.
+
+    Parameters
+    ----------
+    image : array_like
+        Integer or float image of any dimension.
+    mask : array_like of bool, optional
+        True where pixels must be filled; ``None`` fills the NaNs of a float image.
+    channel_axis : int, optional
+        Axis of the channels; ``None`` (default) for a single-channel image.
+    nodata : number, optional
+        Also fill the pixels that equal this value.
+    clip : bool, optional
+        Keep filled values within the known range (default True).
+
+    Returns
+    -------
+    Inputs
+        The validated, channel-last views of the image and its mask.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the argument that is wrong.
+    """
     return Inputs(image, mask, channel_axis, nodata, clip)
 
 
 class Prepared(Inputs):
-    """:class:`Inputs` plus a backend and its validated parameters."""
+    """:class:`Inputs` plus a backend and its validated parameters.
+
+    Parameters
+    ----------
+    image, mask, channel_axis, nodata, clip
+        As for :class:`Inputs`.
+    method : str or Backend
+        A registered method's name, or a backend object.
+    params : dict
+        The method's parameters, checked with ``Backend.check_params``.
+    per_slice : bool, optional
+        ``True`` fills each 2-D plane of an nD image on its own (default None: jointly where the
+        method works in any dimension).
+    value_range : (float, float), optional
+        The data values mapped onto a network's [0, 1]; only for methods with ``normalize="range"``.
+
+    Attributes
+    ----------
+    backend : Backend
+        The method's backend.
+    params : dict
+        The validated parameters.
+    value_range : tuple of float or None
+        The checked ``value_range``.
+    block_ndim : int
+        Spatial dimensions filled jointly (the leading ones are looped over).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a bad parameter, a ``value_range`` the method does not use, or an image with fewer
+        spatial dimensions than the method needs.
+    """
 
     def __init__(self, image, mask, channel_axis, nodata, method, params, clip, per_slice=None, value_range=None):
         self.backend: Backend = method if isinstance(method, Backend) else get_backend(method)
@@ -150,7 +206,34 @@ class Prepared(Inputs):
 
 def prepare(image, mask=None, method="biharmonic", *, channel_axis=None, nodata=None, clip=True, per_slice=None,
             value_range=None, **params) -> Prepared:
-    """Validate the arguments of :func:`inpaint` and return the prepared inputs (used by the GUI and dask)."""
+    """Validate the arguments of :func:`inpaint` and return the prepared inputs (used by the GUI and dask).
+
+    Parameters
+    ----------
+    image : array_like
+        Integer or float image of any dimension.
+    mask : array_like of bool, optional
+        True where pixels must be filled; ``None`` fills the NaNs of a float image.
+    method : str, optional
+        Name of a registered method (default ``"biharmonic"``).
+    channel_axis : int, optional
+        Axis of the channels; ``None`` (default) for a single-channel image.
+    nodata : number, optional
+        Also fill the pixels that equal this value.
+    clip : bool, optional
+        Keep filled values within the known range (default True).
+    per_slice : bool, optional
+        ``True`` fills each 2-D plane on its own.
+    value_range : (float, float), optional
+        The data values mapped onto a network's [0, 1].
+    **params
+        Parameters of the method.
+
+    Returns
+    -------
+    Prepared
+        The validated inputs, backend and parameters, ready for :func:`iter_prepared`.
+    """
     return Prepared(image, mask, channel_axis, nodata, method, params, clip, per_slice, value_range)
 
 
@@ -413,8 +496,29 @@ def _blocks(prep: Prepared):
 def iter_prepared(prep: Prepared, progress: Optional[ProgressCallback] = None) -> Generator[tuple, None, Any]:
     """Fill a :class:`Prepared` image; yields ``(done, total)`` per block, returns the result.
 
-    ``progress`` receives finer progress from backends that report it (``reports_progress``):
-    ``progress(done, total)`` over all blocks.
+    Parameters
+    ----------
+    prep : Prepared
+        The validated inputs from :func:`prepare`.
+    progress : callable, optional
+        ``progress(done, total)`` over all blocks, called with the finer progress of backends that
+        report it (``reports_progress``); None (default) for none.
+
+    Yields
+    ------
+    tuple of int
+        ``(done, total)`` blocks filled so far.
+
+    Returns
+    -------
+    numpy.ndarray
+        Through ``StopIteration.value``: the repaired image, the input's shape and dtype, known
+        pixels unchanged.
+
+    Raises
+    ------
+    ValueError
+        When the mask covers the whole image, or a whole block that is filled on its own.
     """
     img, mask = prep.img, prep.mask
     if not mask.any():

@@ -30,7 +30,18 @@ __all__ = [
 
 
 def is_dask(x) -> bool:
-    """True for a dask array (without importing dask)."""
+    """Tell whether ``x`` is a dask array, without importing dask.
+
+    Parameters
+    ----------
+    x : object
+        Any object.
+
+    Returns
+    -------
+    bool
+        True when ``x``'s type comes from the ``dask`` package and has ``chunks``.
+    """
     return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "chunks")
 
 
@@ -56,9 +67,28 @@ def check_dtype(dtype: np.dtype, name: str = "image") -> None:
 
 
 def check_image(image, name: str = "image") -> np.ndarray:
-    """``image`` as a numeric ndarray (no copy when it already is one), or a clear error.
+    """``image`` as a numeric array (no copy when it already is one), or a clear error.
 
     Works for dask arrays too when ``image`` is one (only its dtype and shape are checked).
+
+    Parameters
+    ----------
+    image : array_like or dask.array.Array
+        The image: an integer or float array (nested lists are converted with ``np.asarray``).
+    name : str, optional
+        The argument's name, used in error messages (default ``"image"``).
+
+    Returns
+    -------
+    numpy.ndarray or dask.array.Array
+        ``image`` itself when it is already an array, else ``np.asarray(image)``.
+
+    Raises
+    ------
+    TypeError
+        For a masked array, or a bool, complex or object dtype.
+    ValueError
+        For a ragged nested list, a 0-d array or an array with an empty axis.
     """
     if isinstance(image, np.ma.MaskedArray):
         raise TypeError(f"{name}: masked arrays are not supported; pass image.data and mask=image.mask")
@@ -70,7 +100,27 @@ def check_image(image, name: str = "image") -> np.ndarray:
 
 
 def check_channel_axis(channel_axis, ndim: int) -> Optional[int]:
-    """``channel_axis`` normalised to ``0..ndim-1`` (or None)."""
+    """``channel_axis`` normalised to ``0..ndim-1`` (or None).
+
+    Parameters
+    ----------
+    channel_axis : int or None
+        The axis that holds the colour channels; negative values count from the end.
+    ndim : int
+        The number of dimensions of the image.
+
+    Returns
+    -------
+    int or None
+        The axis as a non-negative index, or None when ``channel_axis`` is None.
+
+    Raises
+    ------
+    TypeError
+        When ``channel_axis`` is not an int (a bool is refused too).
+    ValueError
+        When it is outside ``[-ndim, ndim)``.
+    """
     if channel_axis is None:
         return None
     if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
@@ -82,12 +132,48 @@ def check_channel_axis(channel_axis, ndim: int) -> Optional[int]:
 
 
 def check_bool(value, name: str) -> bool:
+    """A flag that must be exactly True or False (a numpy bool counts).
+
+    Parameters
+    ----------
+    value : bool
+        The value given.
+    name : str
+        The argument's name, used in the error message.
+
+    Returns
+    -------
+    bool
+        ``value`` as a Python bool.
+
+    Raises
+    ------
+    TypeError
+        When ``value`` is anything else (``0``, ``1``, ``"yes"`` included).
+    """
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
 
 def check_progress(progress) -> Optional[Callable]:
+    """A progress callback: a callable ``progress(done, total)`` or None.
+
+    Parameters
+    ----------
+    progress : callable or None
+        The callback given.
+
+    Returns
+    -------
+    callable or None
+        ``progress`` unchanged.
+
+    Raises
+    ------
+    TypeError
+        When ``progress`` is neither None nor callable.
+    """
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be a callable progress(done, total) or None, got {progress!r}")
     return progress
@@ -116,6 +202,25 @@ def broadcast_mask(shape: Sequence[int], spatial_shape: Sequence[int], name: str
 
     A mask has the image's spatial shape, or the shape of its trailing spatial axes: a 2-D defect map
     on a (T, Y, X) stack applies to every frame (static sensor defects sit at the same place in each).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The mask's shape.
+    spatial_shape : sequence of int
+        The image's shape without its channel axis.
+    name : str, optional
+        The argument's name, used in the error message (default ``"mask"``).
+
+    Returns
+    -------
+    tuple of int
+        The leading spatial axes the mask is broadcast over; ``()`` when the shapes are equal.
+
+    Raises
+    ------
+    ValueError
+        When ``shape`` is neither ``spatial_shape`` nor its trailing axes.
     """
     shape, spatial = tuple(shape), tuple(spatial_shape)
     if shape == spatial:
@@ -128,8 +233,33 @@ def broadcast_mask(shape: Sequence[int], spatial_shape: Sequence[int], name: str
 
 
 def check_mask(mask, spatial_shape: Sequence[int], name: str = "mask") -> np.ndarray:
-    """A boolean numpy mask of exactly ``spatial_shape`` (a mask of the trailing axes is broadcast;
-    the result is a read-only view then: copy it before writing)."""
+    """A boolean numpy mask of exactly ``spatial_shape``.
+
+    A mask of the trailing axes is broadcast; the result is a read-only view then: copy it before
+    writing. Integer masks count any non-zero value as a hole (napari Labels); float masks may only
+    hold 0 and 1.
+
+    Parameters
+    ----------
+    mask : array_like
+        The mask (True = fill): bool, 0/1 float or integer.
+    spatial_shape : sequence of int
+        The image's shape without its channel axis.
+    name : str, optional
+        The argument's name, used in error messages (default ``"mask"``).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        The mask with shape ``spatial_shape``.
+
+    Raises
+    ------
+    TypeError
+        For a dtype other than bool, integer or float.
+    ValueError
+        For a float mask with NaN or values other than 0 and 1, or a shape that does not fit.
+    """
     m = mask_values(_asarray(mask, name), name)
     lead = broadcast_mask(m.shape, spatial_shape, name)
     if lead:
@@ -138,8 +268,23 @@ def check_mask(mask, spatial_shape: Sequence[int], name: str = "mask") -> np.nda
 
 
 def collapse_rgb_mask(m: np.ndarray, spatial_shape: Sequence[int]) -> np.ndarray:
-    """A mask read from a picture file with colour channels (``(*spatial, 3|4)``) as one boolean plane:
-    a pixel is a hole when any of its channels is non-zero. Other shapes are returned unchanged."""
+    """A mask read from a picture file with colour channels as one boolean plane.
+
+    A pixel is a hole when any of its channels is non-zero.
+
+    Parameters
+    ----------
+    m : numpy.ndarray
+        The mask as read, e.g. ``(*spatial_shape, 3)`` or ``(*spatial_shape, 4)``.
+    spatial_shape : sequence of int
+        The image's shape without its channel axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        A bool array of ``spatial_shape`` when ``m`` has a trailing axis of 3 or 4 channels beyond
+        it; ``m`` unchanged otherwise.
+    """
     if m.ndim == len(spatial_shape) + 1 and m.shape[:-1] == tuple(spatial_shape) and m.shape[-1] in (3, 4):
         return (np.asarray(m) != 0).any(axis=-1)
     return m
@@ -150,6 +295,26 @@ def check_nodata(nodata: Any, dtype: np.dtype):
 
     The comparison happens in the image's dtype: ``nodata=0.1`` on float32 data matches
     ``np.float32(0.1)``. A value the dtype cannot hold is an error (it would match no pixel).
+
+    Parameters
+    ----------
+    nodata : int, float or None
+        The value that marks missing pixels; NaN is allowed for float images.
+    dtype : numpy.dtype
+        The image's dtype.
+
+    Returns
+    -------
+    numpy scalar or None
+        ``nodata`` cast to ``dtype``, or None.
+
+    Raises
+    ------
+    TypeError
+        When ``nodata`` is not a real number (a bool is refused).
+    ValueError
+        For NaN on an integer image, a non-integer value on an integer image, or a value outside the
+        dtype's range.
     """
     if nodata is None:
         return None
@@ -177,14 +342,45 @@ def check_nodata(nodata: Any, dtype: np.dtype):
 
 
 def nodata_mask(img: np.ndarray, nodata) -> np.ndarray:
-    """Per-value matches of a checked ``nodata`` (from :func:`check_nodata`) in ``img``."""
+    """Where ``img`` holds a checked ``nodata`` value (from :func:`check_nodata`).
+
+    Parameters
+    ----------
+    img : numpy.ndarray
+        The image, channels included.
+    nodata : numpy scalar
+        The value from :func:`check_nodata`; NaN is matched with ``np.isnan``.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        Per-value matches, the shape of ``img``.
+    """
     if isinstance(nodata, np.floating) and np.isnan(nodata):
         return np.isnan(img)
     return img == nodata
 
 
 def check_value_range(value_range) -> Optional[tuple]:
-    """``value_range=(lo, hi)``: finite numbers with lo < hi (or None)."""
+    """``value_range=(lo, hi)``: finite numbers with lo < hi (or None).
+
+    Parameters
+    ----------
+    value_range : tuple of float or None
+        The range of valid intensities, ``(lo, hi)``, in the image's units.
+
+    Returns
+    -------
+    tuple of float or None
+        ``(lo, hi)`` as floats, or None.
+
+    Raises
+    ------
+    TypeError
+        When ``value_range`` is not a pair of numbers.
+    ValueError
+        When a bound is not finite or ``lo >= hi``.
+    """
     if value_range is None:
         return None
     try:
