@@ -255,3 +255,73 @@ def test_masks_without_known_pixels_are_refused(name, method_params):
         one_slice[1] = True
         with pytest.raises(ValueError, match="slice"):
             ip.inpaint(image, one_slice, name, **params)
+
+
+CLASSICAL = [n for n, b in METHODS.items() if not b.needs_weights and b.normalize in ("joint", "per_channel", True)]
+
+
+@pytest.mark.parametrize("name", CLASSICAL)
+def test_fills_are_equivariant_to_offset_and_scale(name, method_params):
+    """``fill(a * x + b) == a * fill(x) + b`` (float64, to a few ulps of the data's own variation) for the
+    methods that work on centred, scaled values (``normalize`` "joint" or per channel), whatever the offset
+    and scale."""
+    backend = METHODS[name]
+    kw = dict(method_params(name), **({"seed": 3} if "seed" in backend.param_map else {}))
+
+    @settings(max_examples=max(2, _examples(backend) // 3), deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(h=st.integers(6, 18), w=st.integers(6, 18), seed=st.integers(0, 2**32 - 1),
+           offset=st.sampled_from([0.0, 1e5, -3e7, 1e10]), log_scale=st.sampled_from([-150, -3, 0, 4, 150]))
+    def check(h, w, seed, offset, log_scale):
+        rng = np.random.default_rng(seed)
+        yy, xx = np.mgrid[:h, :w]
+        x = np.sin(xx / 3.0 + rng.uniform(0, 3)) + np.cos(yy / 4.0) + 0.1 * rng.standard_normal((h, w))
+        mask = _mask(rng, (h, w), "random", 0.25)
+        if mask.all() or not mask.any():
+            return
+        scale = 10.0**log_scale
+        base = ip.inpaint(x, mask, name, **kw)
+        moved = ip.inpaint(x * scale + offset, mask, name, **kw)
+        assert np.isfinite(moved).all()
+        back = (moved - offset) / scale
+        # x * scale + offset rounds to float64: that quantisation bounds the agreement
+        tol = 1e-6 * np.ptp(x) + 8 * np.finfo(np.float64).eps * (abs(offset) / scale + np.abs(x).max())
+        assert np.abs(back - base)[mask].max() <= tol
+
+    check()
+
+
+@pytest.mark.parametrize("name", [n for n, b in METHODS.items() if not b.needs_weights])
+def test_64_bit_integer_extremes(name, method_params):
+    """64-bit integers: values near the dtype's limits come back in range and in the known range,
+    constant images stay constant (float64 cannot hold these values: no wrap-around, no 0 or -2**63)."""
+    backend = METHODS[name]
+    kw = dict(method_params(name), **({"seed": 1} if "seed" in backend.param_map else {}))
+
+    @settings(max_examples=max(2, _examples(backend) // 3), deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(dtype=st.sampled_from([np.int64, np.uint64]), at=st.sampled_from(["max", "min", "both"]),
+           seed=st.integers(0, 2**32 - 1))
+    def check(dtype, at, seed):
+        rng = np.random.default_rng(seed)
+        info = np.iinfo(dtype)
+        h, w = 10, 12
+        noise = rng.integers(0, 1000, (h, w)).astype(object)
+        if at == "max":
+            img = np.array(int(info.max) - noise, dtype=object).astype(dtype)
+        elif at == "min":
+            img = np.array(int(info.min) + noise, dtype=object).astype(dtype)
+        else:
+            img = np.where(rng.random((h, w)) < 0.5, info.min, info.max).astype(dtype)
+        mask = _mask(rng, (h, w), "random", 0.3)
+        if mask.all() or not mask.any():
+            return
+        out = ip.inpaint(img, mask, name, **kw)
+        assert out.dtype == img.dtype
+        assert np.array_equal(out[~mask], img[~mask])
+        known = img[~mask]
+        assert out[mask].min() >= known.min() and out[mask].max() <= known.max()
+        const = np.full((h, w), info.max, dtype=dtype)
+        assert (ip.inpaint(const, mask, name, **kw) == info.max).all()
+
+    check()

@@ -51,6 +51,7 @@ BACKENDS = [
                   "learned one", min=0.0, max=1e6),
         ),
         dtype="float64",
+        normalize="joint",  # centred, scaled values: the ridge fit is then equivariant to offset and scale
         margin=24,
     )
 ]
