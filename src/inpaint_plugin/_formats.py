@@ -114,7 +114,18 @@ def _supported() -> str:
 
 
 def is_zarr_store(path: PathLike) -> bool:
-    """Whether ``path`` is a folder holding zarr metadata (``zarr.json``, ``.zarray`` or ``.zgroup``)."""
+    """Whether ``path`` is a folder holding zarr metadata (``zarr.json``, ``.zarray`` or ``.zgroup``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file system path.
+
+    Returns
+    -------
+    bool
+        True for a directory with one of those metadata files directly inside it.
+    """
     p = Path(os.fspath(path))
     return p.is_dir() and any((p / name).exists() for name in _ZARR_MARKERS)
 
@@ -153,7 +164,18 @@ _ZARR = next(f for f in FORMATS if f.name == "zarr")
 
 
 def missing_extra(fmt: Format) -> Optional[str]:
-    """The ``pip install`` hint when the optional dependencies ``fmt`` needs are not installed, else None."""
+    """The ``pip install`` hint when the optional dependencies ``fmt`` needs are not installed, else None.
+
+    Parameters
+    ----------
+    fmt : Format
+        A row of the format table; only ``fmt.extra == "dask"`` (zarr: dask and zarr) is checked.
+
+    Returns
+    -------
+    str or None
+        A message naming the format and the extra to install, or None when nothing is missing.
+    """
     if fmt.extra != "dask":
         return None
     try:

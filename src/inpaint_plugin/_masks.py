@@ -111,7 +111,27 @@ def stroke_mask(shape, rng: np.random.Generator) -> np.ndarray:
 
 
 def scratch_mask(shape, rng: np.random.Generator) -> np.ndarray:
-    """1-6 thin straight scratches (1-3 px wide) across the image, horizontal-ish or vertical-ish."""
+    """1-6 thin straight scratches (1-3 px wide) across the image, horizontal-ish or vertical-ish.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(height, width)`` of the mask, in pixels.
+    rng : numpy.random.Generator
+        The source of randomness (the mask is a function of its state).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        The ``(height, width)`` mask, True = hole.
+
+    Raises
+    ------
+    TypeError
+        When ``rng`` is not a ``numpy.random.Generator``.
+    ValueError
+        When ``shape`` is not two integers of at least 8.
+    """
     h, w = _check(shape, rng)
     n, width = int(rng.integers(1, 7)), int(rng.integers(1, 4))
     if rng.random() < 0.5:
@@ -120,7 +140,27 @@ def scratch_mask(shape, rng: np.random.Generator) -> np.ndarray:
 
 
 def stripe_mask(shape, rng: np.random.Generator) -> np.ndarray:
-    """Periodic slanted stripes (SLC-off style) or 1-4 dead rows/columns, vertical or horizontal."""
+    """Periodic slanted stripes (SLC-off style) or 1-4 dead rows/columns, vertical or horizontal.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(height, width)`` of the mask, in pixels.
+    rng : numpy.random.Generator
+        The source of randomness (the mask is a function of its state).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        The ``(height, width)`` mask, True = hole.
+
+    Raises
+    ------
+    TypeError
+        When ``rng`` is not a ``numpy.random.Generator``.
+    ValueError
+        When ``shape`` is not two integers of at least 8.
+    """
     h, w = _check(shape, rng)
     vertical = rng.random() < 0.5
     rows, cols = (w, h) if vertical else (h, w)
@@ -138,7 +178,27 @@ def stripe_mask(shape, rng: np.random.Generator) -> np.ndarray:
 
 
 def dead_pixel_mask(shape, rng: np.random.Generator) -> np.ndarray:
-    """Scattered dead/hot pixels (0.2-3 % of the image), grown to 2 x 2 clusters one time in three."""
+    """Scattered dead/hot pixels (0.2-3 % of the image), grown to 2 x 2 clusters one time in three.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(height, width)`` of the mask, in pixels.
+    rng : numpy.random.Generator
+        The source of randomness (the mask is a function of its state).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        The ``(height, width)`` mask, True = hole.
+
+    Raises
+    ------
+    TypeError
+        When ``rng`` is not a ``numpy.random.Generator``.
+    ValueError
+        When ``shape`` is not two integers of at least 8.
+    """
     h, w = _check(shape, rng)
     fraction = float(np.exp(rng.uniform(np.log(0.002), np.log(0.03))))
     mask = dead_pixels_mask((h, w), fraction, seed=rng)
@@ -153,7 +213,27 @@ def dead_pixel_mask(shape, rng: np.random.Generator) -> np.ndarray:
 
 
 def box_mask(shape, rng: np.random.Generator) -> np.ndarray:
-    """1-3 axis-aligned rectangles with sides between 1/8 and 1/2 of the image."""
+    """1-3 axis-aligned rectangles with sides between 1/8 and 1/2 of the image.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(height, width)`` of the mask, in pixels.
+    rng : numpy.random.Generator
+        The source of randomness (the mask is a function of its state).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        The ``(height, width)`` mask, True = hole.
+
+    Raises
+    ------
+    TypeError
+        When ``rng`` is not a ``numpy.random.Generator``.
+    ValueError
+        When ``shape`` is not two integers of at least 8.
+    """
     h, w = _check(shape, rng)
     mask = np.zeros((h, w), bool)
     for _ in range(int(rng.integers(1, 4))):
@@ -175,7 +255,23 @@ FAMILIES = {
 
 
 def check_families(families) -> tuple:
-    """Validate a family selection (None = all); returns a tuple of family names."""
+    """Validate a selection of mask families.
+
+    Parameters
+    ----------
+    families : sequence of str, str or None
+        Names from :data:`FAMILIES`, or one comma-separated string; None selects all.
+
+    Returns
+    -------
+    tuple of str
+        The family names, duplicates removed, in the order given.
+
+    Raises
+    ------
+    ValueError
+        For an empty selection or an unknown family name.
+    """
     if families is None:
         return tuple(FAMILIES)
     if isinstance(families, str):

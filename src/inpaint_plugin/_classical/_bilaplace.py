@@ -236,15 +236,33 @@ def _assemble_kernel(shape, mask, uid, pix, values, origin, fstrides, soff, scoe
 def assemble(values: np.ndarray, mask: np.ndarray, origin=None):
     """The biharmonic system of a ``(*spatial, C)`` image and a boolean mask.
 
-    ``mask`` covers the whole image (``origin=None``) or a box of it starting at the coordinates
-    ``origin``; a box must hold its holes at least two pixels inside any edge that is not the image's
-    (its edges are treated as the image border). No copy of ``values`` is made when it is C-contiguous.
+    No copy of ``values`` is made when it is C-contiguous float64.
+
+    Parameters
+    ----------
+    values : numpy.ndarray of float
+        The whole ``(*spatial, C)`` image (hole values are ignored).
+    mask : numpy.ndarray of bool
+        The holes, over the whole image (``origin=None``) or over a box of it; a box must hold its
+        holes at least two pixels inside any edge that is not the image's (its edges are treated as
+        the image border).
+    origin : sequence of int, optional
+        The coordinates of the box's first pixel in the image (default None: the whole image).
 
     Returns
     -------
-    A : scipy.sparse.csr_array, ``(n, n)``, the bi-Laplacian rows/columns of the hole pixels.
-    b : ``(n, C)`` right-hand side (known values moved over).
-    pix : ``(n,)`` flat indices of the hole pixels in the mask (C order).
+    A : scipy.sparse.csr_array
+        ``(n, n)``: the bi-Laplacian rows and columns of the ``n`` hole pixels.
+    b : numpy.ndarray
+        ``(n, C)`` right-hand side (the known values moved over).
+    pix : numpy.ndarray
+        ``(n,)`` flat indices of the hole pixels in ``mask`` (C order).
+
+    Raises
+    ------
+    ValueError
+        When ``mask`` does not have the image's shape (``origin=None``), or holds too many hole
+        pixels for 32-bit indices.
     """
     from scipy import sparse
 
@@ -884,16 +902,28 @@ def biharmonic_solve(values: np.ndarray, mask: np.ndarray, threads: int | None =
                      out: np.ndarray | None = None) -> np.ndarray:
     """The biharmonic solution at the hole pixels.
 
-    ``values``: ``(*spatial, C)`` float image (hole values are ignored); ``mask``: ``spatial`` bool.
-    ``threads``: how many independent blocks are solved at once (default:
-    :func:`inpaint_plugin._config.num_threads`); the result does not depend on it.
-    Returns the solution as ``(n_hole, C)`` in C order of the pixels, or, given ``out`` (a ``(npix, C)``
-    array, e.g. a flat view of ``values``), writes it to ``out``'s hole rows and returns ``out``.
-
     The hole splits into independent blocks; the small ones are solved together by one sparse direct
     factorisation, every large one on its own bounding box (plus the two-pixel reach of the stencil)
     by multigrid-preconditioned CG. The large blocks run in a thread pool, largest first: the numba
     kernels release the GIL, and a thread that finds no free core merely waits its turn (no spinning).
+
+    Parameters
+    ----------
+    values : numpy.ndarray of float
+        ``(*spatial, C)`` image; the values at the hole pixels are ignored.
+    mask : numpy.ndarray of bool
+        ``spatial``: the holes.
+    threads : int, optional
+        How many independent blocks are solved at once (default None:
+        :func:`inpaint_plugin._config.num_threads`); the result does not depend on it.
+    out : numpy.ndarray, optional
+        A ``(npix, C)`` array (e.g. a flat view of ``values``) whose hole rows receive the solution.
+
+    Returns
+    -------
+    numpy.ndarray
+        Without ``out``: the solution as ``(n_hole, C)`` float64, hole pixels in C order. With
+        ``out``: ``out`` itself, its hole rows written.
     """
     from scipy import ndimage as ndi
 

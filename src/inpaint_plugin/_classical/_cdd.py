@@ -116,7 +116,28 @@ def _cross_dilate(mask: np.ndarray) -> np.ndarray:
 
 
 class PixelSets(NamedTuple):
-    """What the kernel evaluates for one hole mask."""
+    """What the kernel evaluates for one hole mask (see the module's docstring).
+
+    Parameters
+    ----------
+    hpix : numpy.ndarray of int64
+        Flat indices of the hole pixels (the pixels that evolve).
+    kpix : numpy.ndarray of int64
+        Flat indices of the hole pixels and their axis neighbours (where the curvature is needed:
+        the face ends).
+    cpix : numpy.ndarray of int64
+        ``kpix`` and their axis neighbours (where the central differences are needed).
+    edge : numpy.ndarray of uint8
+        ``(nd, npix)``: 0 inside, 1 first, 2 last along the axis, 3 the axis has a single pixel.
+    strides : numpy.ndarray of int64
+        ``(nd,)``: the flat-index step of each axis (C order).
+
+    Attributes
+    ----------
+    fraction : float
+        Fraction of the box's pixels the kernel evaluates. Near 1 (one solid block) the array
+        version is faster: it runs vectorised over the whole box.
+    """
 
     hpix: np.ndarray  # the hole pixels
     kpix: np.ndarray  # ... and their axis neighbours (curvature, face ends)
@@ -132,7 +153,19 @@ class PixelSets(NamedTuple):
 
 
 def pixel_sets(mask: np.ndarray) -> PixelSets:
-    """The :class:`PixelSets` of the hole ``mask``."""
+    """The :class:`PixelSets` of the hole ``mask``.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of bool
+        The holes in the box the kernel runs on, any number of dimensions.
+
+    Returns
+    -------
+    PixelSets
+        The hole pixels, the two rings of axis neighbours the update reads, the edge codes and
+        strides.
+    """
     strides = np.array([int(np.prod(mask.shape[a + 1:])) for a in range(mask.ndim)], dtype=np.int64)
     near = _cross_dilate(mask)
     edge = np.zeros((mask.ndim, mask.size), np.uint8)
@@ -146,10 +179,35 @@ def pixel_sets(mask: np.ndarray) -> PixelSets:
 
 def cdd_run(u: np.ndarray, mask, p: float, eps: float, iterations: int, tol: float,
             kappa_max: float) -> tuple:
-    """Up to ``iterations`` explicit CDD steps on ``u`` (``nd``-D float64, C-contiguous, modified in
-    place; the hole pixels evolve, the others are fixed). ``mask``: the holes, or their
-    :func:`pixel_sets`. Stops after the step whose largest ``|u_t|`` on the hole is at most ``tol``.
-    Returns ``(steps, last rate)``.
+    """Up to ``iterations`` explicit CDD steps on ``u``, the hole pixels evolving, the others fixed.
+
+    Each step's time step is ``min(0.45 / (2 nd max(g / |grad u|_eps)), 0.45 eps / (2 nd))``; see
+    :mod:`inpaint_plugin.backends.cdd` for the equation.
+
+    Parameters
+    ----------
+    u : numpy.ndarray of float64
+        The ``nd``-D box of one channel, C-contiguous, scaled to [0, 1]; modified in place.
+    mask : numpy.ndarray of bool or PixelSets
+        The holes, or their :func:`pixel_sets` (computed once and reused across channels).
+    p : float
+        The exponent of the curvature weight ``g(s) = s**p``.
+    eps : float
+        The regularisation of ``|grad u|_eps = sqrt(|grad u|**2 + eps**2)`` (relative to the data
+        range).
+    iterations : int
+        The most steps to make.
+    tol : float
+        Stop after the step whose largest ``|u_t|`` on the hole is at most this.
+    kappa_max : float
+        The bound on ``|kappa|`` before ``g`` is applied.
+
+    Returns
+    -------
+    steps : int
+        The number of steps made.
+    rate : float
+        The largest ``|u_t|`` on the hole in the last step (0 when the evolution stopped).
     """
     sets = mask if isinstance(mask, PixelSets) else pixel_sets(mask)
     steps, rate = _cdd_run(u.reshape(-1), sets.hpix, sets.kpix, sets.cpix, sets.edge, sets.strides, float(p),

@@ -12,6 +12,16 @@ def hole_width(mask: np.ndarray) -> float:
     1 for isolated pixels and one-pixel lines, about half the width for stripes and strokes, half the
     side for a square; 0 for an empty mask. nD masks are measured in the planes of their last two
     axes (as the 2-D methods see them); a plane with no known pixel gives its larger side.
+
+    Parameters
+    ----------
+    mask : array_like of bool
+        The holes (True = fill), any number of dimensions.
+
+    Returns
+    -------
+    float
+        The hole width measure, in pixels (Euclidean distance transform).
     """
     from scipy import ndimage
 

@@ -279,6 +279,18 @@ def auto_levels(mask: np.ndarray, patch_size: int) -> int:
 
     Halves while the largest distance from a hole pixel to the known region exceeds the patch
     radius and the halved image still holds a few patches (its shorter side >= 4 patch sizes).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of bool
+        The 2-D hole mask (True = fill) at full resolution.
+    patch_size : int
+        The side of the square patches, in pixels.
+
+    Returns
+    -------
+    int
+        The number of levels, at least 1 (1 = full resolution only).
     """
     from scipy.ndimage import distance_transform_edt
 

@@ -74,10 +74,33 @@ def _iterate(hpix, hrow, hprev, dpix, dnext, u, ubar, p, sigma, tau, iterations,
 
 def tv_iterate(u: np.ndarray, mask: np.ndarray, iterations: int, goal: float, sigma: float, tau: float,
                check_every: int) -> int:
-    """Chambolle-Pock steps for TV inpainting of ``u`` (``(*spatial, C)`` float64, C-contiguous, the
-    initial fill in the holes, modified in place) with the known pixels fixed; ``mask``: the holes.
+    """Chambolle-Pock steps for TV inpainting of ``u`` with the known pixels fixed.
 
-    Returns the number of steps made (the dual variable starts at zero, ``u_bar`` at ``u``).
+    Only the hole pixels and the dual variables that enter their update are visited (see the
+    module's docstring). The dual variable starts at zero, ``u_bar`` at ``u``.
+
+    Parameters
+    ----------
+    u : numpy.ndarray of float64
+        ``(*spatial, C)``, C-contiguous: the image with an initial fill in the holes; updated in
+        place.
+    mask : numpy.ndarray of bool
+        ``spatial``: the holes, the only pixels that change.
+    iterations : int
+        The most primal-dual steps to make.
+    goal : float
+        Stop once the largest change of a hole pixel in a checked step is at most this (in the
+        units of ``u``).
+    sigma, tau : float
+        The dual and primal step sizes (``sigma * tau * L**2 <= 1`` for convergence, ``L**2 = 4 * ndim``
+        for forward differences).
+    check_every : int
+        Test the stopping rule every this many steps (and at the last one).
+
+    Returns
+    -------
+    int
+        The number of steps made.
     """
     shape = mask.shape
     nd = mask.ndim
