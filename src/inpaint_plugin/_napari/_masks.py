@@ -24,12 +24,34 @@ __all__ = ["level0", "spatial_shape", "current_index", "check_mask_shape", "take
 
 
 def level0(layer):
-    """The full-resolution data of ``layer`` (the first level of multiscale data), not converted."""
+    """The full-resolution data of ``layer`` (the first level of multiscale data), not converted.
+
+    Parameters
+    ----------
+    layer : napari.layers.Layer
+        An image or labels layer, multiscale or not.
+
+    Returns
+    -------
+    array_like
+        ``layer.data[0]`` for multiscale data, else ``layer.data`` (numpy, dask, zarr, ...).
+    """
     return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
 
 
 def spatial_shape(layer) -> tuple:
-    """Shape of an image layer without its RGB(A) axis."""
+    """Shape of an image layer without its RGB(A) axis.
+
+    Parameters
+    ----------
+    layer : napari.layers.Image
+        The image layer.
+
+    Returns
+    -------
+    tuple of int
+        The shape of its full-resolution data, the last axis dropped when ``layer.rgb``.
+    """
     shape = tuple(level0(layer).shape)
     return shape[:-1] if getattr(layer, "rgb", False) else shape
 
@@ -45,6 +67,11 @@ def current_index(layer, world_point, nlead: int) -> tuple:
         The viewer's current position (``viewer.dims.point``).
     nlead : int
         Number of leading axes to index (all but the two displayed spatial axes).
+
+    Returns
+    -------
+    tuple of int
+        One index per leading axis, rounded and clipped to the layer's shape.
     """
     position = np.asarray(layer.world_to_data(world_point), dtype=float)
     shape = spatial_shape(layer)
@@ -52,7 +79,22 @@ def current_index(layer, world_point, nlead: int) -> tuple:
 
 
 def check_mask_shape(shape: tuple, spatial: tuple, what: str) -> None:
-    """Raise ``ValueError`` unless ``shape`` equals ``spatial`` or its last ``len(shape)`` axes."""
+    """Raise ``ValueError`` unless ``shape`` equals ``spatial`` or its last ``len(shape)`` axes.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The shape of the mask-like array.
+    spatial : tuple of int
+        The image's spatial shape (see :func:`spatial_shape`).
+    what : str
+        What the array is, for the message (e.g. ``"mask layer 'Labels'"``).
+
+    Raises
+    ------
+    ValueError
+        When the shapes do not fit.
+    """
     shape, spatial = tuple(shape), tuple(spatial)
     if len(shape) == 0 or len(shape) > len(spatial) or spatial[len(spatial) - len(shape):] != shape:
         raise ValueError(f"{what} has shape {shape}, which does not fit the image's shape {spatial} "
@@ -62,12 +104,26 @@ def check_mask_shape(shape: tuple, spatial: tuple, what: str) -> None:
 def take_region(array, spatial: tuple, index: tuple, broadcast: bool = True) -> np.ndarray:
     """The part of a mask-like ``array`` that covers the region ``index`` of an image.
 
-    ``array`` has the image's spatial shape or its last axes (see :func:`check_mask_shape`);
-    ``index`` holds integer indices for the first axes of the image (``()``: the whole image).
-    Returns a numpy array with the region's shape (with ``broadcast=False``: its trailing axes
-    when ``array`` has fewer, e.g. a 2-D mask for a whole stack, which :func:`inpaint_plugin.inpaint`
-    applies to every frame without a copy per frame); only the selected part of a lazy (dask)
-    array is computed.
+    Only the selected part of a lazy (dask) array is computed.
+
+    Parameters
+    ----------
+    array : array_like
+        Numpy, dask or zarr array with the image's spatial shape or its last axes (see
+        :func:`check_mask_shape`).
+    spatial : tuple of int
+        The image's spatial shape.
+    index : tuple of int
+        Integer indices for the first axes of the image (``()``: the whole image).
+    broadcast : bool, optional
+        If True (default) the result has the region's full shape; if False it keeps only the
+        trailing axes ``array`` has, e.g. a 2-D mask for a whole stack, which
+        :func:`inpaint_plugin.inpaint` applies to every frame without a copy per frame.
+
+    Returns
+    -------
+    numpy.ndarray
+        The region of ``array`` (a read-only broadcast view when it was broadcast).
     """
     spatial = tuple(spatial)
     missing = len(spatial) - array.ndim  # leading image axes the array does not have
@@ -80,6 +136,16 @@ def is_lazy(layer) -> bool:
     """True for layers whose data must not be read into memory: multiscale, dask, zarr, ...
 
     Only plain numpy arrays count as in memory.
+
+    Parameters
+    ----------
+    layer : napari.layers.Layer
+        Any layer with ``data``.
+
+    Returns
+    -------
+    bool
+        True unless the layer holds one numpy array.
     """
     return bool(getattr(layer, "multiscale", False)) or not isinstance(layer.data, np.ndarray)
 
@@ -87,8 +153,18 @@ def is_lazy(layer) -> bool:
 def as_dask(array, chunks=None):
     """``array`` as a dask array, without reading it.
 
-    Dask arrays are returned as they are. Other arrays (numpy, zarr, h5py, ...) are wrapped with
-    ``chunks`` when given, else with their own chunks (zarr, h5py) or dask's automatic chunks.
+    Parameters
+    ----------
+    array : array_like
+        Dask arrays are returned as they are; others (numpy, zarr, h5py, ...) are wrapped.
+    chunks : tuple or str, optional
+        The chunks to wrap with (default None: the array's own chunks (zarr, h5py), else dask's
+        ``"auto"``).
+
+    Returns
+    -------
+    dask.array.Array
+        A lazy view of ``array``.
     """
     import dask.array as da
 
@@ -102,7 +178,20 @@ def as_dask(array, chunks=None):
 
 
 def spatial_chunks(array, rgb: bool) -> tuple:
-    """The chunks of a dask image along its spatial axes (without the RGB(A) axis)."""
+    """The chunks of a dask image along its spatial axes (without the RGB(A) axis).
+
+    Parameters
+    ----------
+    array : dask.array.Array
+        The image.
+    rgb : bool
+        Whether its last axis holds RGB(A) channels.
+
+    Returns
+    -------
+    tuple of tuple of int
+        ``array.chunks`` without the last axis' chunks when ``rgb``.
+    """
     return tuple(array.chunks[:-1] if rgb else array.chunks)
 
 
@@ -117,6 +206,12 @@ def lazy_mask(array, chunks: tuple):
     chunks : tuple of tuple of int
         The image's spatial chunks (see :func:`spatial_chunks`): the mask gets the same chunks,
         so the tiled inpainting reads mask and image chunk by chunk together.
+
+    Returns
+    -------
+    dask.array.Array of bool
+        The mask with the image's spatial shape and ``chunks``, broadcast over the leading axes
+        ``array`` lacks.
     """
     import dask.array as da
 
@@ -143,8 +238,20 @@ def shapes_to_mask(shapes_layer, image_layer) -> np.ndarray:
     Vertices go through the Shapes layer's data-to-world and the image layer's world-to-data
     transforms, so shapes drawn over a scaled or translated image land on the right pixels.
     Filled shapes (rectangles, ellipses, polygons) mask their inside, lines and paths the pixels
-    they cross. The result has the image's spatial shape, or its last axes when the Shapes layer
-    has fewer dimensions (2-D shapes over a stack then apply to every slice).
+    they cross.
+
+    Parameters
+    ----------
+    shapes_layer : napari.layers.Shapes
+        The shapes to rasterize.
+    image_layer : napari.layers.Image
+        The image whose pixel grid the mask is on.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        The image's spatial shape, or its last axes when the Shapes layer has fewer dimensions (2-D
+        shapes over a stack then apply to every slice); True inside the shapes.
     """
     grid, vertices = _shapes_on_grid(shapes_layer, image_layer)
     if not vertices:
@@ -179,6 +286,20 @@ def shapes_to_lazy_mask(shapes_layer, image_layer, chunks: tuple):
     The result equals :func:`shapes_to_mask` (broadcast to the image's spatial shape): filled
     shapes are rasterized at pixel centres, which a shift by whole pixels does not change, and
     paths are clipped to the grid edge exactly as on the full grid.
+
+    Parameters
+    ----------
+    shapes_layer : napari.layers.Shapes
+        The shapes to rasterize.
+    image_layer : napari.layers.Image
+        The image whose pixel grid the mask is on.
+    chunks : tuple of tuple of int
+        The image's spatial chunks (see :func:`spatial_chunks`).
+
+    Returns
+    -------
+    dask.array.Array of bool
+        The mask with the image's spatial shape and ``chunks``.
     """
     import dask.array as da
 
@@ -199,7 +320,13 @@ def shapes_to_lazy_mask(shapes_layer, image_layer, chunks: tuple):
 
 
 def detector() -> Optional[object]:
-    """``inpaint_plugin.detect`` (automatic defect detection) when this installation has it, else None."""
+    """``inpaint_plugin.detect`` (automatic defect detection) when this installation has it, else None.
+
+    Returns
+    -------
+    callable or None
+        The detection function, or None when it cannot be imported.
+    """
     import inpaint_plugin
 
     try:

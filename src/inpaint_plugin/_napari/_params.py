@@ -54,6 +54,16 @@ def param_widget(param: Param):
     ``bool`` -> check box; ``int``/``float`` -> spin boxes honouring ``min``/``max``; a string with
     ``choices`` -> drop-down; other strings -> line edit; ``path`` -> file chooser. A number whose
     default is ``None`` (optional, e.g. a seed) is a line edit that may stay empty.
+
+    Parameters
+    ----------
+    param : Param
+        The backend parameter (its name, kind, default, bounds and description as tooltip).
+
+    Returns
+    -------
+    magicgui.widgets.ValueWidget
+        The widget, named ``param.name``, showing the default.
     """
     common = dict(name=param.name, label=param.name.replace("_", " "), tooltip=param.description or None)
     if param.choices is not None:
@@ -77,7 +87,18 @@ def param_widget(param: Param):
 
 
 def params_container(backend: Backend) -> Container:
-    """A container with one widget per parameter of ``backend`` (empty for parameter-less methods)."""
+    """A container with one widget per parameter of ``backend`` (empty for parameter-less methods).
+
+    Parameters
+    ----------
+    backend : Backend
+        The method whose ``params`` get widgets (see :func:`param_widget`).
+
+    Returns
+    -------
+    magicgui.widgets.Container
+        The container, named ``"params"``, with labels.
+    """
     return Container(name="params", widgets=[param_widget(p) for p in backend.params], labels=True)
 
 
@@ -85,14 +106,49 @@ def read_params(container: Container, backend: Backend) -> dict:
     """The parameter values shown in ``container``, validated and converted by ``Param.validate``.
 
     Empty optional fields (line edits, file choosers) are left out, so the method uses its default.
-    Raises ``TypeError``/``ValueError`` naming the parameter when a value is invalid.
+
+    Parameters
+    ----------
+    container : magicgui.widgets.Container
+        The container built by :func:`params_container` for ``backend``.
+    backend : Backend
+        The method the values are for.
+
+    Returns
+    -------
+    dict
+        ``{parameter name: value}`` ready to pass to :func:`inpaint_plugin.inpaint`.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the parameter when a value is invalid.
     """
     return read_values(container, backend.params, backend.name)
 
 
 def read_values(container: Container, params, owner: str) -> dict:
-    """:func:`read_params` for any sequence of :class:`~inpaint_plugin.Param` (``owner`` names them
-    in error messages), e.g. the thresholds of ``detect``."""
+    """:func:`read_params` for any sequence of :class:`~inpaint_plugin.Param`, e.g. the thresholds of ``detect``.
+
+    Parameters
+    ----------
+    container : magicgui.widgets.Container
+        A container with one widget named after each parameter.
+    params : sequence of Param
+        The parameters to read.
+    owner : str
+        What the parameters belong to, named in error messages.
+
+    Returns
+    -------
+    dict
+        ``{parameter name: validated value}``; empty optional fields are left out.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Naming the parameter when a value is invalid.
+    """
     values: dict[str, Any] = {}
     for param in params:
         value = container[param.name].value

@@ -15,7 +15,13 @@ def _mask_layer(mask: np.ndarray, name: str) -> tuple:
 
 
 def damaged_cell() -> list:
-    """Phase-contrast cell image (uint8) with dead/hot pixels, a dead column and scratches, and its mask."""
+    """Phase-contrast cell image (uint8) with dead/hot pixels, a dead column and scratches, and its mask.
+
+    Returns
+    -------
+    list of tuple
+        napari ``LayerData`` tuples ``(data, kwargs, layer_type)``: the image, then the mask as a uint8 labels layer.
+    """
     from ..data import damaged_cell as load
 
     image, mask = load()
@@ -23,7 +29,13 @@ def damaged_cell() -> list:
 
 
 def damaged_ihc() -> list:
-    """RGB immunohistochemistry slide with scratches and a lost tile, and its mask."""
+    """RGB immunohistochemistry slide with scratches and a lost tile, and its mask.
+
+    Returns
+    -------
+    list of tuple
+        napari ``LayerData`` tuples ``(data, kwargs, layer_type)``: the RGB image, then the mask as a uint8 labels layer.
+    """
     from ..data import damaged_ihc as load
 
     image, mask = load()
@@ -31,7 +43,13 @@ def damaged_ihc() -> list:
 
 
 def nodata_stripes() -> list:
-    """Float image with NaN stripes (Landsat-7 SLC-off style); inpaint it with the "NaNs of the image" mask."""
+    """Float image with NaN stripes (Landsat-7 SLC-off style); inpaint it with the "NaNs of the image" mask.
+
+    Returns
+    -------
+    list of tuple
+        napari ``LayerData`` tuples ``(data, kwargs, layer_type)``: one float image layer, its contrast limits set to (0, 1).
+    """
     from ..data import nodata_stripes as load
 
     image = load()

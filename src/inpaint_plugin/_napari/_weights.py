@@ -47,7 +47,19 @@ def _spec(method: str):
 
 
 def licence_text(method: str) -> str:
-    """``"licence of the official weights: ..."`` from the method's weights table, or ``""`` if unknown."""
+    """The licences of the official weights of ``method``, from its weights table.
+
+    Parameters
+    ----------
+    method : str
+        A registered method.
+
+    Returns
+    -------
+    str
+        ``"licence of the official weights: ..."`` (distinct licences joined by ``"; "``), or ``""``
+        when the method has no weights table or it names no licence.
+    """
     spec = _spec(method)
     if spec is None:
         return ""
@@ -70,6 +82,12 @@ def weights_state(method: str, given: Optional[str]) -> Optional[WeightsState]:
         A registered method.
     given : str or None
         The value of its ``weights`` field (None or ``""`` when empty).
+
+    Returns
+    -------
+    WeightsState or None
+        Whether a run is ready and the line to show; None for methods without weights (and for
+        unknown method names).
     """
     from .. import methods
 
