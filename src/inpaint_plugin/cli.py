@@ -763,7 +763,22 @@ def _raise_terminated(signum, frame):
 
 
 def main(argv=None) -> int:
-    """Entry point of ``inpaint-plugin``; returns the exit code."""
+    """Entry point of ``inpaint-plugin``.
+
+    ``inpaint-plugin [inpaint] ...`` fills an image file, ``inpaint-plugin weights ...`` manages the
+    weights cache and ``inpaint-plugin train ...`` trains a network; ``--help`` describes each.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments without the program name (default None: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code: 0 on success, 1 on a failure of the run, 2 on bad arguments or files, 130
+        when interrupted, 128 + the signal number when terminated by SIGTERM or SIGHUP.
+    """
     import warnings
 
     from .deep._weights import INTERFACE

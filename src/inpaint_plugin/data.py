@@ -17,13 +17,45 @@ __all__ = ["damaged_cell", "damaged_ihc", "nodata_stripes", "dead_pixels_mask", 
 
 
 def dead_pixels_mask(shape, fraction=0.005, *, seed=0) -> np.ndarray:
-    """Scattered single dead/hot pixels."""
+    """Scattered single dead/hot pixels.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The mask's shape (any number of dimensions).
+    fraction : float, optional
+        The probability of each pixel being dead, 0 to 1 (default 0.005).
+    seed : int or numpy.random.Generator, optional
+        The seed of ``numpy.random.default_rng`` (default 0).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True at the dead pixels.
+    """
     rng = np.random.default_rng(seed)
     return rng.random(shape) < fraction
 
 
 def scratches_mask(shape, n=4, width=2, *, seed=0) -> np.ndarray:
-    """``n`` thin straight scratches across the image."""
+    """``n`` thin straight scratches across the image, from the left edge to the right edge.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(height, width)`` of the mask, in pixels.
+    n : int, optional
+        The number of scratches (default 4).
+    width : int, optional
+        Their thickness in rows, in pixels (default 2).
+    seed : int or numpy.random.Generator, optional
+        The seed of ``numpy.random.default_rng`` (default 0), which places the scratches' ends.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True on the scratches.
+    """
     from skimage.draw import line
 
     rng = np.random.default_rng(seed)
@@ -38,14 +70,43 @@ def scratches_mask(shape, n=4, width=2, *, seed=0) -> np.ndarray:
 
 
 def slc_off_mask(shape, period=24, width=3, angle=0.12) -> np.ndarray:
-    """Wedge-free approximation of Landsat-7 SLC-off gaps: slanted stripes of missing rows."""
+    """Wedge-free approximation of Landsat-7 SLC-off gaps: slanted stripes of missing rows.
+
+    A pixel ``(r, c)`` is missing when ``(r + angle * c) % period < width``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(height, width)`` of the mask, in pixels.
+    period : float, optional
+        The distance between stripes along a column, in pixels (default 24).
+    width : float, optional
+        The stripes' height, in pixels (default 3).
+    angle : float, optional
+        The slope of the stripes, rows per column (default 0.12).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        True on the stripes.
+    """
     h, w = shape
     rows, cols = np.mgrid[:h, :w]
     return ((rows + angle * cols) % period) < width
 
 
 def damaged_cell():
-    """``(image, mask)``: skimage's ``cell`` (uint8, 660x550) with dead pixels, a dead column, scratches."""
+    """skimage's ``cell`` (uint8, 660x550) with dead pixels, a dead column and scratches.
+
+    The damaged pixels are set to 0 or 255 at random; the same arrays on every call.
+
+    Returns
+    -------
+    image : numpy.ndarray of uint8
+        The damaged ``(660, 550)`` image.
+    mask : numpy.ndarray of bool
+        True at the damaged pixels.
+    """
     from skimage import data
 
     clean = data.cell()
@@ -59,7 +120,17 @@ def damaged_cell():
 
 
 def damaged_ihc():
-    """``(image, mask)``: skimage's immunohistochemistry slide (RGB uint8) with scratches and a lost tile."""
+    """skimage's immunohistochemistry slide (RGB uint8) with scratches and a lost tile.
+
+    The damaged pixels are set to 0 (black); the same arrays on every call.
+
+    Returns
+    -------
+    image : numpy.ndarray of uint8
+        The damaged ``(512, 512, 3)`` image.
+    mask : numpy.ndarray of bool
+        ``(512, 512)``, True at the damaged pixels.
+    """
     from skimage import data
 
     clean = data.immunohistochemistry()
@@ -71,7 +142,15 @@ def damaged_ihc():
 
 
 def nodata_stripes():
-    """A float32 image (skimage ``moon`` scaled to [0, 1]) with NaN SLC-off stripes; fill with ``mask=None``."""
+    """A float32 image (skimage ``moon`` scaled to [0, 1]) with NaN SLC-off stripes.
+
+    Fill it with ``mask=None``: :func:`inpaint_plugin.inpaint` then fills the NaNs.
+
+    Returns
+    -------
+    numpy.ndarray of float32
+        The ``(512, 512)`` image, NaN on the stripes of :func:`slc_off_mask`.
+    """
     from skimage import data
 
     image = data.moon().astype(np.float32) / 255.0
