@@ -199,7 +199,16 @@ def load_checked(module, state_dict: Mapping, *, path=None, argument: str = "wei
 
 
 def write_checkpoint(obj, path) -> None:
-    """``torch.save`` to a temporary sibling, then rename: a crash never leaves a half-written file."""
+    """``torch.save`` to a temporary sibling, then rename: a crash never leaves a half-written file.
+
+    Parameters
+    ----------
+    obj : object
+        What to save (a state_dict, or a dict holding one).
+    path : str or os.PathLike
+        The checkpoint file; replaced when it exists. The temporary file ``.<name>.tmp`` sits in the
+        same folder.
+    """
     import torch
 
     path = Path(os.fspath(path))
@@ -209,7 +218,20 @@ def write_checkpoint(obj, path) -> None:
 
 
 def random_state_dict(build: Callable[[], Any], seed: int = 0) -> dict:
-    """State_dict of ``build()`` created with a fixed seed (global RNG state left untouched)."""
+    """State_dict of ``build()`` created with a fixed seed (global RNG state left untouched).
+
+    Parameters
+    ----------
+    build : callable
+        ``build()`` returns a fresh ``torch.nn.Module``.
+    seed : int, optional
+        The seed of ``torch.manual_seed`` inside a forked RNG (default 0).
+
+    Returns
+    -------
+    dict
+        ``{name: tensor}``, detached copies of the module's parameters and buffers.
+    """
     import torch
 
     with torch.random.fork_rng(devices=[]):

@@ -10,13 +10,25 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def get_device(device: str = "auto"):
-    """The torch device for ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``).
+    """The torch device for ``device``.
 
     ``"auto"`` takes CUDA when available, then MPS, then the CPU. TF32 matmuls/convolutions are
     switched off (they change results by ~1e-3 and break conformance with the references).
 
+    Parameters
+    ----------
+    device : str, optional
+        ``"auto"`` (default), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (any case).
+
+    Returns
+    -------
+    torch.device
+        The device to run on.
+
     Raises
     ------
+    TypeError
+        If ``device`` is not a string.
     ValueError
         If ``device`` is unknown or not available on this machine.
     """
@@ -53,7 +65,23 @@ def get_device(device: str = "auto"):
 
 
 def require_torch(what: str):
-    """``import torch``, or an ImportError that says how to install it (the ``deep`` extra)."""
+    """``import torch``, or an ImportError that says how to install it (the ``deep`` extra).
+
+    Parameters
+    ----------
+    what : str
+        What needs torch, named at the start of the message (e.g. ``"method 'lama'"``).
+
+    Returns
+    -------
+    module
+        The ``torch`` module.
+
+    Raises
+    ------
+    ImportError
+        When PyTorch is not installed.
+    """
     try:
         import torch
     except ImportError:

@@ -123,9 +123,23 @@ def import_weights(method: str, path, *, source: str | None = None, entry: Weigh
 
 
 def remove_weights(method: str) -> list:
-    """Delete everything cached for ``method`` (imported and downloaded weights); returns the removed paths.
+    """Delete everything cached for ``method`` (imported and downloaded weights).
 
-    ``method`` must be a registered deep method (so no other folder can be named).
+    Parameters
+    ----------
+    method : str
+        A registered deep method (so no other folder can be named); its cache folder is
+        ``cache_dir() / method``.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed, sorted; empty when nothing was cached.
+
+    Raises
+    ------
+    ValueError
+        When ``method`` is not a registered deep method.
     """
     import shutil
 

@@ -138,13 +138,23 @@ def _crc_register(data: bytes, register: int) -> int:
 
 
 def crc32c(data) -> int:
-    """CRC32C (Castagnoli) of ``data`` (bytes-like), as ``crc32c::Value`` computes it.
+    """CRC32C (Castagnoli) of ``data``, as ``crc32c::Value`` computes it.
 
     Long inputs are cut into chunks whose CRC registers are computed side by side with numpy (four bytes
     a step, "slicing-by-4") and
     combined with the "feed zero bytes" linear map, so 100 MB take well under a second. The initial
     register (all ones) is folded into the first four bytes, which is equivalent for a reflected CRC,
     and zero bytes are prepended to fill the first chunk, which leaves a zero register unchanged.
+
+    Parameters
+    ----------
+    data : bytes-like
+        Any object supporting the buffer protocol (bytes, bytearray, memoryview, numpy array).
+
+    Returns
+    -------
+    int
+        The unmasked CRC32C, 0 to 2**32 - 1.
     """
     buf = memoryview(data).cast("B")
     n = len(buf)
@@ -291,7 +301,26 @@ def _table_entries(raw: bytes) -> Iterable[tuple[bytes, bytes]]:
 # ------------------------------------------------------------------------------------------------ bundle
 @dataclass(frozen=True)
 class TFVariable:
-    """One entry of a checkpoint: ``dtype`` name, ``shape``, where its bytes are."""
+    """One entry of a checkpoint's index (a ``BundleEntryProto``, see the module's docstring).
+
+    Parameters
+    ----------
+    name : str
+        The variable's name, e.g. ``"inpaint_net/conv1/kernel"``.
+    dtype : str
+        The numpy name of its ``DataType`` (e.g. ``"float32"``), or ``"DataType N"`` for a type
+        without a numpy equivalent.
+    shape : tuple of int
+        Its shape (TF's layout: HWIO for convolution kernels).
+    shard : int
+        The number of the ``<prefix>.data-NNNNN-of-NNNNN`` file that holds its bytes.
+    offset, size : int
+        Where its bytes are in that file, in bytes.
+    crc : int
+        The masked CRC32C of those bytes.
+    sliced : bool
+        Whether it is stored as partitioned slices (not read here).
+    """
 
     name: str
     dtype: str
@@ -306,9 +335,18 @@ class TFVariable:
 def find_prefix(path) -> Path | None:
     """The checkpoint prefix that ``path`` designates, or None when it holds no TF checkpoint.
 
-    ``path`` may be the folder (its ``checkpoint`` / ``checkpoint.txt`` file names the prefix; without
-    one, the folder's only ``*.index`` file, or the one with the highest trailing step number), one of
-    the files (``*.index``, ``*.meta``, ``*.data-*-of-*``, ``checkpoint``) or the prefix itself.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder (its ``checkpoint`` / ``checkpoint.txt`` file names the prefix; without one, the
+        folder's only ``*.index`` file, or the one with the highest trailing step number), one of the
+        files (``*.index``, ``*.meta``, ``*.data-*-of-*``, ``checkpoint``) or the prefix itself
+        (``folder/snap-0``).
+
+    Returns
+    -------
+    pathlib.Path or None
+        The prefix (``<prefix>.index`` exists), or None.
     """
     path = Path(os.fspath(path))
     if path.is_dir():
@@ -360,7 +398,18 @@ def _prefix_in_folder(folder: Path) -> Path | None:
 
 
 def is_tf_checkpoint(path) -> bool:
-    """Whether ``path`` (folder, file or prefix) designates a TensorFlow checkpoint."""
+    """Whether ``path`` (folder, file or prefix) designates a TensorFlow checkpoint.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        As for :func:`find_prefix`.
+
+    Returns
+    -------
+    bool
+        True when :func:`find_prefix` finds a prefix; False also when the path cannot be read.
+    """
     try:
         return find_prefix(path) is not None
     except OSError:
@@ -392,7 +441,20 @@ def _header_version(value: bytes, header: dict) -> None:
 
 
 def list_variables(path, *, argument: str = "weights") -> dict[str, TFVariable]:
-    """Every variable of the checkpoint at ``path``: ``{name: TFVariable}`` in the table's (sorted) order.
+    """Every variable of the checkpoint at ``path``, in the table's (sorted) order.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Folder, file or prefix of the checkpoint (see :func:`find_prefix`).
+    argument : str, optional
+        The name of the argument ``path`` came from, used in error messages (default
+        ``"weights"``).
+
+    Returns
+    -------
+    dict of str to TFVariable
+        ``{name: TFVariable}``.
 
     Raises
     ------
@@ -539,8 +601,7 @@ NETWORKS = {
 
 
 def identify(variables) -> str | None:
-    """Which official TensorFlow network a checkpoint's variables belong to (a key of :data:`NETWORKS`),
-    or None.
+    """Which official TensorFlow network a checkpoint's variables belong to, or None.
 
     Facts from the official code (variable scopes):
 
@@ -551,6 +612,17 @@ def identify(variables) -> str | None:
       input channels as ``conv1`` has filters; in v1 the two are equal.
     - GMCNN TensorFlow (``tensorflow/net/network.py``, ``build_generator``): ``inpaint_net`` holding
       ``b1conv1 ...``, ``b2conv1 ...``, ``b3conv1 ...`` (three columns) and ``mergeconv17/18``.
+
+    Parameters
+    ----------
+    variables : dict of str to TFVariable
+        A checkpoint's variables, from :func:`list_variables`.
+
+    Returns
+    -------
+    str or None
+        A key of :data:`NETWORKS` (``"deepfill_v1"``, ``"deepfill_v2"`` or ``"gmcnn_tf"``), or None
+        when the variables fit none of them.
     """
     shapes = {name: v.shape for name, v in variables.items()}
     if "inpaint_net/b1conv1/kernel" in shapes or "inpaint_net/mergeconv18/kernel" in shapes:
@@ -570,6 +642,16 @@ def is_generator_variable(name: str) -> bool:
 
     Everything else is ignored when loading: the discriminators (``discriminator/...``), the optimiser's
     slots (``inpaint_net/.../kernel/Adam``, ``Adam_1``), ``beta1_power``, ``global_step`` etc.
+
+    Parameters
+    ----------
+    name : str
+        A variable name of the checkpoint.
+
+    Returns
+    -------
+    bool
+        True for generator kernels and biases.
     """
     parts = name.split("/")
     return len(parts) >= 3 and parts[0] == "inpaint_net" and parts[-1] in ("kernel", "bias")
@@ -595,7 +677,10 @@ def generator_state_dict(path, network: str, own: dict, to_tf: Callable[[str], s
         bias (``bgr_outputs``) are image channels: the official DeepFill graphs were trained and run on
         BGR images (``cv2.imread`` in neuralgym's ``DataFromFNames`` and in ``test.py``) while the
         networks here take RGB, so those channels are reversed, which makes the network on an RGB image
-        compute exactly what the official one computes on the BGR image.
+        compute exactly what the official one computes on the BGR image. Default: none.
+    argument : str, optional
+        The name of the argument ``path`` came from, used in error messages (default
+        ``"weights"``).
 
     Returns
     -------
@@ -688,11 +773,33 @@ def _block(entries: list[tuple[bytes, bytes]]) -> bytes:
 
 
 def write_checkpoint(folder, variables: dict, prefix: str = "snap-0") -> Path:
-    """Write ``variables`` (``{name: numpy array}``, float32/float64/int32/int64/uint8/bool/float16) as a
-    TensorFlow checkpoint folder that ``tf.train.load_checkpoint`` / ``Saver.restore`` and
-    :func:`read_variables` read: ``checkpoint``, ``<prefix>.index``, ``<prefix>.data-00000-of-00001``
-    (the layout described at the top of this module; one uncompressed data block, every entry a restart
-    point). Files are written to temporary names and renamed. Returns the prefix path."""
+    """Write ``variables`` as a TensorFlow checkpoint folder.
+
+    ``tf.train.load_checkpoint`` / ``Saver.restore`` and :func:`read_variables` read it:
+    ``checkpoint``, ``<prefix>.index``, ``<prefix>.data-00000-of-00001`` (the layout described at the
+    top of this module; one uncompressed data block, every entry a restart point). Files are written
+    to temporary names and renamed.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The folder to write to; created when missing. Existing files of the same names are replaced.
+    variables : dict of str to numpy.ndarray
+        ``{name: array}``; float16, float32, float64, int8, int16, int32, int64, uint8, bool,
+        complex64 or complex128.
+    prefix : str, optional
+        The checkpoint's file name prefix (default ``"snap-0"``).
+
+    Returns
+    -------
+    pathlib.Path
+        The prefix path ``folder / prefix``.
+
+    Raises
+    ------
+    ValueError
+        For a variable of an unsupported dtype.
+    """
     folder = Path(os.fspath(folder))
     folder.mkdir(parents=True, exist_ok=True)
     codes = {np.dtype(d).newbyteorder("<") if np.dtype(d).itemsize > 1 else np.dtype(d): num

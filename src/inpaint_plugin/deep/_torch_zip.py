@@ -50,7 +50,25 @@ class Opaque:
     """Inert stand-in for any global the reader does not allow (a class or a function of the file).
 
     Its subclasses are created per global name (``_pickle_global``); instances record what the pickle
-    gave them (``args``, ``kwargs``, ``state``, ``items``, ``entries``) and do nothing else.
+    gave them and do nothing else.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        What the pickle called the global with (``REDUCE``, ``NEWOBJ``); recorded, not used.
+
+    Attributes
+    ----------
+    args : tuple
+        The positional arguments.
+    kwargs : dict
+        The keyword arguments.
+    state : object
+        What ``BUILD`` passed to ``__setstate__`` (None when nothing).
+    items : list
+        Values ``APPEND``-ed / ``APPENDS``-ed to it.
+    entries : dict
+        Values ``SETITEM``-ed / ``SETITEMS``-ed into it.
     """
 
     _pickle_global = ("", "")
@@ -209,8 +227,20 @@ _READ_ERRORS = (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, zlib.error
 
 
 def is_torch_zip(path) -> bool:
-    """True when ``path`` is a readable zip archive holding a torch ``data.pkl`` (``torch.save`` /
-    ``torch.jit.save``)."""
+    """True when ``path`` is a readable zip archive holding a torch ``data.pkl``.
+
+    That is the format of ``torch.save`` (since torch 1.6) and ``torch.jit.save``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any file system path.
+
+    Returns
+    -------
+    bool
+        False also for folders, missing or unreadable files.
+    """
     path = Path(os.fspath(path))
     try:
         if not path.is_file() or not zipfile.is_zipfile(path):
@@ -306,11 +336,26 @@ def _first_line(e: BaseException) -> str:
 
 
 def tensors_by_name(obj, prefix: str = "") -> dict:
-    """Every tensor reachable from ``obj`` by dotted name (mapping keys, list indices, the state of
-    :class:`Opaque` records, e.g. TorchScript module attributes). Cycles are followed once.
+    """Every tensor reachable from ``obj`` by dotted name.
+
+    Follows mapping keys, list and tuple indices, and the state, entries and items of :class:`Opaque`
+    records (e.g. TorchScript module attributes). Cycles are followed once.
 
     Examples: a Lightning checkpoint gives ``state_dict.generator.model.1.ffc.convl2l.weight``; a
     TorchScript trace of a wrapper ``model.generator.model.1.ffc.convl2l.weight``.
+
+    Parameters
+    ----------
+    obj : object
+        What the reader unpickled (dicts, lists, tensors, :class:`Opaque` records).
+    prefix : str, optional
+        Prepended to every name (default ``""``).
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        ``{dotted name: tensor}``; each tensor a fresh detached view without ``requires_grad``; the
+        first name found wins for a tensor reached twice.
     """
     import torch
 
