@@ -42,7 +42,22 @@ INFO_NAME = "imported.json"
 
 @dataclass(frozen=True)
 class WeightsFile:
-    """One downloadable file of a checkpoint: its local file name, URL and sha256 (hex)."""
+    """One downloadable file of a checkpoint: its local file name, URL and sha256 (hex).
+
+    Parameters
+    ----------
+    filename : str
+        The file's name in the cache folder.
+    url : str, optional
+        Where to download it from (default None: not directly downloadable).
+    sha256 : str, optional
+        The hex sha256 the download must have (default None: unknown, so never downloaded).
+
+    Attributes
+    ----------
+    downloadable : bool
+        True when both ``url`` and ``sha256`` are known.
+    """
 
     filename: str
     url: str | None = None
@@ -57,11 +72,33 @@ class WeightsFile:
 class WeightsEntry:
     """A named set of official weights (e.g. one per training dataset).
 
-    ``files`` are fetched into ``<cache>/<model>/<name>/``. With ``folder=False`` (one file) the
-    resolved weights are that file; with ``folder=True`` the folder (e.g. MEDFE's EN/DE/MEDEF.pkl).
-    ``instructions`` tells how to get the files by hand when they are not directly downloadable
-    (e.g. Google Drive). ``licence`` is the licence of the weights as their authors publish it (shown by
-    ``inpaint-plugin weights list``; e.g. non-commercial), ``""`` when not known.
+    Parameters
+    ----------
+    name : str
+        The entry's name (e.g. the training dataset), its folder in ``<cache>/<model>/``.
+    files : sequence of WeightsFile
+        The files, fetched into ``<cache>/<model>/<name>/``; at least one.
+    folder : bool, optional
+        With ``False`` (default; one file) the resolved weights are that file; with ``True`` the folder
+        (e.g. MEDFE's EN/DE/MEDEF.pkl).
+    description : str, optional
+        One line for ``inpaint-plugin weights list`` (default ``""``).
+    instructions : str, optional
+        How to get the files by hand when they are not directly downloadable (e.g. Google Drive);
+        default ``""``.
+    licence : str, optional
+        The licence of the weights as their authors publish it (shown by ``inpaint-plugin weights
+        list``; e.g. non-commercial), ``""`` (default) when not known.
+
+    Attributes
+    ----------
+    downloadable : bool
+        True when every file is downloadable.
+
+    Raises
+    ------
+    ValueError
+        When ``files`` is empty, or holds several files with ``folder=False``.
     """
 
     name: str
@@ -84,12 +121,25 @@ class WeightsEntry:
 
 
 def is_offline() -> bool:
-    """True when ``INPAINT_PLUGIN_OFFLINE`` is set to 1/true/yes/on."""
+    """True when ``INPAINT_PLUGIN_OFFLINE`` is set to 1/true/yes/on (any case).
+
+    Returns
+    -------
+    bool
+        Whether downloads are switched off.
+    """
     return os.environ.get("INPAINT_PLUGIN_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def cache_dir() -> Path:
-    """Folder of the weights cache (``INPAINT_PLUGIN_CACHE`` or the OS user cache)."""
+    """Folder of the weights cache (``INPAINT_PLUGIN_CACHE`` or the OS user cache).
+
+    Returns
+    -------
+    pathlib.Path
+        ``$INPAINT_PLUGIN_CACHE`` (``~`` expanded) when set, else pooch's ``os_cache("inpaint-plugin")``;
+        it may not exist yet.
+    """
     env = os.environ.get("INPAINT_PLUGIN_CACHE")
     if env:
         return Path(env).expanduser()
@@ -150,14 +200,27 @@ def _fetch_entry(spec: "ModelSpec", entry: WeightsEntry, timeout: float = 30.0) 
 def resolve_weights(spec: "ModelSpec", weights) -> Path:
     """The local checkpoint path for the user's ``weights`` argument.
 
-    A path (str or os.PathLike) must exist and is used as is. ``None`` means, in this order: the
-    weights imported into the cache (:func:`~inpaint_plugin.deep.import_weights`, ``inpaint-plugin weights import``; their
-    sha256 is checked against the one recorded at import), then the first entry of ``spec.registry``
-    when it is downloadable, downloaded with pooch into :func:`cache_dir` (or only looked up there
-    when :func:`is_offline`).
+    Parameters
+    ----------
+    spec : ModelSpec
+        The network's specification (its name and weights table ``registry``).
+    weights : str, os.PathLike or None
+        A path (``~`` expanded) must exist (a TensorFlow checkpoint may be named by its prefix) and is
+        used as is. ``None`` means, in this order: the weights imported into the cache
+        (:func:`~inpaint_plugin.deep.import_weights`, ``inpaint-plugin weights import``; their sha256 is
+        checked against the one recorded at import), then the first entry of ``spec.registry`` when it
+        is downloadable, downloaded with pooch into :func:`cache_dir` (or only looked up there when
+        :func:`is_offline`).
+
+    Returns
+    -------
+    pathlib.Path
+        The checkpoint file or folder.
 
     Raises
     ------
+    TypeError
+        If ``weights`` is neither a path nor None.
     ValueError
         If the path does not exist, the imported weights were changed since the import, or there is
         no weights to use: the message says where to get them and how to pass or import them.
@@ -189,15 +252,36 @@ def resolve_weights(spec: "ModelSpec", weights) -> Path:
 # the cache of imported weights
 # --------------------------------------------------------------------------------------------------
 def imported_path(method: str) -> Path:
-    """Where the imported weights of ``method`` are (or would be): ``<cache>/<method>/imported.safetensors``."""
+    """Where the imported weights of ``method`` are (or would be).
+
+    Parameters
+    ----------
+    method : str
+        A deep method's name.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<cache>/<method>/imported.safetensors``.
+    """
     return cache_dir() / method / IMPORTED_NAME
 
 
 def imported_info(method: str) -> dict | None:
-    """The record of the weights imported for ``method`` (with ``"path"`` added), or None if there are none.
+    """The record of the weights imported for ``method``, or None if there are none.
 
-    The record holds ``method``, ``sha256`` and ``size`` of the safetensors file, ``source`` (what was
-    imported), ``imported_at`` (UTC, ISO 8601) and, when known, ``entry`` and ``licence``.
+    Parameters
+    ----------
+    method : str
+        A deep method's name.
+
+    Returns
+    -------
+    dict or None
+        The record holds ``method``, ``sha256`` and ``size`` of the safetensors file, ``source`` (what
+        was imported), ``imported_at`` (UTC, ISO 8601) and, when known, ``entry`` and ``licence``, plus
+        ``path`` (the weights file). An unreadable record gives ``damaged_record: True`` and an empty
+        ``sha256``. None when the weights file or its record is missing.
     """
     folder = cache_dir() / method
     weights, record = folder / IMPORTED_NAME, folder / INFO_NAME
@@ -214,7 +298,18 @@ def imported_info(method: str) -> dict | None:
 
 
 def sha256_file(path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
+    """Hex sha256 of a file, read in 1 MiB blocks.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+
+    Returns
+    -------
+    str
+        The 64 hex digits.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -244,7 +339,20 @@ def _check_imported(method: str, path: Path, info: dict) -> None:
 
 
 def is_imported(path) -> bool:
-    """True when ``path`` is weights written by :func:`~inpaint_plugin.deep.import_weights` (the network's own state_dict)."""
+    """True when ``path`` is weights written by :func:`~inpaint_plugin.deep.import_weights`.
+
+    Such a file holds the network's own state_dict.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A checkpoint path.
+
+    Returns
+    -------
+    bool
+        True for an ``imported.safetensors`` file with its import record beside it.
+    """
     path = Path(os.fspath(path))
     return path.name == IMPORTED_NAME and path.is_file() and (path.parent / INFO_NAME).is_file()
 
@@ -264,10 +372,22 @@ def _own_format(path: Path, method: str) -> bool:
 
 
 def load_imported(module, path) -> None:
-    """Load weights written by :func:`~inpaint_plugin.deep.import_weights` into ``module``, strictly (every key and shape).
+    """Load weights written by :func:`~inpaint_plugin.deep.import_weights` into ``module``, strictly.
 
     The file is the network's own state_dict (not an official format), so this, not ``ModelSpec.load``,
     reads it; :func:`is_imported` tells such a file.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network; every key and shape of the file must match it.
+    path : str or os.PathLike
+        The ``imported.safetensors`` file.
+
+    Raises
+    ------
+    ValueError
+        When the file does not fit the module (missing or unexpected keys, other shapes).
     """
     from ._checkpoint import load_checked, load_state_dict_file
 
