@@ -26,7 +26,16 @@ __all__ = ["GMCNN", "Upsample"]
 
 
 class Upsample(nn.Module):
-    """Parameter-free upsampling by an integer ``scale`` (bilinear uses ``align_corners=True``)."""
+    """Parameter-free upsampling by an integer ``scale`` (bilinear uses ``align_corners=True``).
+
+    Parameters
+    ----------
+    scale : int
+        The upsampling factor of both spatial axes.
+    mode : str, optional
+        ``"bilinear"`` (default) or another mode of ``torch.nn.functional.interpolate``; ``"nearest"``
+        is called without ``align_corners``.
+    """
 
     def __init__(self, scale: int, mode: str = "bilinear"):
         super().__init__()
@@ -68,6 +77,23 @@ class GMCNN(nn.Module):
     ``W`` must be multiples of 4 and at least :attr:`min_size` (the reflection padding of the
     dilation-16 7x7 layer, 48 pixels, must be smaller than the quarter-resolution map). Returns
     (B, 3, H, W) in ``[-1, 1]``.
+
+    Parameters
+    ----------
+    in_channels : int, optional
+        Input channels (default 4: RGB and the mask).
+    out_channels : int, optional
+        Output channels (default 3: RGB).
+    cnum : int, optional
+        The base width: the columns' layers have ``cnum``, ``2 * cnum`` and ``4 * cnum`` channels
+        (default 32, as the official weights).
+
+    Attributes
+    ----------
+    size_multiple : int
+        ``H`` and ``W`` must be multiples of this (4).
+    min_size : int
+        The smallest ``H`` and ``W`` the network accepts, in pixels.
     """
 
     size_multiple = 4

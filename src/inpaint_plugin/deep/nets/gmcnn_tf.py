@@ -38,7 +38,21 @@ __all__ = ["GMCNNTF", "layer_table"]
 
 
 def layer_table(cnum: int = 32) -> list[tuple[str, int, int, int, int, int]]:
-    """``(name, in_channels, out_channels, kernel, stride, dilation)`` of every conv, in order."""
+    """``(name, in_channels, out_channels, kernel, stride, dilation)`` of every conv, in order.
+
+    Parameters
+    ----------
+    cnum : int, optional
+        The base width (default 32): the columns' layers have ``cnum``, ``2 * cnum`` and ``4 * cnum``
+        channels, and a ``conv11_atrous`` layer (dilation 32) is added when ``cnum > 32``.
+
+    Returns
+    -------
+    list of tuple
+        ``(name, in_channels, out_channels, kernel, stride, dilation)`` per convolution: columns
+        ``b1``, ``b2``, ``b3``, then ``mergeconv17`` and ``mergeconv18``; the names are the official
+        TF variable scopes.
+    """
     rows = []
     for col, k, k1, kd in (("b1", 7, 7, 7), ("b2", 5, 5, 5), ("b3", 3, 5, 3)):
         rows += [(f"{col}conv1", 5, cnum, k1, 1, 1), (f"{col}conv2_downsample", cnum, 2 * cnum, kd, 2, 1),
@@ -81,7 +95,19 @@ def _nearest_align_corners(x, height: int, width: int):
 class GMCNNTF(nn.Module):
     """The TensorFlow GMCNN generator; ``forward(x)`` with ``x`` = ``cat[image, ones, mask]`` (B, 5, H, W),
     image in [-1, 1] with holes 0 (in the channel order the weights expect), returns (B, 3, H, W) in
-    [-1, 1]."""
+    [-1, 1].
+
+    Parameters
+    ----------
+    cnum : int, optional
+        The base width of the three columns (default 32); ``cnum > 32`` adds a dilation-32 layer to
+        each column (see :func:`layer_table`).
+
+    Attributes
+    ----------
+    table : list of tuple
+        The convolutions, as :func:`layer_table` gives them.
+    """
 
     def __init__(self, cnum: int = 32):
         super().__init__()

@@ -42,6 +42,11 @@ class FourierUnit(nn.Module):
     become channels **interleaved** per input channel (``2c`` = Re, ``2c + 1`` = Im), and the output
     spectrum is read back the same way. The spectrum after the ReLU is not Hermitian: ``irfftn`` keeps
     the part a C2R transform uses, as the reference does.
+
+    Parameters
+    ----------
+    channels : int
+        Input and output channels (the 1x1 conv maps ``2 * channels`` to ``2 * channels``).
     """
 
     def __init__(self, channels: int):
@@ -69,6 +74,11 @@ class SpectralTransform(nn.Module):
 
     Halves the channels inside (``conv1``), stride 1, no local Fourier unit (big-lama's
     ``enable_lfu=False``), no bias.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        The global part's input and output channels.
     """
 
     def __init__(self, in_channels: int, out_channels: int):
@@ -95,6 +105,20 @@ class FFC(nn.Module):
 
     A branch whose input or output has no channels is an ``nn.Identity`` without keys and contributes 0.
     The spatial convolutions pad by reflection (``padding_mode='reflect'``) and have no bias.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Input and output channels, local and global parts together.
+    kernel_size : int
+        The side of the spatial convolutions' kernels.
+    ratio_gin, ratio_gout : float
+        The fraction of the input / output channels in the global (Fourier) part, 0 to 1:
+        ``global = int(channels * ratio)``, the rest local.
+    stride : int, optional
+        The spatial convolutions' stride (default 1).
+    padding : int, optional
+        Their reflection padding, in pixels (default 0).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, ratio_gin: float, ratio_gout: float,
@@ -129,7 +153,22 @@ class FFC(nn.Module):
 
 
 class FFCBNAct(nn.Module):
-    """:class:`FFC`, then BatchNorm2d and ReLU on each part (``bn_l``, ``bn_g``; Identity when empty)."""
+    """:class:`FFC`, then BatchNorm2d and ReLU on each part (``bn_l``, ``bn_g``; Identity when empty).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Input and output channels, local and global parts together.
+    kernel_size : int
+        The side of the spatial convolutions' kernels.
+    ratio_gin, ratio_gout : float
+        The fraction of the input / output channels in the global (Fourier) part, 0 to 1:
+        ``global = int(channels * ratio)``, the rest local.
+    stride : int, optional
+        The spatial convolutions' stride (default 1).
+    padding : int, optional
+        Their reflection padding, in pixels (default 0).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, ratio_gin: float, ratio_gout: float,
                  stride: int = 1, padding: int = 0):
@@ -151,7 +190,15 @@ class FFCBNAct(nn.Module):
 
 
 class FFCResnetBlock(nn.Module):
-    """Two 3x3 :class:`FFCBNAct` (reflect padding 1), added to the input per part; no final activation."""
+    """Two 3x3 :class:`FFCBNAct` (reflect padding 1), added to the input per part; no final activation.
+
+    Parameters
+    ----------
+    channels : int
+        Input and output channels, both parts together.
+    ratio : float
+        The fraction of the channels in the global part, in and out.
+    """
 
     def __init__(self, channels: int, ratio: float):
         super().__init__()

@@ -51,7 +51,13 @@ _GRID = 32  # side of the feature maps the feature equalisation works on
 
 
 def hole_fill_values() -> tuple:
-    """The per-channel value of hole pixels in the network input (``2 * v / 255 - 1``)."""
+    """The per-channel value of hole pixels in the network input (``2 * v / 255 - 1``).
+
+    Returns
+    -------
+    tuple of float
+        One value per RGB channel, in ``[-1, 1]``, from :data:`HOLE_FILL`.
+    """
     return tuple(2.0 * v / 255.0 - 1.0 for v in HOLE_FILL)
 
 
@@ -94,6 +100,15 @@ class Encoder(nn.Module):
     """Encoder(6, 3, 64, res_num=4): returns the six skips ``(y1, ..., y5, middle(y6))``.
 
     ``y1..y5`` are returned LeakyReLU'd, as the reference's in-place activations leave them.
+
+    Parameters
+    ----------
+    in_ch : int, optional
+        Input channels (default 6).
+    ngf : int, optional
+        The base width: the six stride-2 convolutions have ``ngf`` to ``8 * ngf`` channels (default 64).
+    res_num : int, optional
+        The number of dilated residual blocks of ``middle`` (default 4).
     """
 
     def __init__(self, in_ch: int = 6, ngf: int = 64, res_num: int = 4):
@@ -115,7 +130,15 @@ class Encoder(nn.Module):
 
 # ------------------------------------------------------------------------------------------------ decoder
 class Decoder(nn.Module):
-    """Decoder(6, 3, 64): ``D1(o6), D2(cat(d1, o5)), ..., D6(cat(d5, o1))``, tanh output in [-1, 1]."""
+    """Decoder(6, 3, 64): ``D1(o6), D2(cat(d1, o5)), ..., D6(cat(d5, o1))``, tanh output in [-1, 1].
+
+    Parameters
+    ----------
+    out_ch : int, optional
+        Output channels (default 3).
+    ngf : int, optional
+        The base width, as the encoder's (default 64).
+    """
 
     def __init__(self, out_ch: int = 3, ngf: int = 64):
         super().__init__()
@@ -156,6 +179,13 @@ class PartialConv(nn.Module):
     """Partial convolution as in the reference: ``conv(x*M) / conv(M, mask_conv.weight)``.
 
     Positions where the mask convolution is exactly 0 give 0 and become holes of the new mask.
+
+    Parameters
+    ----------
+    cin, cout : int
+        Input and output channels.
+    k : int
+        The kernel side (odd); padding ``k // 2``, stride 1, no bias.
     """
 
     def __init__(self, cin: int, cout: int, k: int):
@@ -218,7 +248,20 @@ class SELayer(nn.Module):
 
 def gaussian_bank(side: int = _GRID, sigma: float = 1.5) -> np.ndarray:
     """``[side*side, side*side]`` float64: row ``p = i*side + k`` is the Gaussian centred on grid position
-    ``(i, k)``, normalised to sum 1 over the grid."""
+    ``(i, k)``, normalised to sum 1 over the grid.
+
+    Parameters
+    ----------
+    side : int, optional
+        The side of the square grid, in positions (default 32, the feature maps' side).
+    sigma : float, optional
+        The Gaussian's standard deviation, in grid positions (default 1.5).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(side * side, side * side)`` float64, each row summing to 1.
+    """
     coords = np.arange(side, dtype=np.float64)
     d2 = (coords[:, None] - coords[None, :]) ** 2  # [centre, position] along one axis
     w = np.exp(-(d2[:, None, :, None] + d2[None, :, None, :]) / (2.0 * sigma * sigma)) / (2.0 * math.pi * sigma ** 2)
@@ -232,6 +275,11 @@ class Base(nn.Module):
     The spatial (Gaussian) and range (3x3 neighbour softmax) terms are computed per position as
     ``[H*W, C]`` arrays and reshaped row-major to ``[1, C, H, W]`` without transposing, like the
     reference. Works on 32 x 32 maps; each batch item is processed on its own.
+
+    Parameters
+    ----------
+    ch : int, optional
+        Input and output channels (default 512).
     """
 
     def __init__(self, ch: int = 512):
@@ -262,7 +310,15 @@ class Base(nn.Module):
 
 
 class PCConv(nn.Module):
-    """The MEDFE core between encoder and decoder (reference ``PCconv``, the ``pc_block`` keys)."""
+    """The MEDFE core between encoder and decoder (reference ``PCconv``, the ``pc_block`` keys).
+
+    Attributes
+    ----------
+    base : Base
+        The feature equalisation of the fused structure and texture features.
+    cov_3, cov_5, cov_7 : torch.nn.Module
+        The three stacks of five partial convolutions (3x3, 5x5, 7x7) shared by both branches.
+    """
 
     def __init__(self):
         super().__init__()
@@ -309,7 +365,13 @@ class PCConv(nn.Module):
 
 
 class InnerCos(nn.Module):
-    """Training-only structure/texture supervision head (``loss.0.down_model``); unused at inference."""
+    """Training-only structure/texture supervision head (``loss.0.down_model``); unused at inference.
+
+    Attributes
+    ----------
+    down_model : torch.nn.Sequential
+        Conv1x1 (256 -> 3) and tanh.
+    """
 
     def __init__(self):
         super().__init__()
@@ -317,7 +379,15 @@ class InnerCos(nn.Module):
 
 
 class PCBlock(nn.Module):
-    """The reference ``PCblock`` (file ``MEDEF.pkl``): ``pc_block`` + the training head ``loss``."""
+    """The reference ``PCblock`` (file ``MEDEF.pkl``): ``pc_block`` + the training head ``loss``.
+
+    Attributes
+    ----------
+    pc_block : PCConv
+        The core.
+    loss : torch.nn.Sequential
+        The training head (:class:`InnerCos`), kept for the checkpoint's keys.
+    """
 
     def __init__(self):
         super().__init__()
@@ -333,8 +403,16 @@ class PCBlock(nn.Module):
 class MEDFE(nn.Module):
     """The whole generator: ``netDE(*netMEDFE(netEN(x)))`` on ``[B, 6, 256, 256]`` inputs.
 
-    Attributes ``netEN``, ``netMEDFE`` and ``netDE`` hold the three modules whose state_dicts are the
-    official ``EN.pkl``, ``MEDEF.pkl`` and ``DE.pkl``.
+    Attributes
+    ----------
+    netEN : Encoder
+        The encoder, whose state_dict is the official ``EN.pkl``.
+    netMEDFE : PCBlock
+        The feature equalisation core, ``MEDEF.pkl``.
+    netDE : Decoder
+        The decoder, ``DE.pkl``.
+    size : int
+        The input side the network works at (256).
     """
 
     size = 256

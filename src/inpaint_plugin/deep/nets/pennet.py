@@ -118,6 +118,12 @@ class PENNet(nn.Module):
     and the mask, (B, 4, H, W), and the mask (B, 1, H, W) with 1 = hole; ``H`` and ``W`` must be
     multiples of 64. It returns ``(pyramid, output)``: the five coarse tanh images from finest to
     coarsest and the full-resolution output in ``[-1, 1]``.
+
+    Parameters
+    ----------
+    cnum : int, optional
+        The base width (default 32, as the official weights): the encoder's layers have ``cnum``
+        to ``16 * cnum`` channels.
     """
 
     size_multiple = 64

@@ -40,6 +40,18 @@ def region_norm(x: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     For each part ``r`` (``region`` and ``1 - region``; ``region`` is (B, 1, H, W) with values 0/1), the
     part's pixels keep their values, the others take the part's channel mean, the map is
     instance-normalised and scaled by ``sqrt(area(r) / (H * W))``; the two results are summed.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Features, (B, C, H, W).
+    region : torch.Tensor
+        (B, 1, H, W), 1 inside the region and 0 outside, the dtype of ``x``.
+
+    Returns
+    -------
+    torch.Tensor
+        (B, C, H, W), the sum of the two normalised parts.
     """
     out = 0
     hw = x.shape[2] * x.shape[3]
@@ -187,6 +199,20 @@ class SPL(nn.Module):
     ``[0, 1]`` and the 152-channel prediction of the teacher's features (training only).
     The semantic learner sees the masked image (holes 1) and the mask upsampled x2 with nearest
     interpolation, as the reference's evaluation does (256 -> 512).
+
+    Parameters
+    ----------
+    channels : int, optional
+        Image channels (default 3).
+    residual_blocks : int, optional
+        The number of context-aware (SPADE) residual blocks in the middle (default 8).
+    threshold : float, optional
+        RN-L's threshold on the learned importance map that splits the regions (default 0.8).
+
+    Attributes
+    ----------
+    size_multiple : int
+        ``H`` and ``W`` must be multiples of this (4).
     """
 
     size_multiple = 4
