@@ -50,3 +50,18 @@ def test_larger_than_memory(tmp_path):
     report = example.main(["--size", "2500", "--workdir", str(tmp_path)])
     assert report["dead_pixels_left"] == 0 and report["column_filled"]
     assert report["chunks"] == [3, 3]
+
+
+def test_repair_camera_stack(tmp_path):
+    example = _load("repair_camera_stack")
+    out = tmp_path / "repaired.tif"
+    report = example.main(["-o", str(out), "--frames", "12"])
+    assert report["recall"] > 0.8 and report["false_alarm_pixels"] <= 2
+    assert report["rmse_after"] < 0.2 * report["rmse_before"]
+    assert report["known_pixels_unchanged"] and report["dtype"] == "uint16"
+    # the calibration of the ImageJ file is kept: axes, pixel size, unit, frame interval
+    assert report["axes"] == "TYX"
+    assert report["spacing"]["X"] == pytest.approx(0.65) and report["spacing"]["T"] == pytest.approx(0.5)
+    assert report["units"]["X"] in ("micron", "µm", "um")
+    with tifffile.TiffFile(out) as tif:
+        assert tif.is_imagej and tif.imagej_metadata["finterval"] == pytest.approx(0.5)
