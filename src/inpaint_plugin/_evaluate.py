@@ -407,8 +407,8 @@ def evaluate(image, mask=None, methods=None, *, channel_axis=None, nodata=None, 
     """
     import numbers
 
-    from ._registry import methods as registered
     from ._engine import prepare
+    from ._registry import methods as registered
 
     for name, value in (("n_trials", n_trials), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -478,8 +478,8 @@ def choose_method(image, mask=None, *, channel_axis=None, nodata=None, accepts=(
     TypeError
         If no candidate method takes all the parameters in ``accepts``.
     """
-    from ._registry import methods as registered
     from ._engine import prepare
+    from ._registry import methods as registered
 
     if isinstance(accepts, str):
         accepts = (accepts,)

@@ -256,7 +256,7 @@ def _block_flags(flags: np.ndarray, bs: int) -> np.ndarray:
     nby, nbx = -(-h // bs), -(-w // bs)
     pad = np.zeros((nby * bs, nbx * bs), bool)
     pad[:h, :w] = flags
-    return pad.reshape(nby, bs, nbx, bs).any(axis=(1, 3))
+    return np.asarray(pad.reshape(nby, bs, nbx, bs).any(axis=(1, 3)))
 
 
 def _open_neighbours(pending: np.ndarray) -> np.ndarray:
@@ -280,13 +280,13 @@ def _waves(in_level: np.ndarray, pending: np.ndarray, penalty: np.ndarray):
         low = nen[todo].min()
         cand = np.argwhere(todo & (nen == low))
         taken = np.zeros(todo.shape, bool)
-        wave = []
+        chosen = []
         for by, bx in cand:  # raster order; a block's neighbours wait for the next wave
             if taken[max(by - 1, 0):by + 2, max(bx - 1, 0):bx + 2].any():
                 continue
             taken[by, bx] = True
-            wave.append((by, bx))
-        wave = np.array(wave, dtype=np.int64)
+            chosen.append((by, bx))
+        wave = np.array(chosen, dtype=np.int64)
         yield wave
         todo[wave[:, 0], wave[:, 1]] = False
         pending[wave[:, 0], wave[:, 1]] = False

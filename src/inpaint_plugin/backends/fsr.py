@@ -39,7 +39,8 @@ from .._backend import Backend, Param
 
 def fsr_fill(image: np.ndarray, mask: np.ndarray, quality: str = "balanced") -> np.ndarray:
     """Fill ``image[mask]`` (``(H, W, C)`` float, each channel's known pixels spanning ``[0, 1]``)."""
-    from .._classical._fsr import PROFILES, fsr_fill as _fill
+    from .._classical._fsr import PROFILES
+    from .._classical._fsr import fsr_fill as _fill
     from .._classical._geometry import hole_width
 
     if quality == "balanced" and hole_width(mask) <= 4.0:
