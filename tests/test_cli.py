@@ -408,3 +408,25 @@ def test_channels_and_calibration_come_from_the_tiff_and_stay(tmp_path):
     planes = ip.inpaint(stack, defects != 0, channel_axis=1, per_slice=True)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "planes.tif"), planes)
     assert not np.array_equal(planes, joint)  # the option changes the fill
+
+
+def test_a_time_series_is_filled_frame_by_frame_by_default(tmp_path):
+    """The file's axes decide (issue 15): ``T`` frames are independent; ``--joint`` fills the volume."""
+    import inpaint_plugin as ip
+
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[:32, :40]
+    movie = np.stack([1000 + 400 * np.sin(xx / (3 + t) + rng.uniform(0, 6)) for t in range(4)]).astype(np.uint16)
+    mask = np.zeros((32, 40), bool)
+    mask[:, 17:19] = True  # a dead column pair in every frame (a 2-D mask for the stack)
+    tifffile.imwrite(tmp_path / "movie.tif", movie, imagej=True, metadata={"axes": "TYX"})
+    tifffile.imwrite(tmp_path / "mask.tif", mask.astype(np.uint8))
+    res = _run_cli(tmp_path, "movie.tif", "mask.tif", "-o", "framewise.tif")
+    assert res.returncode == 0, res.stderr
+    assert "frame by frame" in res.stderr
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "framewise.tif"),
+                                  ip.inpaint(movie, mask, per_slice=True))
+    res = _run_cli(tmp_path, "movie.tif", "mask.tif", "-o", "joint.tif", "--joint")
+    assert res.returncode == 0, res.stderr
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "joint.tif"), ip.inpaint(movie, mask, per_slice=False))
+    assert not np.array_equal(tifffile.imread(tmp_path / "joint.tif"), tifffile.imread(tmp_path / "framewise.tif"))

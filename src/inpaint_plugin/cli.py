@@ -201,9 +201,12 @@ def _build_parser() -> argparse.ArgumentParser:
                         "pictures, otherwise none)")
     p.add_argument("--nodata", type=float, default=None, help="also fill pixels equal to this value")
     p.add_argument("--no-clip", action="store_true", help="let float results leave the known value range")
-    p.add_argument("--per-slice", action="store_true",
+    p.add_argument("--per-slice", action="store_true", default=None,
                    help="fill each 2-D plane of a stack on its own (time series, independent frames, coarse "
-                        "z steps); default: nD methods fill the whole volume jointly")
+                        "z steps); default: on when the file's axes have a time axis (T), else nD methods fill "
+                        "the whole volume jointly")
+    p.add_argument("--joint", dest="per_slice", action="store_false",
+                   help="fill a stack jointly with the nD methods even when the file has a time axis")
     p.add_argument("--value-range", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                    help="deep networks: the data values mapped onto the network's [0, 1] (default: the uint8 "
                         "range, else the 0.1 and 99.9 percentiles of the known values)")
@@ -395,14 +398,14 @@ def _run(args) -> int:
 
     write_kw = _write_kwargs(True if not Path(output).is_dir() else args.overwrite, args.allow_lossy)
     extra: dict = {}
-    if args.per_slice:
-        extra["per_slice"] = True
+    if args.per_slice is not None:
+        extra["per_slice"] = args.per_slice
     if args.value_range is not None:
         extra["value_range"] = tuple(args.value_range)
     if args.chunks:
         from ._dask import stream_inpaint
 
-        if extra:
+        if extra.get("per_slice") or "value_range" in extra:
             raise CLIError("--per-slice and --value-range are not supported with --chunks yet")
         lazy = read_image(args.image, lazy=True)
         channel_axis = args.channel_axis
@@ -453,6 +456,14 @@ def _run(args) -> int:
         params = _coerce_params(method, raw)
         if "seed" in params and "seed" not in _param_names(method):
             params.pop("seed")  # the chosen method is deterministic: the seed has nothing to steer
+    if "per_slice" not in extra and meta is not None and meta.time_axes and image.ndim - (channel_axis is not None) > 2:
+        # frames of a time series are independent: the default follows the file's axes
+        from ._registry import get_backend
+
+        if get_backend(method).spatial_ndim is None:
+            extra["per_slice"] = True
+            _info(args, f"filling frame by frame (the file's axes {meta.axes} have a time axis; --joint to fill "
+                        "the stack as a volume)")
 
     result = _call_with_progress(inpaint, method, args.quiet, image, mask, method=method, channel_axis=channel_axis,
                                  nodata=args.nodata, clip=not args.no_clip, **extra, **params)
