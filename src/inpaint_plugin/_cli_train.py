@@ -83,7 +83,8 @@ def summary(result) -> str:
     if result.baseline:
         classical = ", ".join(f"{k} {v:.2f} dB" for k, v in sorted(result.baseline.items(), key=lambda kv: -kv[1]))
         start = f" (starting weights {result.initial['val_psnr']:.2f} dB)" if result.initial else ""
-        lines.append(f"held-out hole PSNR on {result.val_crops} crops: trained {result.val_psnr:.2f} dB{start}; "
+        crops = f"{result.val_crops} crop" + ("s" if result.val_crops != 1 else "")
+        lines.append(f"held-out hole PSNR on {crops}: trained {result.val_psnr:.2f} dB{start}; "
                      f"{classical}")
     prefix = "WARNING: " if result.beats_biharmonic is False else ""
     lines.append(prefix + result.verdict)

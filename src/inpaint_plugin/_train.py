@@ -38,7 +38,7 @@ again when resuming).
 Determinism: every step draws its crops, augmentation and mask from its own generator
 ``numpy.random.default_rng([seed, 0, step])``, the validation crops from ``[seed, 1]`` and the split
 from ``[seed, 2]``; the networks are initialised from ``seed``; torch's deterministic algorithms are
-switched on during training. Without a time limit, the same seed on the same device therefore gives
+switched on during CUDA training. Without a time limit, the same seed on the same device therefore gives
 the same weights, and a resumed run continues exactly as if it had not stopped (on the CPU; CUDA
 convolutions may differ in the last bits). A time limit makes the number of steps depend on speed.
 
@@ -256,10 +256,17 @@ def _peak_rss_mb() -> float | None:
 # training pieces
 # --------------------------------------------------------------------------------------------------
 @contextmanager
-def _deterministic():
-    """Switch torch's deterministic algorithms on (restoring the previous setting afterwards)."""
+def _deterministic(device):
+    """Switch torch's deterministic algorithms on for CUDA (restoring the previous setting afterwards).
+
+    The CPU kernels used here are deterministic already; the switch is left alone there because its
+    first use imports torch's compiler stack (seconds that would count against the time limit).
+    """
     import torch
 
+    if device.type != "cuda":
+        yield
+        return
     was, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
@@ -436,13 +443,15 @@ class _Validator:
         start = time.monotonic()
         done = 0
         stop = False
+        times: list = []
         try:
             with torch.no_grad():
                 for i in range(total):
                     t = time.monotonic()
                     a, b, c, r = self.network_one(generator, i)
-                    net_t = time.monotonic() - t
-                    self.crop_seconds = net_t if self.crop_seconds is None else max(self.crop_seconds, net_t)
+                    times.append(time.monotonic() - t)
+                    # the slowest crop of this validation, the first one (warm-up) left out when there are more
+                    self.crop_seconds = max(times[1:]) if len(times) > 1 else times[0]
                     sq, ab, n, rec = sq + a, ab + b, n + c, rec + r
                     if with_classical:
                         for name, (s2, k) in self.classical_one(i).items():
@@ -702,7 +711,7 @@ def train(method: str, images, *, out, weights=None, resume=False, crop_size: in
         import torch
 
         torch.cuda.reset_peak_memory_stats(dev)
-    with _deterministic():
+    with _deterministic(dev):
         result = _run(**opts)
     result.crop_size, result.batch_size, result.input_size, result.device = crop_size, batch_size, net_size, str(dev)
     result.peak_rss_mb = _peak_rss_mb()
@@ -865,12 +874,12 @@ def _run(*, method, spec, recipe, batches: _Batches, out: Path, weights, resume_
         history.append(entry)
         sums, count = {}, 0
         save()
+        loss_text = f": loss {entry['loss']:.4f}" if "loss" in entry else ": no step"
         if "val_psnr" in entry:
-            log(f"step {step} (epoch {entry['epoch']:g}/{epochs}): loss {entry.get('loss', float('nan')):.4f}, held-out "
-                f"hole PSNR {entry['val_psnr']:.2f} dB (biharmonic {baseline['biharmonic']:.2f} dB, "
-                f"{entry['vs_biharmonic']:+.2f} dB)")
+            log(f"step {step} (epoch {entry['epoch']:g}/{epochs}){loss_text}, held-out hole PSNR "
+                f"{entry['val_psnr']:.2f} dB (biharmonic {baseline['biharmonic']:.2f} dB, {entry['vs_biharmonic']:+.2f} dB)")
         else:
-            log(f"step {step} (epoch {entry['epoch']:g}/{epochs}): loss {entry.get('loss', float('nan')):.4f}")
+            log(f"step {step} (epoch {entry['epoch']:g}/{epochs}){loss_text}")
         if callback is not None and callback({"event": "validated", "entry": dict(entry),
                                               "baseline": dict(baseline)}) is False:
             stop_reason = "callback"
