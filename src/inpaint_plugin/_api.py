@@ -48,16 +48,16 @@ def iter_inpaint(image, mask=None, method="biharmonic", *, channel_axis=None, no
     **params
         Parameters of the method (see ``methods()[method].params``), e.g. ``seed``.
 
-    Yields
-    ------
-    tuple of int
-        ``(done, total)`` blocks filled so far.
-
     Returns
     -------
     numpy.ndarray
         Through ``StopIteration.value``: the repaired image, same shape and dtype, known pixels
         unchanged.
+
+    Yields
+    ------
+    tuple of int
+        ``(done, total)`` blocks filled so far.
 
     Raises
     ------

@@ -332,16 +332,18 @@ def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: 
         other lazy arrays are read chunk by chunk). ``None`` fills the NaNs of a float image.
     method : str
         A registered method (``"auto"`` is not available for dask arrays).
-    channel_axis, nodata, clip, **params
+    channel_axis, nodata, clip
         As in :func:`inpaint_plugin.inpaint`. ``clip`` uses the range of the whole image.
-    progress : callable, optional
-        ``progress(done, total)`` over the chunks that hold holes, called as each one is filled when
-        the result is computed (from dask's worker threads).
     margin : int, optional
         Context in pixels around each chunk's holes, along the axes the method works on (the
         last two spatial axes for 2-D methods, all spatial axes for nD methods). Default: the
         method's ``Backend.margin``. This name is reserved for tiling: a method parameter called
         ``margin`` cannot be set through this function.
+    progress : callable, optional
+        ``progress(done, total)`` over the chunks that hold holes, called as each one is filled when
+        the result is computed (from dask's worker threads).
+    **params
+        Parameters of the method, as in :func:`inpaint_plugin.inpaint`.
 
     Returns
     -------

@@ -149,12 +149,14 @@ class Prepared(Inputs):
 
     Parameters
     ----------
-    image, mask, channel_axis, nodata, clip
+    image, mask, channel_axis, nodata
         As for :class:`Inputs`.
     method : str or Backend
         A registered method's name, or a backend object.
     params : dict
         The method's parameters, checked with ``Backend.check_params``.
+    clip : bool
+        As for :class:`Inputs`.
     per_slice : bool, optional
         ``True`` fills each 2-D plane of an nD image on its own (default None: jointly where the
         method works in any dimension).
@@ -504,16 +506,16 @@ def iter_prepared(prep: Prepared, progress: Optional[ProgressCallback] = None) -
         ``progress(done, total)`` over all blocks, called with the finer progress of backends that
         report it (``reports_progress``); None (default) for none.
 
-    Yields
-    ------
-    tuple of int
-        ``(done, total)`` blocks filled so far.
-
     Returns
     -------
     numpy.ndarray
         Through ``StopIteration.value``: the repaired image, the input's shape and dtype, known
         pixels unchanged.
+
+    Yields
+    ------
+    tuple of int
+        ``(done, total)`` blocks filled so far.
 
     Raises
     ------
