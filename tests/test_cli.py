@@ -430,3 +430,24 @@ def test_a_time_series_is_filled_frame_by_frame_by_default(tmp_path):
     assert res.returncode == 0, res.stderr
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "joint.tif"), ip.inpaint(movie, mask, per_slice=False))
     assert not np.array_equal(tifffile.imread(tmp_path / "joint.tif"), tifffile.imread(tmp_path / "framewise.tif"))
+
+
+def test_first_use_compilation_is_announced(tmp_path, monkeypatch):
+    """Without cached kernels the CLI says it is compiling (first use only); with them it says nothing."""
+    from inpaint_plugin import _classical, cli
+
+    monkeypatch.setattr(_classical, "kernels_cached", lambda module: False)
+    img = np.tile(np.arange(16, dtype=np.uint8), (16, 1))
+    np.save(tmp_path / "img.npy", img)
+    np.save(tmp_path / "mask.npy", np.eye(16, dtype=np.uint8))
+    messages = []
+    monkeypatch.setattr(cli, "_info", lambda args, m: messages.append(m))
+    assert cli.main([str(tmp_path / "img.npy"), str(tmp_path / "mask.npy"), "-o", str(tmp_path / "o.npy")]) == 0
+    assert any("compiling biharmonic kernels (first use only)" in m for m in messages)
+    monkeypatch.setattr(_classical, "kernels_cached", lambda module: True)
+    messages.clear()
+    assert cli.main([str(tmp_path / "img.npy"), str(tmp_path / "mask.npy"), "-o", str(tmp_path / "p.npy")]) == 0
+    assert not any("compiling" in m for m in messages)
+    monkeypatch.undo()
+    assert _classical.kernels_cached("_bilaplace")  # the calls above compiled and cached the kernels
+    assert not _classical.kernels_cached("_no_such_module")

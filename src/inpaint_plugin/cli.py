@@ -314,6 +314,20 @@ def _info(args, message: str) -> None:
         print(message, file=sys.stderr)
 
 
+#: The numba kernel module of each classical method (and of detect), to announce a first compilation.
+_KERNELS = {"biharmonic": "_bilaplace", "cdd": "_cdd", "criminisi": "_criminisi", "fsr": "_fsr", "lsp": "_lsp",
+            "patchmatch": "_patchmatch", "telea": "_fmm", "tv": "_tv", "detect": "_detect"}
+
+
+def _announce_compile(args, what: str) -> None:
+    """Say so when the kernels of ``what`` are compiled now (first use after an installation)."""
+    from ._classical import kernels_cached
+
+    module = _KERNELS.get(what)
+    if module is not None and not kernels_cached(module):
+        _info(args, f"compiling {what} kernels (first use only) ...")
+
+
 def _choose(image, mask, channel_axis, nodata, raw_params: dict, quiet: bool) -> str:
     """``--method auto``: the method inpaint(method="auto") would use; reported on stderr."""
     from ._evaluate import choose_method
@@ -444,6 +458,7 @@ def _run(args) -> int:
         if kinds is None and args.detect.strip() != "default":
             kinds = [k.strip() for k in args.detect.split(",") if k.strip()]
         _info(args, "detecting defects ...")
+        _announce_compile(args, "detect")
         found = _call_with_progress(detect, "detect", args.quiet, image, kinds, channel_axis=channel_axis)
         if mask is not None and mask.shape != found.shape[found.ndim - mask.ndim:]:
             raise CLIError(f"mask {args.mask}: shape {mask.shape} does not match the image's {found.shape}")
@@ -465,6 +480,7 @@ def _run(args) -> int:
             _info(args, f"filling frame by frame (the file's axes {meta.axes} have a time axis; --joint to fill "
                         "the stack as a volume)")
 
+    _announce_compile(args, method)
     result = _call_with_progress(inpaint, method, args.quiet, image, mask, method=method, channel_axis=channel_axis,
                                  nodata=args.nodata, clip=not args.no_clip, **extra, **params)
     filled = None
