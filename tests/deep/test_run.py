@@ -210,3 +210,24 @@ def test_cached_deepfill_attends_with_each_items_mask(tmp_path):
     model = _run.get_model(spec, path, torch.device("cpu"))
     assert model.contextual_attention.per_item_mask is True
     assert spec.build().contextual_attention.per_item_mask is False  # the reference behaviour stays the default
+
+
+def test_auto_tiles_of_least_work_for_global_attention(weights, monkeypatch):
+    """Above full resolution, a network with global attention gets the tile side with the least
+    estimated work (here tile_size / 2: fewer pixels in all and cheaper attention per tile)."""
+    calls = []
+    spec = _make_spec(tile_size=128, margin=16, calls=calls)  # tiles of 128 or 64 (at least 4 margins)
+    rng = np.random.default_rng(5)
+    image = rng.random((300, 300, 3)).astype(np.float32)
+    mask = np.zeros((300, 300), bool)
+    mask[::25, :] = True  # thin stripes everywhere
+    assert _run._tile_side(spec, mask, quadratic=True) == 64
+    model = _run.get_model(spec, weights, torch.device("cpu"))
+    monkeypatch.setattr(model, "attention", _Attention(), raising=False)
+    out = deep.run(spec, image, mask, weights=weights, device="cpu")
+    assert np.array_equal(out[~mask], image[~mask])
+    assert calls and all(shape[2:] == (64, 64) for shape in calls)
+    # explicit resolution="tile" keeps tile_size
+    calls.clear()
+    deep.run(spec, image, mask, weights=weights, device="cpu", resolution="tile")
+    assert all(shape[2:] == (128, 128) for shape in calls)
