@@ -410,7 +410,7 @@ def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: 
         sidx = spatial_index(idx)
         off = tuple(int(offsets[k][sidx[k]]) for k in range(nsp))
         mb = None if mask_blocks is None else mask_blocks[sidx]
-        tasks.append(scan(img_blocks[idx] if read_image else None, mb, off, ch, nodata, nan_fill))
+        tasks.append(scan(img_blocks[idx] if img_blocks is not None else None, mb, off, ch, nodata, nan_fill))
     infos = dask.compute(*tasks)
 
     n_known = sum(i.n_known for i in infos)

@@ -74,7 +74,7 @@ def load_state_dict_file(path, *, argument: str = "weights") -> dict:
         from safetensors.torch import load_file
 
         try:
-            obj = load_file(str(path), device="cpu")
+            obj: Any = load_file(str(path), device="cpu")
         except Exception as e:  # safetensors raises its own error types
             raise ValueError(f"{where}: not a readable safetensors file (truncated or corrupt?): {e}") from None
     else:

@@ -56,6 +56,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -213,6 +214,7 @@ def _fields(buf: bytes, start: int = 0, end: int | None = None) -> dict[int, lis
     end = len(buf) if end is None else end
     out: dict[int, list] = {}
     pos = start
+    value: Any
     while pos < end:
         key, pos = _varint(buf, pos, end)
         field, wire = key >> 3, key & 7
@@ -546,7 +548,7 @@ def read_variables(path, select: Callable[[str], bool] | Iterable[str] | None = 
         if missing:
             raise ValueError(f"{where}: the checkpoint has no variable(s) {missing[:10]}")
     out: dict[str, np.ndarray] = {}
-    handles: dict[int, object] = {}
+    handles: dict[int, Any] = {}
     try:
         for name in names:
             v = variables[name]
