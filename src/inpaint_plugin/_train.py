@@ -386,7 +386,7 @@ class _Validator:
 
     def classical_one(self, i: int) -> dict:
         """Squared hole error sums and counts of each classical method on held-out crop ``i``."""
-        from ._api import inpaint
+        from ._engine import fill as inpaint  # inpaint() for numpy images (no facade import below it)
 
         crop, mask = self.val[i]
         chans = [s[0] for s in self.sets[i]]
