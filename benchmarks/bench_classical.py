@@ -456,7 +456,8 @@ def write_markdown(records, peers_status, scaling, methods, path_list, note):
         return {r["case"] for r in records if r["method"] == method and r["family"] == family and "psnr" in r}
 
     n_cases = {f: len({r["case"] for r in records if r["family"] == f}) for f in fam}
-    lines.append("A number in brackets: the method ran on fewer of the family's cases (a peer still running).")
+    lines.append("A number in brackets: the method ran on fewer of the family's cases "
+                 "(e.g. a peer run cut short).")
     lines.append("")
     lines.append("| method | " + " | ".join(fam) + " |")
     lines.append("|---|" + "---|" * len(fam))
@@ -715,7 +716,7 @@ def main(argv=None):
             "shared machine: compare ratios from one run only."
             + (" The peers' rows come from `--peers-only` runs ("
                + ", ".join(f"`{Path(f).name}`" for f in args.reuse_peers)
-               + ") on the same cases and machine, just before." if args.reuse_peers else ""))
+               + ") on the same cases and machine, started before ours." if args.reuse_peers else ""))
     (RESULTS / "results.json").write_text(json.dumps({"records": records, "scaling": scaling,
                                                       "peers": status, "note": note}, indent=1))
     write_montage(outputs, cases, list(methods), RESULTS / "montage.png")
