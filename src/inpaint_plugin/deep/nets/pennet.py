@@ -104,7 +104,12 @@ class AttentionTransfer(nn.Module):
             norm = wi.pow(2).sum(dim=(1, 2, 3), keepdim=True).sqrt().clamp(min=1e-4)
             score = F.conv2d(high, wi / norm, padding=pad) * valid  # (1, L, h, w)
             score = (F.softmax(score * self.softmax_scale, dim=1) * valid).clamp(min=1e-8)
-            out.append(F.conv_transpose2d(score, raw, stride=self.rate, padding=1) / 4.0)
+            # the transposed convolution with the L patches as its weight, written as one matrix product
+            # and a fold (col2im): the same sums, twice as fast on the CPU at L = 4096 (level 1 at 256**2)
+            n_pos = score.shape[2] * score.shape[3]
+            cols = raw.reshape(raw.shape[0], -1).t() @ score.reshape(raw.shape[0], n_pos)
+            out.append(F.fold(cols[None], output_size=(self.rate * h, self.rate * w), kernel_size=kernel,
+                              stride=self.rate, padding=1) / 4.0)
         y = torch.cat(out, dim=0)
         if self.fuse:
             y = torch.cat([getattr(self, f"conv{i:02d}")(y) for i in range(self.groups)], dim=1)
