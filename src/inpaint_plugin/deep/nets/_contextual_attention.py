@@ -171,10 +171,9 @@ def contextual_attention(
     if per_item_mask and mask.shape[0] != n:
         raise ValueError(f"per_item_mask needs one mask per batch item: got {mask.shape[0]} masks for {n} items")
 
-    # 1. 4x4 patches of b with stride 2 for pasting: [N, L, C, 4, 4]
+    # 1. 4x4 patches of b with stride 2 for pasting, as columns: [N, C * 4 * 4, L]
     k_raw = 2 * RATE
     raw = F.unfold(b, kernel_size=k_raw, stride=RATE, padding=RATE // 2)
-    raw = raw.view(n, c, k_raw, k_raw, hs * ws).permute(0, 4, 1, 2, 3)
 
     # 2. matching on the half-resolution grid
     f_s = _downsample(f, RATE, resize)
@@ -208,8 +207,12 @@ def contextual_attention(
             scores = _fuse(scores.view(hs, ws, hs, ws), fuse_k).reshape(1, hs * ws, hs, ws)
         scores = scores * valid
         attn = F.softmax(scores * softmax_scale, dim=1) * valid
-        # 5. paste the 4x4 patches; each output pixel is covered by 4 of them
-        outputs.append(F.conv_transpose2d(attn, raw[i], stride=RATE, padding=RATE // 2) / 4.0)
+        # 5. paste the 4x4 patches; each output pixel is covered by 4 of them. This is the transposed
+        # convolution of the attention with the patches as weights, written as one matrix product and a
+        # fold (col2im), which reads the unfolded patches as they are (no copy into a weight tensor)
+        cols = raw[i] @ attn.view(hs * ws, hs * ws)
+        outputs.append(F.fold(cols[None], output_size=(h, w), kernel_size=k_raw, stride=RATE,
+                              padding=RATE // 2) / 4.0)
         attentions.append(attn)
     out = torch.cat(outputs, dim=0)
     if return_attention:
@@ -222,7 +225,7 @@ def _chunked(f_s, w, raw, valid, size, ksize, softmax_scale, fuse, fuse_k, max_s
     positions.
 
     ``f_s`` ``[C, hs, ws]`` downsampled foreground, ``w`` ``[L, C, k, k]`` normalised matching
-    patches, ``raw`` ``[L, C, 4, 4]`` pasting patches, ``valid`` ``[L, 1]``. Scores of a set of
+    patches, ``raw`` ``[C * 4 * 4, L]`` pasting patches (columns), ``valid`` ``[L, 1]``. Scores of a set of
     foreground positions are one matrix product with their ``k x k`` neighbourhoods (the
     correlation of the one-piece path). With ``fuse``, the chunks are runs of positions in
     column-major order, and each chunk first computes the scores of the positions the two
@@ -240,7 +243,7 @@ def _chunked(f_s, w, raw, valid, size, ksize, softmax_scale, fuse, fuse_k, max_s
     dev = f_s.device
     pad = ksize // 2
     w_flat = w.reshape(n_bg, -1)
-    raw_t = raw.reshape(n_bg, -1).t()  # [C*16, L]
+    raw_t = raw  # [C*16, L]
     f_pad = F.pad(f_s, (pad, pad, pad, pad))
     k_idx = torch.arange(ksize, device=dev)
 
