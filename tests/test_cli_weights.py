@@ -89,6 +89,7 @@ def test_list_shows_every_deep_method_its_sources_and_licences(cache):
     assert not cache.exists()  # listing creates nothing
 
 
+@pytest.mark.slow
 def test_import_then_inpaint_without_weights_uses_the_cache(cache, checkpoints, tmp_path):
     rgb, mask = _picture(tmp_path)
     proc = _cli(cache, "weights", "import", checkpoints["deepfill_v2"], "--method", "deepfill_v2")
@@ -154,6 +155,7 @@ def test_a_pickle_with_code_is_refused_without_torch_advice(cache, tmp_path):
     assert not (cache / "deepfill_v2" / "imported.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_missing_and_damaged_weights_speak_the_cli_language(cache, checkpoints, tmp_path):
     _picture(tmp_path)
     args = (tmp_path / "img.png", tmp_path / "mask.png", "-o", tmp_path / "o.png", "--quiet")

@@ -165,6 +165,7 @@ def test_a_few_wrapper_levels_still_load(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ strict keys
+@pytest.mark.slow
 def test_spl_extra_keys_are_unexpected(tmp_path):
     spec = deep.model_spec("spl")
     path = tmp_path / "spl.pt"

@@ -115,6 +115,7 @@ def test_state_dict_matches_reference(spec):
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules()) == spec["n_batchnorm2d"]
 
 
+@pytest.mark.slow
 def test_case0_network_and_intermediates(spec, case0, net):
     """Output and the recorded bottleneck arrays (model.4, model.5, model.22) at 256x256."""
     tol = spec["tolerance"]["per_array"]
@@ -325,6 +326,7 @@ class _JITWrapperLike(torch.nn.Module):
         return mask * pred + (1 - mask) * image
 
 
+@pytest.mark.slow
 def test_torchscript_big_lama_pt_is_read_without_running_its_code(tmp_path):
     gen = FFCResNetGenerator()
     with torch.random.fork_rng(devices=[]):
@@ -398,6 +400,7 @@ def test_load_errors(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------- the backend
+@pytest.mark.slow
 def test_inpaint_reproduces_case0_from_best_ckpt(tmp_path, spec, case0, filled):
     """Official best.ckpt form (Lightning dict + omegaconf config), given as the unzipped big-lama folder,
     through the public inpaint(): the reference's composite within one grey level."""
@@ -440,6 +443,7 @@ def test_case0_512_through_run_and_inpaint_from_safetensors(tmp_path, spec, case
     assert np.abs(out.astype(np.float64) - composite * 255).max() <= 1.0
 
 
+@pytest.mark.slow
 def test_random_checkpoint_is_official_format_and_inpaint_runs(spec, tmp_path):
     import inpaint_plugin
     from inpaint_plugin import deep

@@ -251,6 +251,7 @@ def test_every_network_trains_and_its_held_out_loss_goes_down(method, tmp_path):
     spec.load(spec.build(), out)
 
 
+@pytest.mark.slow
 def test_adversarial_losses_of_every_kind_run(tmp_path):
     """The recipes' GAN variants: hinge with mask channel (deepfill_v2), hinge on RGB (pennet), nsgan on the
     prediction (lama)."""
@@ -386,6 +387,7 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert np.array_equal(filled[~mask], image[~mask])
 
 
+@pytest.mark.slow
 def test_cli_prints_the_comparison_with_biharmonic(tmp_path):
     """A separate process, as a user runs it: the summary names biharmonic and warns plainly."""
     folder = _write_images(tmp_path / "imgs")
