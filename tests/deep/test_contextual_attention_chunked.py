@@ -99,6 +99,7 @@ print(vmhwm() - before)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="needs Linux VmHWM")
 @pytest.mark.parametrize("fuse", ["fuse", "plain"])
 def test_bounded_memory_at_1024_input(fuse):
