@@ -159,26 +159,41 @@ def state_path(out) -> Path:
 
 
 def report_path(out) -> Path:
-    """The held-out comparison written beside the checkpoint ``out``: ``<out>.train.json``."""
-    out = Path(os.fspath(out))
-    return out.with_name(out.name + ".train.json")
+    """The held-out comparison written beside the checkpoint ``out``: ``<out>.train.json``.
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The checkpoint file.
+
+    Returns
+    -------
+    Path
+    """
+    from .deep._weights import training_report_path
+
+    return training_report_path(out)
 
 
 def read_report(weights) -> dict | None:
     """The training report (``<weights>.train.json``) of a checkpoint trained by :func:`train`, or None.
 
     It holds ``method``, ``step``, ``val_psnr``, ``baseline`` (classical PSNRs on the same held-out
-    crops), ``best_classical``, ``beats_biharmonic`` and ``verdict``, so that a caller of
-    ``inpaint(..., weights=...)`` (the napari widget, say) can tell the user when these weights were
-    worse than biharmonic on held-out data.
-    """
-    import json
+    crops), ``best_classical``, ``beats_biharmonic`` and ``verdict``; ``inpaint(..., weights=...)``
+    warns when such weights were worse than biharmonic on held-out data.
 
-    path = report_path(weights)
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    Parameters
+    ----------
+    weights : str or os.PathLike
+        The checkpoint file.
+
+    Returns
+    -------
+    dict or None
+    """
+    from .deep._weights import read_training_report
+
+    return read_training_report(weights)
 
 
 def _write_report(out: Path, payload: dict) -> None:

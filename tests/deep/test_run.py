@@ -231,3 +231,30 @@ def test_auto_tiles_of_least_work_for_global_attention(weights, monkeypatch):
     calls.clear()
     deep.run(spec, image, mask, weights=weights, device="cpu", resolution="tile")
     assert all(shape[2:] == (128, 128) for shape in calls)
+
+
+def test_weights_trained_worse_than_biharmonic_warn_when_used(tmp_path):
+    """inpaint() with weights whose training report says they lost to biharmonic is not silently
+    'better': the first load warns with the report's verdict (issue 19)."""
+    import json
+    import warnings
+
+    import inpaint_plugin as ip
+    from inpaint_plugin import deep
+    from inpaint_plugin.deep._weights import training_report_path
+
+    weights = deep.random_checkpoint("pennet", tmp_path / "gen.pth", seed=1)
+    image = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
+    mask = np.zeros((64, 64), bool)
+    mask[20:30, 20:30] = True
+    deep.clear_model_cache()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no report: no warning
+        ip.inpaint(image, mask, method="pennet", channel_axis=-1, weights=str(weights), device="cpu")
+    training_report_path(weights).write_text(json.dumps(
+        {"beats_biharmonic": False, "verdict": "model 12.1 dB vs biharmonic 30.4 dB"}))
+    import os
+    os.utime(weights)  # a new stamp: the cached model is loaded again
+    deep.clear_model_cache()
+    with pytest.warns(UserWarning, match="worse than biharmonic.*12.1 dB"):
+        ip.inpaint(image, mask, method="pennet", channel_axis=-1, weights=str(weights), device="cpu")

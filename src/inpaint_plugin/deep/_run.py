@@ -43,9 +43,31 @@ def clear_model_cache() -> None:
 
 
 def _stamp(path: Path) -> tuple:
-    """Modification stamp of a checkpoint file or folder (its files rewritten in place included)."""
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    """Modification stamp of a checkpoint file or folder (its files rewritten in place included); a
+    TensorFlow checkpoint named by its prefix (``folder/snap-0``) is stamped by the files of that prefix."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file())
+    elif path.exists():
+        files = [path]
+    else:
+        import glob
+
+        files = sorted(path.parent.glob(glob.escape(path.name) + ".*"))
     return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+
+
+def _warn_if_trained_worse(spec: ModelSpec, path: Path) -> None:
+    """Weights trained with ``inpaint_plugin.train`` carry a held-out comparison with biharmonic
+    (``<weights>.train.json``): say so when they were worse, so that their fills are not silently taken
+    for better ones."""
+    import warnings
+
+    from ._weights import read_training_report
+
+    report = read_training_report(path)
+    if report and report.get("beats_biharmonic") is False:
+        warnings.warn(f"weights={str(path)!r} ({spec.name}): when trained, these weights filled held-out holes worse "
+                      f"than biharmonic: {report.get('verdict', '')}".rstrip(": "), UserWarning, stacklevel=4)
 
 
 def get_model(spec: ModelSpec, path: Path, device):
@@ -67,8 +89,12 @@ def get_model(spec: ModelSpec, path: Path, device):
                 _MODELS.move_to_end(key)
                 return _MODELS[key]
         try:
+            from ._weights import is_imported, load_imported
+
             module = spec.build()
-            spec.load(module, Path(path))
+            # weights imported into the cache are the network's own state_dict, whatever the official format
+            (load_imported if is_imported(Path(path)) else spec.load)(module, Path(path))
+            _warn_if_trained_worse(spec, Path(path))
             module = module.eval().requires_grad_(False).to(device)
             for layer in module.modules():  # a batch of windows with different holes (see Predictor.many)
                 if hasattr(layer, "per_item_mask"):

@@ -251,6 +251,43 @@ def resolve_weights(spec: "ModelSpec", weights) -> Path:
 # --------------------------------------------------------------------------------------------------
 # the cache of imported weights
 # --------------------------------------------------------------------------------------------------
+def training_report_path(weights) -> Path:
+    """Where :func:`inpaint_plugin.train` writes the held-out comparison of a checkpoint:
+    ``<weights>.train.json``.
+
+    Parameters
+    ----------
+    weights : str or os.PathLike
+        The checkpoint file.
+
+    Returns
+    -------
+    Path
+    """
+    weights = Path(os.fspath(weights))
+    return weights.with_name(weights.name + ".train.json")
+
+
+def read_training_report(weights) -> dict | None:
+    """The training report of a checkpoint trained by :func:`inpaint_plugin.train`, or None.
+
+    Parameters
+    ----------
+    weights : str or os.PathLike
+        The checkpoint file.
+
+    Returns
+    -------
+    dict or None
+        ``method``, ``step``, ``val_psnr``, ``baseline`` (classical PSNRs on the same held-out crops),
+        ``best_classical``, ``beats_biharmonic`` and ``verdict``; None when there is no (readable) report.
+    """
+    try:
+        return json.loads(training_report_path(weights).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def imported_path(method: str) -> Path:
     """Where the imported weights of ``method`` are (or would be).
 
