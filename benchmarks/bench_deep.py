@@ -146,6 +146,11 @@ def _ratio(a, b):
     return None if a is None or b is None or not b else a / b
 
 
+def fmt(v) -> str:
+    """A ratio with two decimals, or n/a."""
+    return "n/a" if v is None else f"{v:.2f}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", nargs="*", help="deep methods to time (default: all registered)")
@@ -188,7 +193,6 @@ def main(argv=None) -> int:
         ref = f"{r['reference_s']:.2f}" if r["reference_s"] is not None else "n/a"
         cells = [r["method"], f"{r['forward_cpu_s']:.2f} ({r['forward_s']:.2f})", ref]
         cells += [f"{r[f'inpaint_{s}_cpu_s']:.2f} ({r[f'inpaint_{s}_s']:.2f})" for s in args.sizes]
-        fmt = (lambda v: "n/a" if v is None else f"{v:.2f}")
         r["ratio_reference"] = _ratio(r[f"inpaint_{small}_cpu_s"], r["reference_s"])
         r["ratio_forward"] = _ratio(r[f"inpaint_{small}_cpu_s"], r["forward_cpu_s"])
         r["ratio_size"] = _ratio(r[f"inpaint_{large}_cpu_s"], r[f"inpaint_{small}_cpu_s"])

@@ -35,9 +35,10 @@ def main(argv=None) -> Path:
 
 
 def _shoot(out: Path, timeout: float, method: str) -> Path:
-    import napari
     from napari.settings import get_settings
     from qtpy.QtWidgets import QApplication
+
+    import napari
 
     get_settings().application.gui_notification_level = "error"
     viewer = napari.Viewer(title="inpaint-plugin", show=True)

@@ -52,8 +52,7 @@ def test_rgb_and_3d_run_and_stay_in_range():
 @pytest.mark.parametrize("p", [1.0, 1.5])
 def test_pixel_kernel_equals_the_array_steps(shape, p):
     """The numba kernel makes exactly the steps of ``cdd_step`` on the whole box (same stop)."""
-    from inpaint_plugin._classical._cdd import cdd_run
-    from inpaint_plugin._classical._cdd import KAPPA_MAX, cdd_step
+    from inpaint_plugin._classical._cdd import KAPPA_MAX, cdd_run, cdd_step
 
     rng = np.random.default_rng(0)
     u0 = rng.random(shape)

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import inpaint_plugin as ip
-from inpaint_plugin.backends.navier_stokes import navier_stokes_fill
 from inpaint_plugin.backends.telea import telea_fill
 
 FMM = ["telea", "navier_stokes"]

@@ -8,7 +8,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import inpaint_plugin as ip
 from inpaint_plugin import Backend, hookimpl

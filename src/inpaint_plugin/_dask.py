@@ -52,8 +52,8 @@ from __future__ import annotations
 
 import numbers
 import operator
-from dataclasses import dataclass
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 

@@ -66,9 +66,9 @@ from typing import Optional
 
 import numpy as np
 
+from ._backend import Param
 from ._rules import check_channel_axis as _channel_axis
 from ._rules import check_image as _check_image
-from ._backend import Param
 
 __all__ = ["DEFAULT_KINDS", "KINDS", "PARAMS", "detect"]
 
@@ -472,7 +472,6 @@ def detect(image, kinds=None, *, channel_axis=None, progress=None, **thresholds)
         step("saturated")
 
     if {"hot", "dead", "clusters", "lines", "zeros", "static"} & set(kinds) and valid.any():
-        from scipy import ndimage
 
         x = _fill_invalid(img.astype(np.float64), invalid)
         floor = _min_contrast(x[valid], is_int, t["min_contrast"])

@@ -127,8 +127,8 @@ def test_non_square_batch_matches_single_items():
 # ------------------------------------------------------------------------------------------------ backend
 def test_backend_reproduces_case0_with_tf_patch_norm(vectors, spec, filled_state, tmp_path):
     """The backend builds the variant the released weights were made with (max(||w||, 1e-4))."""
-    from inpaint_plugin.backends.deepfill_v1 import SPEC
     from inpaint_plugin import deep
+    from inpaint_plugin.backends.deepfill_v1 import SPEC
 
     z = np.load(vectors / "case0.npz")
     v = np.load(vectors / "case0_variant_tfnorm.npz")

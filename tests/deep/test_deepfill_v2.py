@@ -124,8 +124,8 @@ def test_input_validation():
 # ------------------------------------------------------------------------------------------------ backend
 def test_backend_reproduces_case0(vectors, spec, fill_state_dict, tmp_path):
     """The official checkpoint format ({'G': state_dict}) through the backend's run() = reference output."""
-    from inpaint_plugin.backends.deepfill_v2 import SPEC
     from inpaint_plugin import deep
+    from inpaint_plugin.backends.deepfill_v2 import SPEC
 
     z = np.load(vectors / "case0.npz")
     state = fill_state_dict(SPEC.build().state_dict(), seed=spec["fill"]["seed"], gain=spec["fill"]["gain"])

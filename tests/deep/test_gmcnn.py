@@ -23,8 +23,8 @@ from _helpers import (  # noqa: E402
 )
 
 import inpaint_plugin  # noqa: E402
-from inpaint_plugin.backends.gmcnn import SPEC, _symmetric_extend  # noqa: E402
 from inpaint_plugin import deep  # noqa: E402
+from inpaint_plugin.backends.gmcnn import SPEC, _symmetric_extend  # noqa: E402
 from inpaint_plugin.deep.nets.gmcnn import GMCNN  # noqa: E402
 
 REFERENCE = load_reference("gmcnn")

@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import inpaint_plugin  # noqa: E402
-from inpaint_plugin.backends import medfe as backend  # noqa: E402
 from inpaint_plugin import deep  # noqa: E402
+from inpaint_plugin.backends import medfe as backend  # noqa: E402
 from inpaint_plugin.deep.nets import medfe as net  # noqa: E402
 
 

@@ -23,8 +23,8 @@ from _helpers import (  # noqa: E402
 )
 
 import inpaint_plugin  # noqa: E402
-from inpaint_plugin.backends.pennet import SPEC  # noqa: E402
 from inpaint_plugin import deep  # noqa: E402
+from inpaint_plugin.backends.pennet import SPEC  # noqa: E402
 from inpaint_plugin.deep.nets.pennet import AttentionTransfer, PENNet  # noqa: E402
 
 REFERENCE = load_reference("pennet")

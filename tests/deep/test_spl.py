@@ -22,8 +22,8 @@ from _helpers import (  # noqa: E402
 )
 
 import inpaint_plugin  # noqa: E402
-from inpaint_plugin.backends.spl import SPEC, generator_state_dict  # noqa: E402
 from inpaint_plugin import deep  # noqa: E402
+from inpaint_plugin.backends.spl import SPEC, generator_state_dict  # noqa: E402
 from inpaint_plugin.deep.nets.spl import SPL, region_norm  # noqa: E402
 
 REFERENCE = load_reference("spl")

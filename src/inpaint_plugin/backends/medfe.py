@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..deep._backend import make_backend
+from ..deep._checkpoint import load_checked, load_state_dict_file
 from ..deep._spec import ModelSpec
 from ..deep._weights import WeightsEntry, WeightsFile
-from ..deep._checkpoint import load_checked, load_state_dict_file
-from ..deep._backend import make_backend
 
 DRIVE_FOLDER = "https://drive.google.com/drive/folders/1uLC9YN_34mLod5kIE1nMb9P5L40Iqbkp"
 #: Official file of each sub-module, as test.py of the reference loads them (note the spelling MEDEF).

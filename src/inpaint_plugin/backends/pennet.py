@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..deep._backend import make_backend
+from ..deep._checkpoint import load_checked, load_state_dict_file, write_checkpoint
 from ..deep._spec import ModelSpec
 from ..deep._weights import WeightsEntry, WeightsFile
-from ..deep._checkpoint import load_checked, load_state_dict_file, write_checkpoint
-from ..deep._backend import make_backend
 
 _DRIVE = {
     "places2": "https://drive.google.com/open?id=1Hd8DUCJMGnCZz53_19zV4_p06YJ0UDt2",

@@ -16,11 +16,19 @@ from __future__ import annotations
 from ._backend import find_spec, make_backend, random_checkpoint
 from ._checkpoint import load_checked, load_state_dict_file, random_state_dict, write_checkpoint
 from ._device import DEVICES, get_device, require_torch
+from ._manage import fetch_weights, import_weights, remove_weights
 from ._run import clear_model_cache, run
 from ._spec import ModelSpec
-from ._manage import fetch_weights, import_weights, remove_weights
-from ._weights import (WeightsEntry, WeightsFile, cache_dir, imported_info, is_imported, is_offline, load_imported,
-                       resolve_weights)
+from ._weights import (
+    WeightsEntry,
+    WeightsFile,
+    cache_dir,
+    imported_info,
+    is_imported,
+    is_offline,
+    load_imported,
+    resolve_weights,
+)
 
 __all__ = [
     "DEVICES",

@@ -3,7 +3,6 @@
 Install it (``pip install examples/inpaint-plugin-nearest``) and it appears in
 ``inpaint_plugin.methods()``, the CLI (``--method nearest``) and the napari widget.
 """
-import numpy as np
 from scipy import ndimage
 
 from inpaint_plugin import Backend, Param, hookimpl
