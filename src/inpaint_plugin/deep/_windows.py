@@ -12,7 +12,20 @@ __all__ = ["crop_windows", "resize", "run_crops", "run_tiles", "tile_boxes", "ti
 
 
 def resize(t, size):
-    """Bilinear (antialiased when shrinking) resize of a (B, C, h, w) tensor to ``size``."""
+    """Bilinear (antialiased when shrinking) resize of a (B, C, h, w) tensor to ``size``.
+
+    Parameters
+    ----------
+    t : torch.Tensor
+        ``(B, C, h, w)``.
+    size : tuple of int
+        ``(height, width)`` wanted.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, C, *size)``; ``t`` itself when it already has that size.
+    """
     import torch.nn.functional as F
 
     if tuple(t.shape[-2:]) == tuple(size):
@@ -22,7 +35,22 @@ def resize(t, size):
 
 
 def tile_starts(length: int, tile: int, stride: int) -> list:
-    """Tile start offsets covering ``[0, length)`` with the last tile flush with the end."""
+    """Tile start offsets covering ``[0, length)`` with the last tile flush with the end.
+
+    Parameters
+    ----------
+    length : int
+        Length of the axis, in pixels.
+    tile : int
+        Tile side.
+    stride : int
+        Distance between tile starts.
+
+    Returns
+    -------
+    list of int
+        Sorted, distinct start offsets.
+    """
     if length <= tile:
         return [0]
     starts = list(range(0, length - tile, stride)) + [length - tile]
@@ -43,7 +71,22 @@ def _predict_all(predict, windows, progress, done: int, total: int):
 
 
 def tile_boxes(write, tile: int, overlap: int) -> list:
-    """``(r0, c0, th, tw)`` of the overlapping tiles (see :func:`run_tiles`) holding ``write`` pixels."""
+    """``(r0, c0, th, tw)`` of the overlapping tiles (see :func:`run_tiles`) holding ``write`` pixels.
+
+    Parameters
+    ----------
+    write : ndarray of bool, shape (H, W)
+        The pixels the tiles must cover.
+    tile : int
+        Tile side (clipped to the image).
+    overlap : int
+        Overlap of neighbouring tiles, in pixels.
+
+    Returns
+    -------
+    list of tuple
+        ``(r0, c0, th, tw)`` per tile.
+    """
     h, w = write.shape
     th, tw = min(tile, h), min(tile, w)
     stride = max(1, tile - overlap)
@@ -54,8 +97,34 @@ def tile_boxes(write, tile: int, overlap: int) -> list:
 def run_tiles(predict, image, mask, tile: int, overlap: int, write=None, progress=None, done: int = 0,
               total=None) -> np.ndarray:
     """Overlapping tiles blended with linear ramps; only tiles holding ``write`` pixels (default: all
-    holes) are run, and only those pixels are written. ``progress(done + tiles run, total)`` (default
-    total: the number of tiles) after each batch of tiles."""
+    holes) are run, and only those pixels are written.
+
+    Parameters
+    ----------
+    predict : callable
+        ``predict(image, mask) -> filled`` for one window (a :class:`~._run.Predictor`).
+    image : ndarray, shape (H, W, 3)
+        Float image in [0, 1].
+    mask : ndarray of bool, shape (H, W)
+        True = hole.
+    tile : int
+        Tile side.
+    overlap : int
+        Overlap of neighbouring tiles (the width of the blending ramps).
+    write : ndarray of bool, optional
+        The pixels to fill (default: ``mask``).
+    progress : callable, optional
+        ``progress(done + tiles run, total)`` after each batch of tiles; it may raise to cancel.
+    done : int
+        Units of work done before these tiles (for ``progress``).
+    total : int, optional
+        Total units of work (default: the number of tiles).
+
+    Returns
+    -------
+    ndarray
+        A copy of ``image`` with the ``write`` pixels filled.
+    """
     write = mask if write is None else write
     boxes = tile_boxes(write, tile, overlap)
     total = len(boxes) if total is None else total
@@ -90,6 +159,20 @@ def crop_windows(mask: np.ndarray, side: int, margin: int) -> tuple:
     tiles at full resolution. Other large holes get their own window of about 1.5x their size plus
     margin, centred on them (resized to the network). Windows inside another one of at most ``side``
     (or an identical one) are merged into it. An image not larger than ``side`` is a single window.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (H, W)
+        True = hole.
+    side : int
+        Side of the network's windows.
+    margin : int
+        Context kept around each hole, in pixels.
+
+    Returns
+    -------
+    tuple
+        ``(windows, thin)`` as described above.
     """
     from scipy import ndimage
 
@@ -156,8 +239,28 @@ def crop_windows(mask: np.ndarray, side: int, margin: int) -> tuple:
 
 
 def run_crops(predict, image, mask, side: int, margin: int, progress=None) -> np.ndarray:
-    """Fill the holes with the windows of :func:`crop_windows` (thin holes: :func:`run_tiles`);
-    ``progress(done, total)`` after each batch, ``total`` = tiles + windows."""
+    """Fill the holes with the windows of :func:`crop_windows` (thin holes: :func:`run_tiles`).
+
+    Parameters
+    ----------
+    predict : callable
+        ``predict(image, mask) -> filled`` for one window (a :class:`~._run.Predictor`).
+    image : ndarray, shape (H, W, 3)
+        Float image in [0, 1].
+    mask : ndarray of bool, shape (H, W)
+        True = hole.
+    side : int
+        Side of the network's windows.
+    margin : int
+        Context kept around each hole, in pixels.
+    progress : callable, optional
+        ``progress(done, total)`` after each batch, ``total`` = tiles + windows; it may raise to cancel.
+
+    Returns
+    -------
+    ndarray
+        A copy of ``image`` with the holes filled.
+    """
     windows, thin = crop_windows(mask, side, margin)
     overlap = max(1, side // 4)
     n_tiles = len(tile_boxes(thin, side, overlap)) if thin.any() else 0
