@@ -27,12 +27,26 @@ def make_backend(spec: ModelSpec, description: str, extra_params: Sequence[Param
     ``resolution`` and ``extra_params`` (passed on to ``spec.predict``). It reports progress: ``func``
     takes ``progress=callback(done, total)``, called after each batch of crops/tiles; the callback may
     raise to cancel between them.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The network.
+    description : str
+        One line for ``methods()``, the CLI and the widget.
+    extra_params : sequence of Param
+        Further parameters, passed on to ``spec.predict``.
+
+    Returns
+    -------
+    Backend
     """
     default = spec.registry[0] if spec.registry and spec.registry[0].downloadable else None
     params = (
         Param("weights", "path", None,
               f"checkpoint ({'folder' if any(e.folder for e in spec.registry) else 'file'})"
-              + (f"; None downloads the official {default.name!r} weights" if default else "")
+              + "; None uses the weights imported with `inpaint-plugin weights import`"
+              + (f", else downloads the official {default.name!r} weights" if default else "")
               + f". {spec.weights_help}"),
         Param("device", "str", "auto", "torch device: auto (cuda, then mps, then cpu), cpu, cuda or mps", choices=DEVICES),
         Param("resolution", "str", "auto", "how images of any size are fed to the network", choices=spec.resolutions),
@@ -66,6 +80,22 @@ def make_backend(spec: ModelSpec, description: str, extra_params: Sequence[Param
 
 
 def find_spec(method_name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of a registered deep method.
+
+    Parameters
+    ----------
+    method_name : str
+        A registered deep method, e.g. ``"lama"``.
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    ValueError
+        Naming the registered deep methods when ``method_name`` is not one of them.
+    """
     from inpaint_plugin._registry import backends
 
     table = backends()

@@ -76,6 +76,20 @@ def get_model(spec: ModelSpec, path: Path, device):
     Thread-safe: when several threads ask for the same model at once, one loads it and the others
     wait and share that instance (a failed load raises in the loading thread; a waiting thread then
     tries itself). The :data:`_MODEL_CACHE_SIZE` most recently used models are kept.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The network's description.
+    path : Path
+        The checkpoint (file, folder or TensorFlow prefix; weights imported into the cache included).
+    device : torch.device
+        Where the network runs.
+
+    Returns
+    -------
+    torch.nn.Module
+        The network, shared with other callers: do not modify it.
     """
     key = (spec.name, str(Path(path).resolve()), _stamp(Path(path)), str(device))
     with _CACHE_LOCK:
@@ -167,6 +181,17 @@ class Predictor:
     possible (windows of the same network input size are batched, up to a number of pixels per
     forward). Networks without fixed size see windows larger than ``tile_size`` shrunk to it unless
     ``shrink`` is False.
+
+    Parameters
+    ----------
+    spec : ModelSpec
+        The network's description.
+    module : torch.nn.Module
+        The network, with its weights, in eval mode on ``device``.
+    device : torch.device
+        Where it runs.
+    extra : mapping
+        Keyword arguments passed on to ``spec.predict``.
     """
 
     def __init__(self, spec: ModelSpec, module, device, extra: Mapping[str, Any]):

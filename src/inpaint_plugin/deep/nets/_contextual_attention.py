@@ -387,6 +387,16 @@ class ContextualAttention(nn.Module):
     ``forward(f, b, mask)`` returns the output, or ``(output, attention)`` when built with
     ``return_attention=True``. ``per_item_mask`` and ``max_scores`` are plain attributes (not in
     the state_dict) that may be changed on a built network.
+
+    Parameters
+    ----------
+    ksize, softmax_scale, fuse, fuse_k, resize, patch_norm, mask_downsample, return_attention : see
+        :func:`contextual_attention` (same names, same meaning).
+    per_item_mask : bool
+        Each item of a batch uses its own mask (otherwise item 0's, as the reference).
+    max_scores : int, optional
+        Largest score matrix (elements) computed in one piece; larger ones are split in chunks of
+        foreground positions (bounded memory, the same result).
     """
 
     #: every position attends to the whole map: time and memory grow with the square of the pixel
