@@ -372,3 +372,30 @@ def test_auto_without_other_plugins_follows_the_shortlist():
     thin = np.zeros(image.shape, bool)
     thin[10, 5:60] = thin[40, 3:50] = True
     assert ev.choose_method(image, thin) in ("lsp", "fsr")
+
+
+def test_progress_of_evaluate_and_auto_reaches_its_total_and_can_cancel():
+    import inpaint_plugin as ip
+
+    yy, xx = np.mgrid[:64, :64]
+    img = np.sin(xx / 6.0) + np.cos(yy / 9.0)
+    mask = np.zeros(img.shape, bool)
+    mask[20:23, 10:40] = True
+    seen = []
+    ip.evaluate(img, mask, ["biharmonic", "telea"], n_trials=2, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (4, 4) and [d for d, _ in seen] == [0, 1, 2, 3, 4]
+
+    class Stop(Exception):
+        pass
+
+    def stop(done, total):
+        raise Stop
+
+    with pytest.raises(Stop):
+        ip.evaluate(img, mask, ["biharmonic"], progress=stop)
+    with pytest.raises(TypeError, match="progress"):
+        ip.evaluate(img, mask, ["biharmonic"], progress="yes")
+    # method="auto" reports its trials through inpaint(progress=...) when it runs any
+    seen.clear()
+    ip.inpaint(img, mask, method="auto", progress=lambda d, t: seen.append((d, t)))
+    assert seen and seen[-1][0] == seen[-1][1]

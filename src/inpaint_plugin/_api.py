@@ -99,7 +99,8 @@ def inpaint(image, mask=None, method: str = "biharmonic", *, channel_axis: Optio
         rounded and kept within their dtype).
     progress : callable, optional
         Called as ``progress(done, total)`` after each slice, and after each crop/tile of methods that
-        report finer progress (deep networks). It may raise to cancel the run.
+        report finer progress (deep networks); with ``method="auto"`` first over the trials of the
+        choice. It may raise to cancel the run.
     per_slice : bool, optional
         How an nD image is filled by a method that works in any dimension: ``True`` fills each 2-D
         plane (the last two spatial axes) on its own (time series, independent frames, z-stacks with
@@ -146,7 +147,8 @@ def inpaint(image, mask=None, method: str = "biharmonic", *, channel_axis: Optio
     if method == "auto":
         from ._evaluate import choose_method
 
-        method = choose_method(image, mask, channel_axis=channel_axis, nodata=nodata, accepts=tuple(params))
+        method = choose_method(image, mask, channel_axis=channel_axis, nodata=nodata, accepts=tuple(params),
+                               progress=progress)
         logger.info("method='auto' chose %r", method)
         from ._registry import get_backend
 

@@ -297,13 +297,15 @@ def _method_params(names: Sequence[str], params: Mapping, table: Mapping, seed: 
     return per
 
 
-def _score(prep, trials: list, name: str, params: dict, spread: float) -> MethodScore:
+def _score(prep, trials: list, name: str, params: dict, spread: float, step=None) -> MethodScore:
     from ._engine import fill as inpaint
 
     rmse, mae = [], []
     start = time.perf_counter()
     try:
         for trial in trials:
+            if step is not None:
+                step()
             img = prep.img[trial.window]
             out = inpaint(img, trial.fill, name, channel_axis=-1, clip=prep.clip, **params)
             diff = out[trial.scored].astype(np.float64) - img[trial.scored].astype(np.float64)
@@ -318,7 +320,7 @@ def _score(prep, trials: list, name: str, params: dict, spread: float) -> Method
 
 
 def _evaluate_prepared(prep, names: Sequence[str], per_params: Mapping, n_trials: int, seed: int,
-                       window: Optional[int]) -> Evaluation:
+                       window: Optional[int], progress=None) -> Evaluation:
     mask = prep.mask
     trials = _make_trials(mask, n_trials, np.random.default_rng(seed), window)
     if not trials:
@@ -327,7 +329,16 @@ def _evaluate_prepared(prep, names: Sequence[str], per_params: Mapping, n_trials
     known = prep.img[~mask]
     spread = float(np.mean(known.max(axis=0).astype(np.float64) - known.min(axis=0)))
     spread = spread if spread > 0 else 1.0
-    scores = [_score(prep, trials, n, per_params[n], spread) for n in names]
+    done, total = [0], len(trials) * len(names)
+
+    def step():  # before each trial fill, so that a raising callback cancels before the work
+        if progress is not None:
+            progress(done[0], total)
+        done[0] += 1
+
+    scores = [_score(prep, trials, n, per_params[n], spread, step) for n in names]
+    if progress is not None:
+        progress(total, total)
     return Evaluation(scores, [t.shift for t in trials], [int(t.scored.sum()) for t in trials])
 
 
@@ -360,7 +371,7 @@ def _shortlist(table: Mapping, names: Sequence[str], mask: np.ndarray) -> tuple:
 
 
 def evaluate(image, mask=None, methods=None, *, channel_axis=None, nodata=None, n_trials: int = 3,
-             seed: int = 0, window: Optional[int] = 384, **params) -> Evaluation:
+             seed: int = 0, window: Optional[int] = 384, progress=None, **params) -> Evaluation:
     """Estimate the error each method would make when filling the holes of this image.
 
     Known pixels are hidden in holes shaped like the real ones (shifted copies of the mask), each
@@ -380,6 +391,8 @@ def evaluate(image, mask=None, methods=None, *, channel_axis=None, nodata=None, 
         Seed of the shifts and windows, also passed to methods that take a ``seed``.
     window : int or None
         Largest side (pixels) of the region filled per trial; ``None``: the whole image.
+    progress : callable, optional
+        ``progress(done, total)`` over the (method, trial) fills; it may raise to cancel.
     **params
         ``name=value`` is given to every evaluated method that has a parameter ``name`` (e.g.
         ``device="cpu"``); ``method_name={...}`` gives parameters to one method (e.g.
@@ -407,8 +420,11 @@ def evaluate(image, mask=None, methods=None, *, channel_axis=None, nodata=None, 
     """
     import numbers
 
-    from ._engine import prepare
+    from ._engine import prepare_inputs
     from ._registry import methods as registered
+    from ._rules import check_progress
+
+    check_progress(progress)
 
     for name, value in (("n_trials", n_trials), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -437,8 +453,7 @@ def evaluate(image, mask=None, methods=None, *, channel_axis=None, nodata=None, 
     else:
         names = None
 
-    first = names[0] if names else FALLBACK_METHOD
-    prep = prepare(image, mask, first, channel_axis=channel_axis, nodata=nodata)
+    prep = prepare_inputs(image, mask, channel_axis=channel_axis, nodata=nodata)
     n_spatial = len(prep.spatial_shape)
     if names is None:
         given = {k for k, v in params.items() if k in table and isinstance(v, Mapping) and v.get("weights")}
@@ -452,10 +467,10 @@ def evaluate(image, mask=None, methods=None, *, channel_axis=None, nodata=None, 
     per_params = _method_params(names, params, table, int(seed))
     if not prep.mask.any():
         raise ValueError("mask is empty: there are no holes whose shape could be imitated")
-    return _evaluate_prepared(prep, names, per_params, int(n_trials), int(seed), window)
+    return _evaluate_prepared(prep, names, per_params, int(n_trials), int(seed), window, progress)
 
 
-def choose_method(image, mask=None, *, channel_axis=None, nodata=None, accepts=()) -> str:
+def choose_method(image, mask=None, *, channel_axis=None, nodata=None, accepts=(), progress=None) -> str:
     """The method ``inpaint(..., method="auto")`` uses: the best of a quick :func:`evaluate`.
 
     See the module documentation for the policy (cheap candidates only, a few small trials, seed 0).
@@ -467,6 +482,9 @@ def choose_method(image, mask=None, *, channel_axis=None, nodata=None, accepts=(
     accepts : iterable of str
         Names of parameters the user gave with ``method="auto"``: only methods that take all of them
         are candidates. ``seed`` does not restrict the choice (deterministic methods simply have none).
+    progress : callable, optional
+        ``progress(done, total)`` over the trial fills (none when the choice needs no trial); it may
+        raise to cancel.
 
     Returns
     -------
@@ -478,13 +496,13 @@ def choose_method(image, mask=None, *, channel_axis=None, nodata=None, accepts=(
     TypeError
         If no candidate method takes all the parameters in ``accepts``.
     """
-    from ._engine import prepare
+    from ._engine import prepare_inputs
     from ._registry import methods as registered
 
     if isinstance(accepts, str):
         accepts = (accepts,)
     wanted = set(accepts) - {"seed"}
-    prep = prepare(image, mask, FALLBACK_METHOD, channel_axis=channel_axis, nodata=nodata)
+    prep = prepare_inputs(image, mask, channel_axis=channel_axis, nodata=nodata)
     table = registered()
     names = _auto_candidates(table, len(prep.spatial_shape), int(np.prod(prep.spatial_shape)))
     if wanted:
@@ -501,7 +519,7 @@ def choose_method(image, mask=None, *, channel_axis=None, nodata=None, accepts=(
     fallback = FALLBACK_METHOD if FALLBACK_METHOD in names else names[0]
     per_params = _method_params(names, {}, table, 0)
     try:
-        result = _evaluate_prepared(prep, names, per_params, AUTO_TRIALS, 0, window)
+        result = _evaluate_prepared(prep, names, per_params, AUTO_TRIALS, 0, window, progress)
     except ValueError:  # no trial possible: nothing to compare
         return fallback
     return result.best or fallback
