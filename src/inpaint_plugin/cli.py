@@ -344,10 +344,7 @@ def _prepare_mask(image, mask, method, channel_axis, nodata, params, extra=None)
     """The mask inpaint() fills (the given mask, NaNs / nodata, detected defects), in the image's spatial shape."""
     import numpy as np
 
-    try:
-        from ._engine import prepare
-    except ImportError:
-        from ._api import prepare
+    from ._engine import prepare
     kw = {"per_slice": extra["per_slice"]} if extra and "per_slice" in extra else {}
     return np.ascontiguousarray(prepare(image, mask, method, channel_axis=channel_axis, nodata=nodata,
                                         **kw, **params).mask)
