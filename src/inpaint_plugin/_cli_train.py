@@ -26,7 +26,18 @@ _METHODS = "deepfill_v2, deepfill_v1, pennet, gmcnn, spl, medfe or lama"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the training options (named as ``train()``'s arguments) to ``p``; returns ``p``."""
+    """Add the training options (named as ``train()``'s arguments) to ``p``; returns ``p``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The parser (the ``train`` subcommand's, or a standalone one).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        ``p``.
+    """
     p.add_argument("--method", required=True, help=_METHODS)
     p.add_argument("--images", required=True, nargs="+", metavar="PATH",
                    help="image files, directories of TIFF/PNG/JPEG/npy files, or glob patterns")
@@ -64,12 +75,27 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The standalone parser of ``inpaint-plugin train``."""
+    """The standalone parser of ``inpaint-plugin train``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
     return add_arguments(argparse.ArgumentParser(prog=PROG, description=DESCRIPTION))
 
 
 def summary(result) -> str:
-    """The lines printed after training: what was written, time and memory, and the held-out comparison."""
+    """The lines printed after training: what was written, time and memory, and the held-out comparison.
+
+    Parameters
+    ----------
+    result : TrainResult
+        What :func:`inpaint_plugin.train` returned.
+
+    Returns
+    -------
+    str
+    """
     memory = []
     if result.peak_rss_mb is not None:
         memory.append(f"peak RSS {result.peak_rss_mb:.0f} MiB")
@@ -92,7 +118,18 @@ def summary(result) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train with parsed arguments; returns the exit code (0 done, 1 failure, 2 bad arguments)."""
+    """Train with parsed arguments; returns the exit code (0 done, 1 failure, 2 bad arguments).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by a parser built with :func:`add_arguments`.
+
+    Returns
+    -------
+    int
+        The exit code.
+    """
     import warnings
 
     from ._train import state_path, train
@@ -126,7 +163,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv=None) -> int:
-    """``inpaint-plugin train ...``; returns the exit code (0 done, 1 failure, 2 bad arguments)."""
+    """``inpaint-plugin train ...``; returns the exit code (0 done, 1 failure, 2 bad arguments).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``train`` (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit code.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)

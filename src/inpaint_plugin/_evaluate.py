@@ -380,11 +380,13 @@ def evaluate(image, mask=None, methods=None, *, channel_axis=None, nodata=None, 
 
     Parameters
     ----------
-    image, mask, channel_axis, nodata
+    image, mask
         As for :func:`inpaint_plugin.inpaint` (validated the same way).
     methods : str or sequence of str, optional
         Methods to compare. ``None``: every registered method that can work on this image and needs
         no trained weights (deep methods join when their ``weights`` are given, see ``params``).
+    channel_axis, nodata
+        As for :func:`inpaint_plugin.inpaint`.
     n_trials : int
         Number of shifted copies of the mask (fewer when the image leaves no room for more).
     seed : int

@@ -153,7 +153,17 @@ class TrainResult:
 
 
 def state_path(out) -> Path:
-    """The training-state file that belongs to the checkpoint ``out``: ``<out>.state.pt``."""
+    """The training-state file that belongs to the checkpoint ``out``: ``<out>.state.pt``.
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The checkpoint file.
+
+    Returns
+    -------
+    Path
+    """
     out = Path(os.fspath(out))
     return out.with_name(out.name + ".state.pt")
 

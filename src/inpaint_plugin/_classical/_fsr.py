@@ -48,7 +48,29 @@ __all__ = ["FSRParams", "fsr_fill", "PROFILES"]
 
 @dataclass(frozen=True)
 class FSRParams:
-    """One quality profile of FSR (see the module documentation)."""
+    """One quality profile of FSR (see the module documentation).
+
+    Attributes
+    ----------
+    fft_size : int
+        Side of the DFT window (pixels).
+    block_size, block_size_min : int
+        Side of the blocks: processing starts at ``block_size``; a textured block is split into four,
+        down to ``block_size_min``.
+    max_iter, min_iter : int
+        Most and fewest iterations of the frequency-selective extrapolation per block.
+    iter_const : float
+        Iterations per unit of the standard deviation ``sigma`` of the available pixels around a block
+        (``iter_const * sigma``, clipped to ``[min_iter, max_iter]``).
+    gamma : float
+        Orthogonality-deficiency compensation factor.
+    reuse_weight : float
+        Weight of already reconstructed pixels when later blocks use them as support.
+    rhos : tuple of float
+        Decay ``rho`` of the isotropic weighting ``rho ** distance``, one per block size.
+    thresholds : tuple of float
+        ``sigma`` thresholds above which a block of each size is split.
+    """
 
     fft_size: int
     block_size: int
@@ -325,6 +347,20 @@ def fsr_fill(image: np.ndarray, mask: np.ndarray, params: FSRParams) -> np.ndarr
     """Reconstruct ``image[mask]`` (``image``: ``(H, W, C)`` float, values about ``[0, 1]``).
 
     Returns a new float64 array; the known pixels are those of ``image``.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, C)
+        Float image, values about [0, 1] (the engine normalises).
+    mask : ndarray of bool, shape (H, W)
+        True = hole.
+    params : FSRParams
+        The quality profile.
+
+    Returns
+    -------
+    ndarray
+        float64, shape (H, W, C).
     """
     height, width = mask.shape
     rec = np.array(image, dtype=np.float64, order="C", copy=True)

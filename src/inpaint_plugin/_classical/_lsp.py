@@ -28,7 +28,17 @@ __all__ = ["lsp_fill", "stencil_offsets"]
 
 
 def stencil_offsets(radius: int) -> np.ndarray:
-    """``(J, 2)`` offsets of the ``(2 radius + 1)^2 - 1`` neighbours (raster order, centre excluded)."""
+    """``(J, 2)`` offsets of the ``(2 radius + 1)^2 - 1`` neighbours (raster order, centre excluded).
+
+    Parameters
+    ----------
+    radius : int
+        Stencil radius.
+
+    Returns
+    -------
+    ndarray of int, shape (J, 2)
+    """
     r = np.arange(-radius, radius + 1)
     off = np.array([(dy, dx) for dy in r for dx in r if dy or dx], dtype=np.int64)
     return off
@@ -118,7 +128,30 @@ def _fit_stencils(img, train, offsets, tile, context, lam):
 
 def lsp_fill(image: np.ndarray, mask: np.ndarray, radius: int = 1, tile: int = 16, context: int = 8,
              lam: float = 0.05, beta: float = 0.0) -> np.ndarray:
-    """Fill ``image[mask]`` (``(H, W, C)`` float) by least-squares prediction (see the module docs)."""
+    """Fill ``image[mask]`` (``(H, W, C)`` float) by least-squares prediction (see the module docs).
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, C)
+        Float image (the engine centres and scales it).
+    mask : ndarray of bool, shape (H, W)
+        True = hole.
+    radius : int
+        Stencil radius: ``(2 radius + 1)**2 - 1`` neighbours.
+    tile : int
+        Side of the tiles that get a stencil of their own.
+    context : int
+        Known pixels this far around a tile are used to fit its stencil.
+    lam : float
+        Ridge weight pulling each stencil towards the 4-neighbour mean.
+    beta : float
+        Weight of the 4-neighbour-mean (biharmonic) predictor next to the learned one.
+
+    Returns
+    -------
+    ndarray
+        float64, shape (H, W, C), the holes filled.
+    """
     from scipy import ndimage, sparse
     from scipy.sparse.linalg import splu
 

@@ -64,17 +64,52 @@ class SNPatchGAN(nn.Module):
 
 
 def hinge_d_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-    """Discriminator hinge loss: ``mean(relu(1 - real)) + mean(relu(1 + fake))``."""
+    """Discriminator hinge loss: ``mean(relu(1 - real)) + mean(relu(1 + fake))``.
+
+    Parameters
+    ----------
+    real_scores, fake_scores : torch.Tensor
+        The discriminator's scores for real and generated images.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar.
+    """
     return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
 
 
 def hinge_g_loss(fake_scores: torch.Tensor) -> torch.Tensor:
-    """Generator hinge loss: ``-mean(fake)``."""
+    """Generator hinge loss: ``-mean(fake)``.
+
+    Parameters
+    ----------
+    fake_scores : torch.Tensor
+        The discriminator's scores for generated images.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar.
+    """
     return -fake_scores.mean()
 
 
 def d_loss(kind: str, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-    """Discriminator loss of kind ``"hinge"`` or ``"nsgan"``."""
+    """Discriminator loss of kind ``"hinge"`` or ``"nsgan"``.
+
+    Parameters
+    ----------
+    kind : {"hinge", "nsgan"}
+        Hinge loss, or the non-saturating GAN loss (binary cross-entropy on the logits).
+    real_scores, fake_scores : torch.Tensor
+        The discriminator's scores (logits) for real and generated images.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar.
+    """
     if kind == "hinge":
         return hinge_d_loss(real_scores, fake_scores)
     if kind == "nsgan":
@@ -83,7 +118,20 @@ def d_loss(kind: str, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> t
 
 
 def g_loss(kind: str, fake_scores: torch.Tensor) -> torch.Tensor:
-    """Generator adversarial loss of kind ``"hinge"`` or ``"nsgan"``."""
+    """Generator adversarial loss of kind ``"hinge"`` or ``"nsgan"``.
+
+    Parameters
+    ----------
+    kind : {"hinge", "nsgan"}
+        Hinge loss, or the non-saturating GAN loss.
+    fake_scores : torch.Tensor
+        The discriminator's scores (logits) for generated images.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar.
+    """
     if kind == "hinge":
         return hinge_g_loss(fake_scores)
     if kind == "nsgan":

@@ -43,7 +43,19 @@ _MAX_REDRAWS = 50
 @dataclass(frozen=True)
 class Plane:
     """One 2-D plane as a network sees it: raw data ``(H, W, C)``, per-channel ``lo``/``scale`` and the
-    three channels that make its RGB input."""
+    three channels that make its RGB input.
+
+    Attributes
+    ----------
+    data : ndarray, shape (H, W, C)
+        The raw plane.
+    lo, scale : ndarray
+        Per-channel offset and scale: the network sees ``(data - lo) / scale`` (as ``inpaint()`` maps it).
+    group : tuple of int
+        The three channels of ``data`` that make the network's RGB input.
+    name : str
+        Where the plane comes from (file and index), for messages.
+    """
 
     data: np.ndarray
     lo: np.ndarray
@@ -182,6 +194,10 @@ def load_sources(images, *, channel_axis=None, normalize: str = "range", channel
     normalize : {"range", "minmax", "percentile"}
     channels : str
         The backend's channel handling (``Backend.channels``), for the channel grouping.
+
+    Returns
+    -------
+    list of list of Plane
     """
     from .._backend import Backend
 
@@ -216,6 +232,21 @@ def split_sources(sources: list, val_fraction: float, crop_size: int, rng: np.ra
     With several 2-D sources, ``max(1, round(val_fraction * n))`` of them, chosen with ``rng``, are
     held out. A single source is cut in two: its bottom ``val_fraction`` of rows (at least
     ``crop_size``) is held out. Sources smaller than ``crop_size`` are dropped with a warning.
+
+    Parameters
+    ----------
+    sources : list of list of Plane
+        From :func:`load_sources`.
+    val_fraction : float
+        Share held out for validation.
+    crop_size : int
+        Side of the training crops: smaller planes are dropped.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    tuple of list of Plane
+        ``(train, validation)``.
 
     Raises
     ------
@@ -253,6 +284,22 @@ def sample_crop(planes: list, weights: np.ndarray, size: int, rng: np.random.Gen
     """A random ``size`` x ``size`` crop ``(size, size, 3)`` in [0, 1] of a plane drawn with probability
     ``weights``; with ``augment``, a random rotation by a multiple of 90 degrees and a random flip.
 
+    Parameters
+    ----------
+    planes : list of Plane
+    weights : ndarray
+        Sampling probability of each plane (:func:`plane_weights`).
+    size : int
+        Side of the crop, in pixels.
+    rng : numpy.random.Generator
+    augment : bool
+        Random rotations and flips.
+
+    Returns
+    -------
+    ndarray, shape (size, size, 3)
+        float32 in [0, 1].
+
     Raises
     ------
     ValueError
@@ -274,6 +321,16 @@ def sample_crop(planes: list, weights: np.ndarray, size: int, rng: np.random.Gen
 
 
 def plane_weights(planes: list) -> np.ndarray:
-    """Sampling probability of each plane: proportional to its pixel count."""
+    """Sampling probability of each plane: proportional to its pixel count.
+
+    Parameters
+    ----------
+    planes : list of Plane
+
+    Returns
+    -------
+    ndarray of float
+        Probabilities summing to one.
+    """
     w = np.array([p.shape[0] * p.shape[1] for p in planes], dtype=np.float64)
     return w / w.sum()

@@ -32,7 +32,19 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def spatial_discount(mask: np.ndarray, gamma: float = 0.9) -> np.ndarray:
     """Weights ``gamma ** (l - 1)`` in the holes of ``mask`` (0 outside), ``l`` the distance to the
-    nearest known pixel (Euclidean, in pixels)."""
+    nearest known pixel (Euclidean, in pixels).
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (H, W)
+        True = hole.
+    gamma : float
+        Discount per pixel of distance.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W)
+    """
     from scipy import ndimage
 
     mask = np.asarray(mask, dtype=bool)
@@ -45,6 +57,11 @@ class VGG19Features(nn.Module):
 
     ``forward(x, layers)`` takes ``x`` ``(N, 3, H, W)`` in [0, 1] and returns ``{name: features}``
     for the names of :data:`RELU`; only the layers up to the deepest requested one are run.
+
+    Attributes
+    ----------
+    features : torch.nn.Sequential
+        The convolutions and ReLUs, with torchvision's indices (so its state_dict keys load as they are).
     """
 
     def __init__(self):
@@ -76,6 +93,15 @@ def load_vgg19(path) -> VGG19Features:
 
     ``classifier.*`` keys (the fully connected head) are ignored.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A torchvision VGG19 state_dict (``vgg19-dcbb9e9d.pth``), read safely.
+
+    Returns
+    -------
+    VGG19Features
+
     Raises
     ------
     ValueError
@@ -90,7 +116,20 @@ def load_vgg19(path) -> VGG19Features:
 
 
 def perceptual_loss(vgg: VGG19Features, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Sum over relu1_1, relu2_1, relu3_1, relu4_1 of the mean L1 feature distance (inputs in [0, 1])."""
+    """Sum over relu1_1, relu2_1, relu3_1, relu4_1 of the mean L1 feature distance (inputs in [0, 1]).
+
+    Parameters
+    ----------
+    vgg : VGG19Features
+        Frozen feature extractor.
+    output, target : torch.Tensor
+        ``(N, 3, H, W)`` in [0, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar.
+    """
     fo, ft = vgg(output, PERCEPTUAL_LAYERS), vgg(target, PERCEPTUAL_LAYERS)
     return sum(F.l1_loss(fo[k], ft[k].detach()) for k in PERCEPTUAL_LAYERS)
 
@@ -109,7 +148,20 @@ def _mrf(gen: torch.Tensor, tar: torch.Tensor, bias: float = 1.0, sigma: float =
 
 
 def id_mrf_loss(vgg: VGG19Features, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """GMCNN's ID-MRF loss of ``output`` against ``target`` (both ``(N, 3, H, W)`` in [0, 1])."""
+    """GMCNN's ID-MRF loss of ``output`` against ``target`` (both ``(N, 3, H, W)`` in [0, 1]).
+
+    Parameters
+    ----------
+    vgg : VGG19Features
+        Frozen feature extractor.
+    output, target : torch.Tensor
+        ``(N, 3, H, W)`` in [0, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar.
+    """
     layers = ("relu3_2", "relu4_2")
     fo, ft = vgg(output, layers), vgg(target, layers)
     style = _mrf(fo["relu3_2"], ft["relu3_2"].detach()) + _mrf(fo["relu4_2"], ft["relu4_2"].detach())

@@ -334,7 +334,12 @@ RECIPES = {
 
 
 def trainable_methods() -> list:
-    """The methods with a recipe whose backend is registered (sorted)."""
+    """The methods with a recipe whose backend is registered (sorted).
+
+    Returns
+    -------
+    list of str
+    """
     from .._registry import backends
 
     names = set(backends())
@@ -343,6 +348,15 @@ def trainable_methods() -> list:
 
 def get_recipe(method: str) -> Recipe:
     """The recipe of ``method``.
+
+    Parameters
+    ----------
+    method : str
+        A deep method, e.g. ``"deepfill_v2"``.
+
+    Returns
+    -------
+    Recipe
 
     Raises
     ------
