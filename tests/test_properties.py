@@ -25,7 +25,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import inpaint_plugin as ip
@@ -280,6 +280,9 @@ def test_fills_are_equivariant_to_offset_and_scale(name, method_params):
         if mask.all() or not mask.any():
             return
         scale = 10.0**log_scale
+        # x * scale + offset must still resolve the data: where float64 keeps less than about six digits
+        # of the data's variation (1e10 + 1e-3 x), the input itself is lost, not the method's equivariance
+        assume(abs(offset) * np.finfo(np.float64).eps / scale < 1e-6 * np.ptp(x))
         base = ip.inpaint(x, mask, name, **kw)
         moved = ip.inpaint(x * scale + offset, mask, name, **kw)
         assert np.isfinite(moved).all()
