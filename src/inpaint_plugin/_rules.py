@@ -390,15 +390,3 @@ def check_value_range(value_range) -> Optional[tuple]:
     if not (np.isfinite(lo) and np.isfinite(hi)) or not lo < hi:
         raise ValueError(f"value_range must be two finite numbers with lo < hi, got {value_range!r}")
     return lo, hi
-
-
-def check_int(value: Any, name: str, minimum: Optional[int] = None) -> int:
-    """An int argument (not bool) that fits in 64 bits."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    value = int(value)
-    if not -(2**63) <= value < 2**63:
-        raise ValueError(f"{name}={value} is too large (it must fit in 64 bits)")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
