@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 
 # Optional parts, imported on first use (they pull in heavier modules).
 _LAZY = {
-    "train": ("._train", "train"),
+    "train": (".training", "train"),
     "detect": ("._detect", "detect"),
     "evaluate": ("._evaluate", "evaluate"),
     "read_image": ("._io", "read_image"),

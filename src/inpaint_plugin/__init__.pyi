@@ -13,8 +13,8 @@ from ._metadata import ImageMetadata as ImageMetadata
 from ._registry import get_backend as get_backend
 from ._registry import register as register
 from ._registry import unregister as unregister
-from ._train import train as train
 from .hookspecs import hookimpl as hookimpl
+from .training import train as train
 
 __version__: str
 

@@ -813,7 +813,7 @@ def main(argv=None) -> int:
     token = INTERFACE.set("cli")
     try:
         if argv and argv[0] == "train":  # training handles its own interruptions (state saved for --resume)
-            from ._cli_train import main as train_main
+            from .training._cli import main as train_main
 
             return train_main(argv[1:])
         with _signals_unwind():

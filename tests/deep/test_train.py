@@ -19,11 +19,11 @@ torch = pytest.importorskip("torch")
 
 import inpaint_plugin as ip  # noqa: E402
 from inpaint_plugin import _masks, cli  # noqa: E402
-from inpaint_plugin._train import CLASSICAL_BASELINES, read_report, state_path, verdict  # noqa: E402
-from inpaint_plugin.deep import _train_data  # noqa: E402
 from inpaint_plugin.deep._backend import random_checkpoint  # noqa: E402
-from inpaint_plugin.deep._discriminator import SNPatchGAN, hinge_d_loss, hinge_g_loss  # noqa: E402
-from inpaint_plugin.deep._train_losses import (  # noqa: E402
+from inpaint_plugin.training import _data as _train_data  # noqa: E402
+from inpaint_plugin.training._discriminator import SNPatchGAN, hinge_d_loss, hinge_g_loss  # noqa: E402
+from inpaint_plugin.training._loop import CLASSICAL_BASELINES, read_report, state_path, verdict  # noqa: E402
+from inpaint_plugin.training._losses import (  # noqa: E402
     VGG19Features,
     id_mrf_loss,
     load_vgg19,
@@ -132,9 +132,9 @@ def test_validation_measures_what_inpaint_gives(trained):
     """The held-out PSNR of train() is the PSNR of inpaint() with the saved weights on that crop."""
     import math
 
-    from inpaint_plugin._train import _Validator
     from inpaint_plugin.deep import model_spec
-    from inpaint_plugin.deep._train_recipes import get_recipe
+    from inpaint_plugin.training._loop import _Validator
+    from inpaint_plugin.training._recipes import get_recipe
 
     image = nuclei(31, n=1)[0]  # uint16, 64 x 64, never seen in training
     mask = _masks.random_mask(image.shape, np.random.default_rng(2), ["strokes"])

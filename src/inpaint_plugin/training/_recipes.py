@@ -3,8 +3,8 @@
 A recipe gives the network's training forward pass (with the auxiliary outputs its losses need), its
 reconstruction losses with the paper's weights, its adversarial loss (kind, weight, what the
 discriminator sees), its optimiser settings and default crop/batch sizes. Every network is trained by
-the same loop (:mod:`inpaint_plugin._train`), with the SN-PatchGAN of
-:mod:`inpaint_plugin.deep._discriminator` as discriminator. What each paper uses and is *left out*
+the same loop (:mod:`inpaint_plugin.training._loop`), with the SN-PatchGAN of
+:mod:`inpaint_plugin.training._discriminator` as discriminator. What each paper uses and is *left out*
 here is listed per network; the reason is nearly always the same: the loss needs pretrained weights
 that are not part of the network (VGG16/VGG19, TResNet, an ADE20k segmentation ResNet) and cannot be
 downloaded here. The VGG19 perceptual loss and GMCNN's ID-MRF loss are available when the user
@@ -78,7 +78,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._checkpoint import write_checkpoint as write_state_dict  # the training state uses the same atomic write
+from ..deep._checkpoint import write_checkpoint as write_state_dict  # the training state uses the same atomic write
 
 __all__ = ["RECIPES", "Recipe", "get_recipe", "trainable_methods", "write_state_dict"]
 
@@ -172,9 +172,9 @@ _V1_ALPHA = 1.2  # COARSE_L1_ALPHA, L1_LOSS_ALPHA and AE_LOSS_ALPHA of the offic
 
 
 def spatial_discount_t(mask, gamma: float = 0.9):
-    """Spatially discounted hole weights ``gamma ** (l - 1)`` (see ``_train_losses.spatial_discount``)
+    """Spatially discounted hole weights ``gamma ** (l - 1)`` (see ``_losses.spatial_discount``)
     for a ``(N, 1, H, W)`` mask tensor of one shared mask (computed on the first item)."""
-    from ._train_losses import spatial_discount
+    from ._losses import spatial_discount
 
     w = spatial_discount(mask[0, 0].detach().cpu().numpy() > 0.5, gamma)
     return torch.from_numpy(w)[None, None].to(mask)

@@ -3,7 +3,7 @@
 The user's images have no ground truth for holes, so holes are made: every step draws random crops
 of the images, punches a random mask into them (free-form strokes, scratches, stripes, dead
 pixels, boxes; :mod:`inpaint_plugin._masks`) and trains the network to restore the crops with the
-losses of its paper (:mod:`inpaint_plugin.deep._train_recipes`, one recipe per network). A part of
+losses of its paper (:mod:`inpaint_plugin.training._recipes`, one recipe per network). A part of
 the images is held out: after every epoch the hole PSNR on fixed held-out crops and masks is
 measured, for the network **and** for classical methods (biharmonic, telea, navier_stokes, tv) on
 the same crops and masks, so the result says plainly whether the trained network beats them.
@@ -180,7 +180,7 @@ def report_path(out) -> Path:
     -------
     Path
     """
-    from .deep._weights import training_report_path
+    from ..deep._weights import training_report_path
 
     return training_report_path(out)
 
@@ -201,7 +201,7 @@ def read_report(weights) -> dict | None:
     -------
     dict or None
     """
-    from .deep._weights import read_training_report
+    from ..deep._weights import read_training_report
 
     return read_training_report(weights)
 
@@ -339,8 +339,8 @@ class _Batches:
     """Training batches, validation crops and masks, all derived from the seed."""
 
     def __init__(self, planes, val_planes, *, crop_size, batch_size, families, augment, seed, val_crops):
-        from ._masks import random_mask
-        from .deep._train_data import plane_weights, sample_crop
+        from .._masks import random_mask
+        from ._data import plane_weights, sample_crop
 
         self._sample, self._mask = sample_crop, random_mask
         self.planes, self.weights = planes, plane_weights(planes)
@@ -369,7 +369,7 @@ def _to_net(crops: np.ndarray, mask: np.ndarray, device, size: int):
     import torch
     import torch.nn.functional as F
 
-    from .deep._windows import resize
+    from ..deep._windows import resize
 
     x = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2))).to(device)
     m = torch.from_numpy(mask.astype(np.float32))[None, None].to(device)
@@ -411,7 +411,7 @@ class _Validator:
 
     def classical_one(self, i: int) -> dict:
         """Squared hole error sums and counts of each classical method on held-out crop ``i``."""
-        from ._engine import fill as inpaint  # inpaint() for numpy images (no facade import below it)
+        from .._engine import fill as inpaint  # inpaint() for numpy images (no facade import below it)
 
         crop, mask = self.val[i]
         chans = [s[0] for s in self.sets[i]]
@@ -427,7 +427,7 @@ class _Validator:
 
     def network_one(self, generator, i: int):
         """``(squared error sum, abs error sum, count, reconstruction loss)`` of the network on crop ``i``."""
-        from .deep._windows import resize
+        from ..deep._windows import resize
 
         crop, mask = self.val[i]
         x, m = _to_net(crop[None], mask, self.device, self.input_size)
@@ -556,12 +556,12 @@ def train(method: str, images, *, out, weights=None, resume=False, crop_size: in
     ----------
     method : str
         A deep method: ``deepfill_v2``, ``deepfill_v1``, ``pennet``, ``gmcnn``, ``spl``, ``medfe``,
-        ``lama`` (see :mod:`inpaint_plugin.deep._train_recipes` for each one's losses).
+        ``lama`` (see :mod:`inpaint_plugin.training._recipes` for each one's losses).
     images : array, path, or list of arrays and paths
         Training images: arrays, image files (TIFF, PNG, JPEG, ``.npy``), a directory of them or a
         glob pattern. Stacks (z, time, ...) count as many 2-D images. uint8/uint16/float data is
         normalised per image and channel (``normalize``); channels are mapped to the network's RGB
-        input as ``inpaint()`` does (see :mod:`inpaint_plugin.deep._train_data`).
+        input as ``inpaint()`` does (see :mod:`inpaint_plugin.training._data`).
     out : str or os.PathLike
         Checkpoint to write, in the official format the method's loader reads (a folder for MEDFE);
         the training state goes to ``<out>.state.pt``.
@@ -639,12 +639,12 @@ def train(method: str, images, *, out, weights=None, resume=False, crop_size: in
         For bad arguments (the message names the argument), untrainable methods, unreadable images.
     """
     t0 = time.monotonic()
-    from .deep._device import require_torch
+    from ..deep._device import require_torch
 
     require_torch("train()")
-    from ._masks import check_families
-    from .deep._train_data import load_sources, split_sources
-    from .deep._train_recipes import get_recipe
+    from .._masks import check_families
+    from ._data import load_sources, split_sources
+    from ._recipes import get_recipe
 
     recipe = get_recipe(method)
     out = _path_arg("out", out)
@@ -697,9 +697,9 @@ def train(method: str, images, *, out, weights=None, resume=False, crop_size: in
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
 
-    from ._registry import get_backend
-    from .deep._backend import find_spec
-    from .deep._device import get_device
+    from .._registry import get_backend
+    from ..deep._backend import find_spec
+    from ..deep._device import get_device
 
     dev = get_device(device)
     spec = find_spec(method)
@@ -757,8 +757,8 @@ def _run(*, method, spec, recipe, batches: _Batches, out: Path, weights, resume_
     import torch
     from tqdm.auto import tqdm
 
-    from .deep._discriminator import SNPatchGAN, d_loss, g_loss
-    from .deep._train_losses import id_mrf_loss, load_vgg19, perceptual_loss
+    from ._discriminator import SNPatchGAN, d_loss, g_loss
+    from ._losses import id_mrf_loss, load_vgg19, perceptual_loss
 
     deadline = math.inf if time_limit is None else t0 + time_limit
 
@@ -805,7 +805,7 @@ def _run(*, method, spec, recipe, batches: _Batches, out: Path, weights, resume_
         nonlocal save_seconds, saved_once
         t = time.monotonic()
         out.parent.mkdir(parents=True, exist_ok=True)
-        from .deep._train_recipes import write_state_dict
+        from ._recipes import write_state_dict
 
         spec.save(generator, out)  # the official format: inpaint(..., weights=out) reads it
         write_state_dict({

@@ -107,7 +107,7 @@ def load_vgg19(path) -> VGG19Features:
     ValueError
         If the file is not a VGG19 state_dict (the message names ``vgg_weights``).
     """
-    from ._checkpoint import load_checked, load_state_dict_file
+    from ..deep._checkpoint import load_checked, load_state_dict_file
 
     net = VGG19Features()
     load_checked(net, load_state_dict_file(path, argument="vgg_weights"), path=path, argument="vgg_weights",

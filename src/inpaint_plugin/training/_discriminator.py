@@ -17,7 +17,7 @@ non-saturating loss), written on the raw scores::
     d_loss = mean(softplus(-D(real))) + mean(softplus(D(fake)))
     g_loss = mean(softplus(-D(fake)))
 
-The networks' recipes (:mod:`._train_recipes`) choose the loss, its weight and whether the mask is a
+The networks' recipes (:mod:`._recipes`) choose the loss, its weight and whether the mask is a
 fourth input channel (``in_channels`` 4) or not (3).
 """
 from __future__ import annotations

@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     """
     import warnings
 
-    from ._train import state_path, train
+    from ._loop import state_path, train
 
     try:
         with warnings.catch_warnings():
