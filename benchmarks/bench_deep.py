@@ -3,8 +3,10 @@
 For each deep method (a backend built with ``inpaint_plugin.deep.make_backend``), in a fresh process
 of its own (so that its peak resident memory, VmHWM, is its own), a checkpoint with random weights is
 written in its official format (timings do not depend on the weight values), then
-``inpaint_plugin.inpaint`` is timed on an RGB image with free-form strokes (~12% holes) at 256x256
-and 1024x1024 (median of ``--repeats`` runs, after one warm-up run at the first size that also loads the model; wall and
+``inpaint_plugin.inpaint`` is timed on an RGB image with holes at 256x256 and 1024x1024 (``--mask``:
+``free_form``, the shared ``astronaut__free_form`` mask, ~11% holes in localised strokes, scaled by
+nearest neighbour so that both sizes have the same geometry; or ``lines``, strokes of width side/40
+from edge to edge covering ~12%, the worst case for windows around the holes) (median of ``--repeats`` runs, after one warm-up run at the first size that also loads the model; wall and
 process CPU seconds). Our own bare network forward at its native input size (256x256) is timed too,
 and both are compared with the reference figure stored in ``shared/conformance/<method>/spec.json``
 (``cpu_forward_seconds*``: the reference implementation's forward, 1 thread, measured on this machine
@@ -13,6 +15,7 @@ class) where there is one. Ratios: ``inpaint 256 / reference``, ``inpaint 256 / 
 
     python benchmarks/bench_deep.py                      # all deep methods, 2 threads
     python benchmarks/bench_deep.py --methods medfe --threads 1 --json benchmarks/results/deep.json
+    python benchmarks/bench_deep.py --methods pennet --threads 1 --repeats 1 --mask lines
 """
 from __future__ import annotations
 
@@ -62,13 +65,11 @@ def reference_seconds(name: str):
     return None, None
 
 
-def make_case(size: int):
-    """An RGB uint8 image and a free-form mask (~12% holes: strokes of width size/40 between random
-    points) of ``size`` x ``size``, deterministic."""
-    from skimage import data, draw, transform
+def _lines_mask(size: int) -> np.ndarray:
+    """Straight strokes of width size/40 between random points across the whole image until 12% is
+    covered (every 256**2 region holds holes: the worst case for windows around the holes)."""
+    from skimage import draw
 
-    image = transform.resize(data.astronaut(), (size, size), order=1, anti_aliasing=True, preserve_range=True)
-    image = image.astype(np.uint8)
     rng = np.random.default_rng(0)
     mask = np.zeros((size, size), bool)
     width = max(3, size // 40)
@@ -77,7 +78,61 @@ def make_case(size: int):
         rr, cc = draw.line(r0, c0, r1, c1)
         for dr in range(-width // 2, width // 2 + 1):
             mask[np.clip(rr + dr, 0, size - 1), cc] = True
-    return image, mask
+    return mask
+
+
+def _random_walk_strokes(size: int = 256, seed: int = 0) -> np.ndarray:
+    """A stand-in for the shared free-form mask: a few random-walk strokes (width 8-12 pixels) in
+    three localised groups, ~12% holes at 256**2."""
+    from skimage import draw
+
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((size, size), bool)
+    centres = rng.integers(size // 8, size - size // 8, (3, 2))
+    while mask.mean() < 0.12:
+        r, c = centres[rng.integers(3)] + rng.integers(-size // 10, size // 10 + 1, 2)
+        width = int(rng.integers(4, 7))
+        for _ in range(int(rng.integers(2, 5))):
+            angle = rng.uniform(0, 2 * np.pi)
+            length = rng.integers(size // 16, size // 6)
+            r1 = int(np.clip(r + length * np.sin(angle), 0, size - 1))
+            c1 = int(np.clip(c + length * np.cos(angle), 0, size - 1))
+            rr, cc = draw.line(int(r), int(c), r1, c1)
+            for dr in range(-width, width + 1):
+                for dc in range(-width, width + 1):
+                    if dr * dr + dc * dc <= width * width:
+                        mask[np.clip(rr + dr, 0, size - 1), np.clip(cc + dc, 0, size - 1)] = True
+            r, c = r1, c1
+    return mask
+
+
+def free_form_mask(size: int) -> tuple:
+    """``(mask, source)``: the shared ``astronaut__free_form`` mask (256**2, ~11% holes in localised
+    random-walk strokes) at ``size`` x ``size``, scaled by nearest neighbour (the same geometry at any
+    size); a generator of similar strokes when the shared cases are absent (``source`` says which)."""
+    path = SHARED / "bench" / "astronaut__free_form.npz"
+    if path.is_file():
+        base, source = np.load(path)["mask"].astype(bool), str(path)
+    else:
+        base, source = _random_walk_strokes(256), "generated random-walk strokes (shared bench cases absent)"
+    rows = np.arange(size) * base.shape[0] // size
+    cols = np.arange(size) * base.shape[1] // size
+    return base[np.ix_(rows, cols)], source
+
+
+def make_case(size: int, mask_kind: str = "lines"):
+    """An RGB uint8 image (the astronaut) and a mask of ``size`` x ``size``, deterministic:
+    ``mask_kind`` ``"lines"`` (strokes of width size/40 between random points across the image, ~12%)
+    or ``"free_form"`` (:func:`free_form_mask`)."""
+    from skimage import data, transform
+
+    image = transform.resize(data.astronaut(), (size, size), order=1, anti_aliasing=True, preserve_range=True)
+    image = image.astype(np.uint8)
+    if mask_kind == "free_form":
+        return image, free_form_mask(size)[0]
+    if mask_kind != "lines":
+        raise ValueError(f"mask_kind must be 'lines' or 'free_form', got {mask_kind!r}")
+    return image, _lines_mask(size)
 
 
 def _timed(fn, repeats: int) -> tuple:
@@ -92,7 +147,7 @@ def _timed(fn, repeats: int) -> tuple:
     return statistics.median(wall), statistics.median(cpu)
 
 
-def bench_method(name, spec, sizes, repeats, workdir: Path, resolution: str = "auto") -> dict:
+def bench_method(name, spec, sizes, repeats, workdir: Path, resolution: str = "auto", mask_kind: str = "lines") -> dict:
     import torch
 
     import inpaint_plugin as ip
@@ -112,7 +167,8 @@ def bench_method(name, spec, sizes, repeats, workdir: Path, resolution: str = "a
         row["forward_s"], row["forward_cpu_s"] = _timed(lambda: spec.predict(module, x, m), repeats)
     row["forward_size"] = side
     for size in sizes:
-        image, mask = make_case(size)
+        image, mask = make_case(size, mask_kind)
+        row[f"holes_{size}"] = float(mask.mean())
 
         def call():
             return ip.inpaint(image, mask, method=name, channel_axis=-1, weights=str(weights), device="cpu",
@@ -136,7 +192,7 @@ def _child(args) -> int:
     torch.set_num_threads(args.threads)
     (name, spec), = deep_specs([args.child]).items()
     with tempfile.TemporaryDirectory(prefix="bench_deep_") as tmp:
-        row = bench_method(name, spec, args.sizes, args.repeats, Path(tmp), args.resolution)
+        row = bench_method(name, spec, args.sizes, args.repeats, Path(tmp), args.resolution, args.mask)
     row["peak_rss_mib"] = peak_rss_mib()
     print("ROW " + json.dumps(row))
     return 0
@@ -158,6 +214,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (median)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (reference figures: 1 thread)")
     parser.add_argument("--resolution", default="auto", help="resolution strategy passed to inpaint (default auto)")
+    parser.add_argument("--mask", default="free_form", choices=["free_form", "lines"],
+                        help="free_form (default): the shared astronaut__free_form mask, scaled by nearest "
+                             "neighbour to each size; lines: strokes from edge to edge (the worst case)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -172,7 +231,7 @@ def main(argv=None) -> int:
     for name in deep_specs(args.methods):
         print(f"timing {name} ...", file=sys.stderr, flush=True)
         cmd = [sys.executable, __file__, "--child", name, "--sizes", *map(str, args.sizes), "--repeats",
-               str(args.repeats), "--threads", str(args.threads), "--resolution", args.resolution]
+               str(args.repeats), "--threads", str(args.threads), "--resolution", args.resolution, "--mask", args.mask]
         res = subprocess.run(cmd, capture_output=True, text=True)
         line = [ln for ln in res.stdout.splitlines() if ln.startswith("ROW ")]
         if res.returncode or not line:
@@ -182,7 +241,13 @@ def main(argv=None) -> int:
 
     small, large = args.sizes[0], args.sizes[-1]
     print(f"torch {torch.__version__}, {args.threads} CPU thread(s), median of {args.repeats}, "
-          f"resolution={args.resolution!r}, free-form strokes ~12%; CPU seconds (wall seconds)")
+          f"resolution={args.resolution!r}; CPU seconds (wall seconds)")
+    if args.mask == "free_form":
+        print(f"mask: free_form from {free_form_mask(small)[1]}, scaled by nearest neighbour")
+    else:
+        print("mask: lines (strokes of width side/40 from edge to edge, ~12%)")
+    if rows:
+        print("holes: " + ", ".join(f"{s}²: {100 * rows[0][f'holes_{s}']:.1f}%" for s in args.sizes))
     head = ["method", f"own forward {small}²", f"reference forward {small}²"]
     head += [f"inpaint {s}²" for s in args.sizes]
     head += [f"{small}²: inpaint / reference", f"{small}²: inpaint / own forward", f"{large}² / {small}²",
@@ -202,7 +267,8 @@ def main(argv=None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"threads": args.threads, "torch": torch.__version__,
-                                         "resolution": args.resolution, "rows": rows}, indent=1))
+                                         "resolution": args.resolution, "mask": args.mask,
+                                         "rows": rows}, indent=1))
     return 0
 
 
