@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 # Optional parts, imported on first use (they pull in heavier modules).
 _LAZY = {
     "train": (".training", "train"),
+    "TrainConfig": (".training", "TrainConfig"),
     "detect": ("._detect", "detect"),
     "evaluate": ("._evaluate", "evaluate"),
     "read_image": ("._io", "read_image"),
@@ -37,6 +38,7 @@ __all__ = [
     "Backend",
     "ImageMetadata",
     "Param",
+    "TrainConfig",
     "__version__",
     "detect",
     "evaluate",

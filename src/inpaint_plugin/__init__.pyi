@@ -14,6 +14,7 @@ from ._registry import get_backend as get_backend
 from ._registry import register as register
 from ._registry import unregister as unregister
 from .hookspecs import hookimpl as hookimpl
+from .training import TrainConfig as TrainConfig
 from .training import train as train
 
 __version__: str

@@ -21,8 +21,9 @@ import inpaint_plugin as ip  # noqa: E402
 from inpaint_plugin import _masks, cli  # noqa: E402
 from inpaint_plugin.deep._backend import random_checkpoint  # noqa: E402
 from inpaint_plugin.training import _data as _train_data  # noqa: E402
+from inpaint_plugin.training import read_report, state_path  # noqa: E402
 from inpaint_plugin.training._discriminator import SNPatchGAN, hinge_d_loss, hinge_g_loss  # noqa: E402
-from inpaint_plugin.training._loop import CLASSICAL_BASELINES, read_report, state_path, verdict  # noqa: E402
+from inpaint_plugin.training._loop import CLASSICAL_BASELINES, verdict  # noqa: E402
 from inpaint_plugin.training._losses import (  # noqa: E402
     VGG19Features,
     id_mrf_loss,

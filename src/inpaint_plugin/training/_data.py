@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["NORMALIZATIONS", "Plane", "load_sources", "plane_weights", "sample_crop", "split_sources"]
+__all__ = ["NORMALIZATIONS", "Plane", "check_images", "check_layout", "load_sources", "plane_weights", "sample_crop", "split_sources"]
 
 NORMALIZATIONS = ("range", "minmax", "percentile")
 _PERCENTILES = (0.5, 99.5)
@@ -94,10 +94,27 @@ def _files_of(spec: str) -> list:
     raise ValueError(f"images={spec!r}: no such file or directory (give image arrays, files, a directory or a glob)")
 
 
-def _collect(images) -> list:
-    """``[(name, array, from_file_with_suffix)]`` for the user's ``images`` argument."""
-    from inpaint_plugin._io import read_image
+def check_images(images) -> list:
+    """The items of the user's ``images`` argument (arrays and paths), checked without reading a file.
 
+    Parameters
+    ----------
+    images : array, path, or list of arrays and paths
+        See the module docstring.
+
+    Returns
+    -------
+    list
+        One entry per array or path (a path as ``str``).
+
+    Raises
+    ------
+    TypeError
+        For anything but arrays, paths and lists of them.
+    ValueError
+        For an empty list, a path that does not exist, a directory without image files or a glob
+        pattern that matches no file.
+    """
     if isinstance(images, (str, os.PathLike)):
         items = [os.fspath(images)]
     elif isinstance(images, np.ndarray):
@@ -109,15 +126,26 @@ def _collect(images) -> list:
                         f"got {type(images).__name__}")
     if not items:
         raise ValueError("images is empty")
-    out = []
     for i, item in enumerate(items):
         if isinstance(item, (str, os.PathLike)):
-            for f in _files_of(os.fspath(item)):
-                out.append((str(f), np.asarray(read_image(f)), f.suffix.lower()))
-        elif isinstance(item, np.ndarray) or hasattr(item, "__array__"):
-            out.append((f"images[{i}]", np.asarray(item), None))
-        else:
+            items[i] = os.fspath(item)
+            _files_of(items[i])
+        elif not (isinstance(item, np.ndarray) or hasattr(item, "__array__")):
             raise TypeError(f"images[{i}] must be an array or a path, got {type(item).__name__}")
+    return items
+
+
+def _collect(images) -> list:
+    """``[(name, array, from_file_with_suffix)]`` for the user's ``images`` argument."""
+    from inpaint_plugin._io import read_image
+
+    out = []
+    for i, item in enumerate(check_images(images)):
+        if isinstance(item, str):
+            for f in _files_of(item):
+                out.append((str(f), np.asarray(read_image(f)), f.suffix.lower()))
+        else:
+            out.append((f"images[{i}]", np.asarray(item), None))
     return out
 
 
@@ -181,6 +209,27 @@ def _group_range(plane: np.ndarray, group) -> tuple:
     return lo, scale
 
 
+def check_layout(normalize, channel_axis) -> None:
+    """Check the ``normalize`` and ``channel_axis`` arguments (the axis's range depends on each image).
+
+    Parameters
+    ----------
+    normalize : {"range", "minmax", "percentile"}
+    channel_axis : int or None
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``normalize``.
+    TypeError
+        For a ``channel_axis`` that is not an integer or None.
+    """
+    if not isinstance(normalize, str) or normalize not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {list(NORMALIZATIONS)}, got {normalize!r}")
+    if channel_axis is not None and (isinstance(channel_axis, bool) or not isinstance(channel_axis, (int, np.integer))):
+        raise TypeError(f"channel_axis must be an int or None, got {channel_axis!r}")
+
+
 def load_sources(images, *, channel_axis=None, normalize: str = "range", channels: str = "rgb") -> list:
     """The training sources of ``images``: a list with, for every 2-D plane, its list of :class:`Plane`
     (one per RGB channel group; planes without any finite value are skipped).
@@ -201,10 +250,7 @@ def load_sources(images, *, channel_axis=None, normalize: str = "range", channel
     """
     from .._backend import Backend
 
-    if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {list(NORMALIZATIONS)}, got {normalize!r}")
-    if channel_axis is not None and (isinstance(channel_axis, bool) or not isinstance(channel_axis, (int, np.integer))):
-        raise TypeError(f"channel_axis must be an int or None, got {channel_axis!r}")
+    check_layout(normalize, channel_axis)
     sources = []
     for name, arr, suffix in _collect(images):
         for pname, plane in _planes_of(name, arr, suffix, channel_axis):

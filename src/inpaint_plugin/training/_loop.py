@@ -51,7 +51,6 @@ torch is imported only when training starts.
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from contextlib import contextmanager
@@ -60,7 +59,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CLASSICAL_BASELINES", "TrainResult", "read_report", "report_path", "state_path", "train"]
+from ._config import TrainConfig
+from ._files import report_path, state_path, write_report
+
+__all__ = ["CLASSICAL_BASELINES", "TrainResult", "train"]
 
 _STATE_FORMAT = "inpaint-plugin-train-state"
 _STATE_VERSION = 2
@@ -150,107 +152,6 @@ class TrainResult:
     batch_size: int = 0
     input_size: int = 0
     device: str = "cpu"
-
-
-def state_path(out) -> Path:
-    """The training-state file that belongs to the checkpoint ``out``: ``<out>.state.pt``.
-
-    Parameters
-    ----------
-    out : str or os.PathLike
-        The checkpoint file.
-
-    Returns
-    -------
-    Path
-    """
-    out = Path(os.fspath(out))
-    return out.with_name(out.name + ".state.pt")
-
-
-def report_path(out) -> Path:
-    """The held-out comparison written beside the checkpoint ``out``: ``<out>.train.json``.
-
-    Parameters
-    ----------
-    out : str or os.PathLike
-        The checkpoint file.
-
-    Returns
-    -------
-    Path
-    """
-    from ..deep._weights import training_report_path
-
-    return training_report_path(out)
-
-
-def read_report(weights) -> dict | None:
-    """The training report (``<weights>.train.json``) of a checkpoint trained by :func:`train`, or None.
-
-    It holds ``method``, ``step``, ``val_psnr``, ``baseline`` (classical PSNRs on the same held-out
-    crops), ``best_classical``, ``beats_biharmonic`` and ``verdict``; ``inpaint(..., weights=...)``
-    warns when such weights were worse than biharmonic on held-out data.
-
-    Parameters
-    ----------
-    weights : str or os.PathLike
-        The checkpoint file.
-
-    Returns
-    -------
-    dict or None
-    """
-    from ..deep._weights import read_training_report
-
-    return read_training_report(weights)
-
-
-def _write_report(out: Path, payload: dict) -> None:
-    import json
-
-    path = report_path(out)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=float))
-    os.replace(tmp, path)
-
-
-# --------------------------------------------------------------------------------------------------
-# argument checks
-# --------------------------------------------------------------------------------------------------
-def _int(name: str, value, lo: int, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {value}")
-    return int(value)
-
-
-def _float(name: str, value, lo: float, hi: float = math.inf, *, open_lo: bool = False, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value}")
-    if (value <= lo if open_lo else value < lo) or value > hi:
-        bound = f"({lo}, {hi}]" if open_lo else f"[{lo}, {hi}]"
-        raise ValueError(f"{name} must be in {bound}, got {value}")
-    return value
-
-
-def _path_arg(name: str, value, must_exist: bool = False):
-    if value is None:
-        return None
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a path (str or os.PathLike), got {value!r}")
-    path = Path(os.fspath(value)).expanduser()
-    if must_exist and not path.exists():
-        raise ValueError(f"{name}={str(value)!r}: no such file")
-    return path
 
 
 # --------------------------------------------------------------------------------------------------
@@ -543,28 +444,37 @@ def verdict(method: str, val_psnr, baseline: dict) -> tuple:
                    f"method='{best}' for these images, or fine-tune from official weights / train longer")
 
 
-def train(method: str, images, *, out, weights=None, resume=False, crop_size: int | None = None,
-          batch_size: int | None = None, input_size: int | None = None, epochs: int = 10,
-          steps_per_epoch: int | None = None, lr: float | None = None, seed: int = 0, val_fraction: float = 0.1,
-          val_crops: int = 16, masks=None, normalize: str = "range", channel_axis: int | None = None,
-          augment: bool = True, adv_weight: float | None = None, vgg_weights=None,
-          perceptual_weight: float | None = None, idmrf_weight: float | None = None, device: str = "auto",
-          time_limit: float | None = None, progress: bool = True, callback=None) -> TrainResult:
+def train(method: str | None = None, images=None, *, out=None, weights=None, resume=False,
+          crop_size: int | None = None, batch_size: int | None = None, input_size: int | None = None,
+          epochs: int = 10, steps_per_epoch: int | None = None, lr: float | None = None, seed: int = 0,
+          val_fraction: float = 0.1, val_crops: int = 16, masks=None, normalize: str = "range",
+          channel_axis: int | None = None, augment: bool = True, adv_weight: float | None = None,
+          vgg_weights=None, perceptual_weight: float | None = None, idmrf_weight: float | None = None,
+          device: str = "auto", time_limit: float | None = None, progress: bool = True, callback=None,
+          config: TrainConfig | None = None) -> TrainResult:
     """Train (or fine-tune) a deep inpainting network on your own images, self-supervised.
+
+    The options (``method`` to ``time_limit``) are given as arguments, or all together as a
+    :class:`~inpaint_plugin.training.TrainConfig` (``train(config=TrainConfig("deepfill_v2",
+    "tiles/", out="tiles.pth"), callback=...)``; then no other option may be given). Either way they
+    are checked by ``TrainConfig`` before any image is read; ``progress`` and ``callback`` say how
+    the run reports and are not part of the configuration.
 
     Parameters
     ----------
     method : str
         A deep method: ``deepfill_v2``, ``deepfill_v1``, ``pennet``, ``gmcnn``, ``spl``, ``medfe``,
-        ``lama`` (see :mod:`inpaint_plugin.training._recipes` for each one's losses).
+        ``lama`` (see :mod:`inpaint_plugin.training._recipes` for each one's losses). Required
+        unless ``config`` is given.
     images : array, path, or list of arrays and paths
         Training images: arrays, image files (TIFF, PNG, JPEG, ``.npy``), a directory of them or a
         glob pattern. Stacks (z, time, ...) count as many 2-D images. uint8/uint16/float data is
         normalised per image and channel (``normalize``); channels are mapped to the network's RGB
-        input as ``inpaint()`` does (see :mod:`inpaint_plugin.training._data`).
+        input as ``inpaint()`` does (see :mod:`inpaint_plugin.training._data`). Required unless
+        ``config`` is given.
     out : str or os.PathLike
         Checkpoint to write, in the official format the method's loader reads (a folder for MEDFE);
-        the training state goes to ``<out>.state.pt``.
+        the training state goes to ``<out>.state.pt``. Required unless ``config`` is given.
     weights : str or os.PathLike, optional
         Official checkpoint to start from (fine-tuning, the recommended path); None trains from
         scratch (random weights from ``seed``).
@@ -625,6 +535,8 @@ def train(method: str, images, *, out, weights=None, resume=False, crop_size: in
         "time_limit"}`` after every step, ``{"event": "validation", "done", "total", "step"}`` after
         every held-out crop, ``{"event": "validated", "entry", "baseline"}`` after every validation.
         Returning False stops training (validated and saved, ``stop_reason="callback"``).
+    config : TrainConfig, optional
+        All the options at once, instead of ``method`` ... ``time_limit``.
 
     Returns
     -------
@@ -636,101 +548,64 @@ def train(method: str, images, *, out, weights=None, resume=False, crop_size: in
     Raises
     ------
     ValueError, TypeError
-        For bad arguments (the message names the argument), untrainable methods, unreadable images.
+        For bad arguments (the message names the argument; the rules are those of
+        :class:`~inpaint_plugin.training.TrainConfig`), untrainable methods, unreadable images.
     """
     t0 = time.monotonic()
+    options = dict(method=method, images=images, out=out, weights=weights, resume=resume, crop_size=crop_size,
+                   batch_size=batch_size, input_size=input_size, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                   lr=lr, seed=seed, val_fraction=val_fraction, val_crops=val_crops, masks=masks,
+                   normalize=normalize, channel_axis=channel_axis, augment=augment, adv_weight=adv_weight,
+                   vgg_weights=vgg_weights, perceptual_weight=perceptual_weight, idmrf_weight=idmrf_weight,
+                   device=device, time_limit=time_limit)
+    if config is None:
+        if method is None or images is None:
+            raise TypeError("train() needs method and images (or config=TrainConfig(...))")
+        config = TrainConfig(**options)
+    elif not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    else:
+        defaults = {"method": None, "images": None, **(train.__kwdefaults__ or {})}
+        given = [name for name, value in options.items() if value is not defaults[name]]
+        if given:
+            raise TypeError(f"give the training options either as arguments or as config, not both "
+                            f"(config= with {', '.join(given)})")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r}")
     from ..deep._device import require_torch
 
     require_torch("train()")
-    from .._masks import check_families
-    from ._data import load_sources, split_sources
-    from ._recipes import get_recipe
-
-    recipe = get_recipe(method)
-    out = _path_arg("out", out)
-    if out is None:
-        raise ValueError("out is required: the checkpoint file to write")
-    if out.is_dir() and method != "medfe":
-        raise ValueError(f"out={str(out)!r} is a directory; give a checkpoint file name (e.g. model.pth)")
-    if out.suffix.lower() == ".safetensors":
-        raise ValueError(f"out={str(out)!r}: checkpoints are written with torch.save in the official format; "
-                         f"use a .pth or .pt name")
-    weights = _path_arg("weights", weights, must_exist=True)
-    if resume is True:
-        resume_path = state_path(out)
-    elif resume is False or resume is None:
-        resume_path = None
-    else:
-        resume_path = _path_arg("resume", resume)
-    if resume_path is not None and weights is not None:
-        raise ValueError("give either weights (start from a checkpoint) or resume (continue a training run), not both")
-    crop_size = _int("crop_size", crop_size, 32, allow_none=True)
-    if crop_size is not None and crop_size % 8:
-        raise ValueError(f"crop_size must be a multiple of 8, got {crop_size}")
-    batch_size = _int("batch_size", batch_size, 1, allow_none=True)
-    input_size = _int("input_size", input_size, 32, allow_none=True)
-    epochs = _int("epochs", epochs, 0)
-    steps_per_epoch = _int("steps_per_epoch", steps_per_epoch, 1, allow_none=True)
-    lr = _float("lr", lr, 0.0, 1.0, open_lo=True, allow_none=True)
-    seed = _int("seed", seed, 0)
-    val_fraction = _float("val_fraction", val_fraction, 0.0, 0.9)
-    val_crops = _int("val_crops", val_crops, 1)
-    families = check_families(masks)
-    adv_weight = _float("adv_weight", adv_weight, 0.0, allow_none=True)
-    perceptual_weight = _float("perceptual_weight", perceptual_weight, 0.0, allow_none=True)
-    idmrf_weight = _float("idmrf_weight", idmrf_weight, 0.0, allow_none=True)
-    vgg_weights = _path_arg("vgg_weights", vgg_weights, must_exist=True)
-    if vgg_weights is None:
-        if (perceptual_weight or 0) > 0 or (idmrf_weight or 0) > 0:
-            raise ValueError("perceptual_weight and idmrf_weight need vgg_weights: a torchvision VGG19 state_dict "
-                             "file (e.g. vgg19-dcbb9e9d.pth); it cannot be downloaded here")
-        perceptual_weight = idmrf_weight = 0.0
-    else:
-        perceptual_weight = recipe.perceptual_weight if perceptual_weight is None else perceptual_weight
-        idmrf_weight = recipe.idmrf_weight if idmrf_weight is None else idmrf_weight
-        if perceptual_weight == 0 and idmrf_weight == 0:
-            raise ValueError(f"vgg_weights is only used with perceptual_weight > 0 or idmrf_weight > 0 (the paper of "
-                             f"{method} uses neither; set one)")
-    time_limit = _float("time_limit", time_limit, 0.0, open_lo=True, allow_none=True)
-    if not isinstance(augment, bool):
-        raise TypeError(f"augment must be True or False, got {augment!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {callback!r}")
-
     from .._registry import get_backend
     from ..deep._backend import find_spec
     from ..deep._device import get_device
+    from ._data import load_sources, split_sources
+    from ._recipes import get_recipe
 
-    dev = get_device(device)
+    method = config.method
+    recipe = get_recipe(method)
+    dev = get_device(config.device)
     spec = find_spec(method)
-    defaults = recipe.gpu if dev.type == "cuda" else recipe.cpu
-    crop_size = defaults[0] if crop_size is None else crop_size
-    batch_size = defaults[1] if batch_size is None else batch_size
-    net_size = input_size or recipe.input_size or crop_size
-    if method == "medfe" and net_size != 256:
-        raise ValueError(f"input_size must be 256 for medfe (its feature equalisation works on 32x32 maps of a "
-                         f"256x256 input), got {net_size}")
-    multiple = max(8, spec.size_multiple)
-    if net_size % multiple:
-        raise ValueError(f"input_size must be a multiple of {multiple} for {method}, got {net_size}")
+    resolved = config.resolved(dev.type)
+    crop_size, batch_size, net_size = resolved["crop_size"], resolved["batch_size"], resolved["input_size"]
     if spec.fixed_size is not None and net_size != spec.fixed_size:
         warnings.warn(f"input_size={net_size}: inpaint() runs {method} at {spec.fixed_size}x{spec.fixed_size}, so "
                       f"the validation PSNR at {net_size} is not what inpaint() will give", stacklevel=2)
-    sources = load_sources(images, channel_axis=channel_axis, normalize=normalize,
+    sources = load_sources(config.images, channel_axis=config.channel_axis, normalize=config.normalize,
                            channels=get_backend(method).channels)
-    train_planes, val_planes = split_sources(sources, val_fraction, crop_size, np.random.default_rng([seed, 2]))
-    if steps_per_epoch is None and resume_path is None:
+    train_planes, val_planes = split_sources(sources, config.val_fraction, crop_size,
+                                             np.random.default_rng([config.seed, 2]))
+    steps_per_epoch = config.steps_per_epoch
+    if steps_per_epoch is None and config.resume_path is None:
         pixels = sum(p.shape[0] * p.shape[1] for p in train_planes)
         steps_per_epoch = max(1, math.ceil(pixels / (batch_size * crop_size**2)))
-    batches = _Batches(train_planes, val_planes, crop_size=crop_size, batch_size=batch_size, families=families,
-                       augment=augment, seed=seed, val_crops=val_crops)
-    lr = recipe.lr if lr is None else lr
-    opts = dict(method=method, spec=spec, recipe=recipe, batches=batches, out=out, weights=weights,
-                resume_path=resume_path, dev=dev, epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr,
-                d_lr=lr * recipe.d_lr / recipe.lr, seed=seed,
-                adv_weight=recipe.adv_weight if adv_weight is None else adv_weight, vgg_weights=vgg_weights,
-                perceptual_weight=perceptual_weight, idmrf_weight=idmrf_weight, time_limit=time_limit,
-                progress=progress, callback=callback, t0=t0, net_size=net_size)
+    batches = _Batches(train_planes, val_planes, crop_size=crop_size, batch_size=batch_size, families=config.masks,
+                       augment=config.augment, seed=config.seed, val_crops=config.val_crops)
+    opts = dict(method=method, spec=spec, recipe=recipe, batches=batches, out=config.out, weights=config.weights,
+                resume_path=config.resume_path, dev=dev, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+                lr=resolved["lr"], d_lr=resolved["d_lr"], seed=config.seed, adv_weight=resolved["adv_weight"],
+                vgg_weights=config.vgg_weights, perceptual_weight=resolved["perceptual_weight"],
+                idmrf_weight=resolved["idmrf_weight"], time_limit=config.time_limit, progress=progress,
+                callback=callback, t0=t0, net_size=net_size)
     _reset_peak_rss()
     if dev.type == "cuda":
         import torch
@@ -817,7 +692,7 @@ def _run(*, method, spec, recipe, batches: _Batches, out: Path, weights, resume_
         }, state_path(out))
         last = history[-1] if history else {}
         beats, text = verdict(method, last.get("val_psnr"), baseline)
-        _write_report(out, {"method": method, "step": step, "val_psnr": last.get("val_psnr"),
+        write_report(out, {"method": method, "step": step, "val_psnr": last.get("val_psnr"),
                             "val_crops": len(validator), "baseline": baseline,
                             "best_classical": max(baseline, key=baseline.get) if baseline else None,
                             "beats_biharmonic": beats, "verdict": text, "history": history})

@@ -68,6 +68,10 @@ small batches; their affine parameters are still trained.
 
 The trained generator is written by the backend's own ``ModelSpec.save`` in the official format
 that its ``load`` (and ``inpaint(..., weights=...)``) reads.
+
+The recipes' functions import torch when they run: this module (the table of recipes, their
+defaults, :func:`get_recipe`) imports without it, so that a training configuration is checked
+before torch is loaded (:class:`inpaint_plugin.training.TrainConfig`).
 """
 from __future__ import annotations
 
@@ -75,8 +79,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..deep._checkpoint import write_checkpoint as write_state_dict  # the training state uses the same atomic write
 
@@ -157,6 +159,8 @@ def _known_mean(err, mask):
 
 # --- DeepFill v2 ----------------------------------------------------------------------------------
 def _v2_forward(spec, module, image, mask):
+    import torch
+
     y = image * 2 - 1
     s1, s2 = module(torch.cat([y * (1 - mask), torch.ones_like(mask), mask], dim=1), mask)
     return {"out": (s2 + 1) / 2, "stage1": s1, "stage2": s2}
@@ -174,6 +178,8 @@ _V1_ALPHA = 1.2  # COARSE_L1_ALPHA, L1_LOSS_ALPHA and AE_LOSS_ALPHA of the offic
 def spatial_discount_t(mask, gamma: float = 0.9):
     """Spatially discounted hole weights ``gamma ** (l - 1)`` (see ``_losses.spatial_discount``)
     for a ``(N, 1, H, W)`` mask tensor of one shared mask (computed on the first item)."""
+    import torch
+
     from ._losses import spatial_discount
 
     w = spatial_discount(mask[0, 0].detach().cpu().numpy() > 0.5, gamma)
@@ -204,12 +210,16 @@ def _v1_reconstruction(o, image, mask):
 
 # --- PEN-Net --------------------------------------------------------------------------------------
 def _pennet_forward(spec, module, image, mask):
+    import torch
+
     y = image * 2 - 1
     pyramid, out = module(torch.cat([y * (1 - mask) + mask, mask], dim=1), mask)
     return {"out": (out + 1) / 2, "pred": out, "pyramid": pyramid}
 
 
 def _pennet_reconstruction(o, image, mask):
+    import torch.nn.functional as F
+
     y = image * 2 - 1
     err = (o["pred"] - y).abs()
     pyramid = sum(_l1(p, F.interpolate(y, size=p.shape[-2:], mode="bilinear", align_corners=True))
@@ -237,6 +247,7 @@ def confidence_weights(mask, iters: int = 7, size: int = 65):
     shared by the batch): the known region is propagated ``iters`` times into the hole by the
     reflect-padded ``size`` x ``size`` kernel of :func:`_gauss_kernel`, as the reference's
     ``ConfidenceDrivenMaskLayer`` (computed with FFTs in numpy; the mask needs no gradient)."""
+    import torch
     from scipy.signal import fftconvolve
 
     m = (mask[0, 0].detach().cpu().numpy() > 0.5).astype(np.float64)
@@ -286,6 +297,8 @@ def _medfe_forward(spec, module, image, mask):
 
 
 def _medfe_reconstruction(o, image, mask):
+    import torch.nn.functional as F
+
     y = image * 2 - 1
     side = o["st"].shape[-1]
     structure = F.adaptive_avg_pool2d(y, side)  # stands in for the RTV-smoothed structure image
