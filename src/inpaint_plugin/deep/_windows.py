@@ -353,7 +353,7 @@ def window_weights(window: tuple, blend: int) -> np.ndarray:
 def _blend_grid(margin: int, blend: int | None) -> tuple:
     """``(blend, grid)``: the ramp width (default ``margin``), a multiple of 2 ``grid``, and the side of
     the cells the plan works on (cuts lie on multiples of it)."""
-    blend = margin if blend is None else blend
+    blend = max(16, margin // 2) if blend is None else blend
     grid = max(1, min(8, blend // 2))
     return max(2 * grid, -(-blend // (2 * grid)) * 2 * grid), grid
 
