@@ -9,9 +9,11 @@
     inpaint-plugin weights {list,import,path,remove,fetch} ...   (see ``inpaint-plugin weights -h``)
     inpaint-plugin train --method M --images DIR --out CKPT [...] (see ``inpaint-plugin train -h``)
 
-``inpaint`` is the default command: ``inpaint-plugin in.tif mask.tif -o out.tif`` and
-``inpaint-plugin inpaint in.tif mask.tif -o out.tif`` are the same (name it explicitly when an input
-file is called ``weights`` or ``train``).
+The commands are subcommands of one parser (:func:`build_parser`; ``inpaint-plugin -h`` lists them,
+``inpaint-plugin COMMAND -h`` describes one; the ``train`` options live in
+:mod:`inpaint_plugin.training._cli`). ``inpaint`` is the default command: ``inpaint-plugin in.tif
+mask.tif -o out.tif`` and ``inpaint-plugin inpaint in.tif mask.tif -o out.tif`` are the same (name it
+explicitly when an input file is called ``weights`` or ``train``).
 
 IMAGE and MASK may be TIFF, PNG/JPEG, .npy or zarr; OUT is written in the format of its suffix (to a
 temporary file first, then renamed, so a failure never leaves a partial output). An output that
@@ -33,7 +35,7 @@ import signal
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 PROG = "inpaint-plugin"
 COMMANDS = ("inpaint", "weights", "train")
@@ -177,17 +179,17 @@ def _demo(out: Path, method: str, params: dict, quiet: bool = False) -> int:
 # --------------------------------------------------------------------------------------------------
 # inpaint (the default command)
 # --------------------------------------------------------------------------------------------------
-def _build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=PROG,
-        usage=f"{PROG} [inpaint] IMAGE [MASK] -o OUT [options]\n"
-              f"       {PROG} --list [--json] | --demo [-o OUT]\n"
-              f"       {PROG} weights {{list,import,path,remove,fetch}} ...\n"
-              f"       {PROG} train --method M --images PATH... --out CKPT [...]",
-        description="Fill missing or damaged pixels of an image (mask True/non-zero = fill).",
-        epilog="Commands: inpaint (the default; this help), weights (manage the deep networks' weights: "
-               f"{PROG} weights -h), train (train a deep network on your images: {PROG} train -h).",
-    )
+_USAGE = (f"{PROG} [inpaint] IMAGE [MASK] -o OUT [options]\n"
+          f"       {PROG} --list [--json] | --demo [-o OUT]\n"
+          f"       {PROG} weights {{list,import,path,remove,fetch}} ...\n"
+          f"       {PROG} train --method M --images PATH... --out CKPT [...]")
+_INPAINT_DESCRIPTION = "Fill missing or damaged pixels of an image (mask True/non-zero = fill)."
+_WEIGHTS_DESCRIPTION = ("Manage the trained weights of the deep methods. Imported weights are checked against the "
+                        "network, stored as safetensors in the cache (INPAINT_PLUGIN_CACHE, default the user cache "
+                        "folder) with their sha256, and used when no -p weights=PATH is given.")
+
+
+def _add_inpaint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", nargs="?", help="input image (.tif, .png, .jpg, .npy, .zarr)")
     p.add_argument("mask", nargs="?", help="mask image, non-zero = fill (default: NaNs / --nodata of IMAGE)")
     p.add_argument("-o", "--output", help="output file (.tif, .png, .npy, .zarr)")
@@ -226,7 +228,6 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunks", type=int, default=None,
                    help="process in chunks of this size (streaming, for images larger than memory)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
-    return p
 
 
 def _same_file(a, b) -> bool:
@@ -512,13 +513,7 @@ def _param_names(method: str) -> set:
 # --------------------------------------------------------------------------------------------------
 # weights
 # --------------------------------------------------------------------------------------------------
-def _build_weights_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=f"{PROG} weights",
-        description="Manage the trained weights of the deep methods. Imported weights are checked against the "
-                    "network, stored as safetensors in the cache (INPAINT_PLUGIN_CACHE, default the user cache "
-                    "folder) with their sha256, and used when no -p weights=PATH is given.",
-    )
+def _add_weights_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="{list,import,path,remove,fetch}", required=True)
     q = sub.add_parser("list", help="per deep method: the official weights, where to get them, their licence, "
                                     "and what is in the cache")
@@ -539,7 +534,6 @@ def _build_weights_parser() -> argparse.ArgumentParser:
     q.add_argument("--entry", default=None, help="which official weights (default: the first listed)")
     q.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the network (10)")
     q.add_argument("--quiet", action="store_true", help="no progress")
-    return p
 
 
 def _deep_methods() -> dict:
@@ -708,12 +702,7 @@ def _weights_fetch(method: str, entry, timeout: float, quiet: bool) -> int:
     return 0
 
 
-def _weights_main(argv) -> int:
-    parser = _build_weights_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on bad arguments and 0 on --help
-        return int(exc.code or 0)
+def _weights_main(args) -> int:
     try:
         if args.action == "list":
             return _weights_list(args.methods, args.json)
@@ -744,9 +733,65 @@ def _weights_main(argv) -> int:
 # --------------------------------------------------------------------------------------------------
 # entry point
 # --------------------------------------------------------------------------------------------------
-def _inpaint_main(argv) -> int:
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+class _HelpWithDefault(argparse.Action):
+    """``inpaint-plugin -h``: the commands, then the options of the default command (inpaint)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None,
+                 default_parser=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+        self.default_parser = default_parser
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        if self.default_parser is not None:
+            print(f"\nThe default command, inpaint ({PROG} [inpaint] ...):\n")
+            self.default_parser.print_help()
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``inpaint-plugin``: one subcommand per command of :data:`COMMANDS`.
+
+    ``inpaint`` fills an image file (the default command: :func:`main` inserts it when the first
+    argument is not a command), ``weights`` manages the deep networks' weights and ``train`` trains
+    one (its options come from :mod:`inpaint_plugin.training._cli`). The parsed arguments name the
+    command in ``command``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    from .training import _cli as training_cli
+
+    top = argparse.ArgumentParser(
+        prog=PROG, usage=_USAGE, add_help=False,
+        description="Image inpainting for scientists: fill missing or damaged pixels of image files, manage the "
+                    "deep networks' weights, train a network on your own images.",
+        epilog=f"{PROG} COMMAND -h describes a command. Without a command, {PROG} runs inpaint "
+               f"({PROG} in.tif mask.tif -o out.tif); name it when an input file is called "
+               f"{' or '.join(COMMANDS[1:])}.",
+    )
+    sub = top.add_subparsers(dest="command", title="commands", metavar="{" + ",".join(COMMANDS) + "}")
+    sub.required = True
+    inpaint = sub.add_parser(
+        "inpaint", prog=PROG, usage=_USAGE, description=_INPAINT_DESCRIPTION,
+        help="fill missing or damaged pixels of an image file (the default command)",
+        epilog="Commands: inpaint (the default; this help), weights (manage the deep networks' weights: "
+               f"{PROG} weights -h), train (train a deep network on your images: {PROG} train -h).",
+    )
+    _add_inpaint_arguments(inpaint)
+    _add_weights_arguments(sub.add_parser(
+        "weights", prog=f"{PROG} weights", description=_WEIGHTS_DESCRIPTION,
+        help="manage the deep networks' weights: list, import, path, remove, fetch"))
+    training_cli.add_arguments(sub.add_parser(
+        "train", prog=training_cli.PROG, description=training_cli.DESCRIPTION,
+        help="train or fine-tune a deep network on your own images"))
+    top.add_argument("-h", "--help", action=_HelpWithDefault, default_parser=inpaint,
+                     help="show this help and the options of inpaint, then exit")
+    return top
+
+
+def _inpaint_main(args) -> int:
     try:
         if args.list:
             return _list_methods(args.json)
@@ -808,20 +853,24 @@ def main(argv=None) -> int:
     from .deep._weights import INTERFACE
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
+        argv = ["inpaint", *argv]  # the default command
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad arguments and 0 on --help
+        return int(exc.code or 0)
     # torch's loader warns about pickle protocols and suggests weights_only=False: not for a command line user
     warnings.filterwarnings("ignore", message=".*weights_only.*")
     token = INTERFACE.set("cli")
     try:
-        if argv and argv[0] == "train":  # training handles its own interruptions (state saved for --resume)
-            from .training._cli import main as train_main
+        if args.command == "train":  # training handles its own interruptions (state saved for --resume)
+            from .training._cli import run as train_run
 
-            return train_main(argv[1:])
+            return train_run(args)
         with _signals_unwind():
-            if argv and argv[0] == "weights":
-                return _weights_main(argv[1:])
-            if argv and argv[0] == "inpaint":
-                argv = argv[1:]
-            return _inpaint_main(argv)
+            if args.command == "weights":
+                return _weights_main(args)
+            return _inpaint_main(args)
     finally:
         INTERFACE.reset(token)
 

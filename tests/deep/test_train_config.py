@@ -263,3 +263,48 @@ def test_train_with_a_config_and_its_misuses(base, images, tmp_path):
         train(out=tmp_path / "x.pth")
     with pytest.raises(TypeError, match="callback must be callable"):
         train(config=config, callback=3)
+
+
+# --------------------------------------------------------------------------------------------------
+# the command line: one parser, the train subcommand builds a TrainConfig
+# --------------------------------------------------------------------------------------------------
+def test_the_command_line_builds_the_config(tmp_path):
+    from inpaint_plugin.cli import COMMANDS, build_parser
+    from inpaint_plugin.training._cli import config_from_args
+
+    folder = tmp_path / "tiles"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.zeros((64, 64), np.float32))
+    out = tmp_path / "lama.pth"
+    parser = build_parser()
+    args = parser.parse_args(["train", "--method", "lama", "--images", str(folder), str(folder / "*.npy"),
+                              "--out", str(out), "--crop-size", "64", "--no-augment", "--masks", "boxes,stripes",
+                              "--time-limit", "30", "--device", "cpu", "--lr", "0.001", "--epochs", "0"])
+    assert args.command == "train"
+    assert config_from_args(args) == TrainConfig("lama", [str(folder), str(folder / "*.npy")], out=out, crop_size=64,
+                                                 augment=False, masks=["boxes", "stripes"], time_limit=30.0,
+                                                 device="cpu", lr=1e-3, epochs=0)
+    assert config_from_args(parser.parse_args(["train", "--method", "lama", "--images", str(folder), "--out",
+                                               str(out)])) == TrainConfig("lama", [str(folder)], out=out)
+    text = parser.format_help()
+    assert all(command in text for command in COMMANDS)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--val-fraction", "0.95"], "val_fraction must be in [0.0, 0.9]"),
+    (["--seed", "-1"], "seed must be >= 0"),
+    (["--device", "tpu"], "device must be one of"),
+    (["--perceptual-weight", "1"], "need vgg_weights"),
+    (["--resume"], "resume: no training state at"),
+])
+def test_the_command_line_reports_the_config_rules(tmp_path, capsys, extra, message):
+    from inpaint_plugin import cli
+
+    folder = tmp_path / "tiles"
+    folder.mkdir()
+    np.save(folder / "a.npy", np.zeros((64, 64), np.float32))
+    argv = ["train", "--method", "deepfill_v2", "--images", str(folder), "--out", str(tmp_path / "m.pth"), "--quiet"]
+    assert cli.main(argv + extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("inpaint-plugin train: error: ") and message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiles"]

@@ -5,16 +5,21 @@ Every option carries the name of a ``train()`` keyword argument (``--crop-size``
 ``progress=False``); options left out take ``train()``'s defaults (the network recipe's crop and
 batch sizes for the device, the paper's learning rate and loss weights). At the end the held-out
 hole PSNR of the trained network is printed next to biharmonic's and the best classical method's,
-with a plain warning when the network is worse. :mod:`inpaint_plugin.cli` dispatches
-``inpaint-plugin train ...`` here (:func:`main`); :func:`add_arguments` fills any parser with the
-options, :func:`run` executes parsed arguments.
+with a plain warning when the network is worse.
+
+:mod:`inpaint_plugin.cli` registers the ``train`` subcommand with :func:`add_arguments` and runs it
+with :func:`run`; :func:`config_from_args` turns the parsed options into a
+:class:`~inpaint_plugin.training.TrainConfig`, whose checks are the command line's (a bad option
+exits with code 2 and the config's message).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-__all__ = ["add_arguments", "build_parser", "main", "run", "summary"]
+from ._config import TrainConfig
+
+__all__ = ["DESCRIPTION", "PROG", "add_arguments", "config_from_args", "run", "summary"]
 
 PROG = "inpaint-plugin train"
 DESCRIPTION = ("Train or fine-tune a deep inpainting network on your own images (self-supervised: random holes "
@@ -74,14 +79,32 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The standalone parser of ``inpaint-plugin train``.
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`~inpaint_plugin.training.TrainConfig` of parsed ``inpaint-plugin train`` options.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed by a parser built with :func:`add_arguments`.
 
     Returns
     -------
-    argparse.ArgumentParser
+    TrainConfig
+
+    Raises
+    ------
+    ValueError, TypeError
+        For an option that breaks a rule of ``TrainConfig`` (the message names the option).
     """
-    return add_arguments(argparse.ArgumentParser(prog=PROG, description=DESCRIPTION))
+    return TrainConfig(
+        args.method, args.images, out=args.out, weights=args.weights, resume=args.resume,
+        crop_size=args.crop_size, batch_size=args.batch_size, input_size=args.input_size, epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch, lr=args.lr, seed=args.seed, val_fraction=args.val_fraction,
+        val_crops=args.val_crops, masks=args.masks, normalize=args.normalize, channel_axis=args.channel_axis,
+        augment=not args.no_augment, adv_weight=args.adv_weight, vgg_weights=args.vgg_weights,
+        perceptual_weight=args.perceptual_weight, idmrf_weight=args.idmrf_weight, device=args.device,
+        time_limit=args.time_limit,
+    )
 
 
 def summary(result) -> str:
@@ -132,22 +155,15 @@ def run(args: argparse.Namespace) -> int:
     """
     import warnings
 
-    from ._loop import state_path, train
+    from ._files import state_path
+    from ._loop import train
 
     try:
+        config = config_from_args(args)
         with warnings.catch_warnings():
             # the verdict is printed below; the Python warning would say it a second time
             warnings.filterwarnings("ignore", message="trained .* is WORSE than biharmonic")
-            result = train(
-                args.method, args.images, out=args.out, weights=args.weights, resume=args.resume,
-                crop_size=args.crop_size, batch_size=args.batch_size, input_size=args.input_size,
-                epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, lr=args.lr, seed=args.seed,
-                val_fraction=args.val_fraction, val_crops=args.val_crops, masks=args.masks,
-                normalize=args.normalize, channel_axis=args.channel_axis, augment=not args.no_augment,
-                adv_weight=args.adv_weight, vgg_weights=args.vgg_weights, perceptual_weight=args.perceptual_weight,
-                idmrf_weight=args.idmrf_weight, device=args.device, time_limit=args.time_limit,
-                progress=not args.quiet,
-            )
+            result = train(config=config, progress=not args.quiet)
     except (ValueError, TypeError, FileNotFoundError, PermissionError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -160,24 +176,3 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(summary(result))
     return 0
-
-
-def main(argv=None) -> int:
-    """``inpaint-plugin train ...``; returns the exit code (0 done, 1 failure, 2 bad arguments).
-
-    Parameters
-    ----------
-    argv : list of str, optional
-        The arguments after ``train`` (default: ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        The exit code.
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on bad arguments and 0 on --help
-        return int(exc.code or 0)
-    return run(args)
