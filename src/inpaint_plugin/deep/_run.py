@@ -163,28 +163,6 @@ def _window_cost(spec: ModelSpec, module) -> Callable[[int, int], float]:
     return cost
 
 
-def _tile_side(spec: ModelSpec, mask: np.ndarray, quadratic: bool) -> int:
-    """Side of the tiles of ``resolution="auto"`` for a network without fixed size: among ``tile_size``,
-    ``tile_size / 2``, ... (multiples of ``size_multiple``, at least 4 ``margin``), the one with the
-    least estimated work: the pixels of the tiles holding holes, times ``1 + side**2 / tile_size**2``
-    for networks with global attention (whose cost per tile grows with the square of its pixels).
-
-    DeepFill (tile_size 512) at 1024**2 with strokes everywhere: 25 tiles of 256**2 instead of 9 of
-    512**2 (21.6 instead of 40 CPU s for v2).
-    """
-    from ._windows import tile_boxes
-
-    best, best_cost = spec.tile_size, None
-    s = spec.tile_size
-    while s >= max(4 * spec.margin, 8) and s % spec.size_multiple == 0:
-        boxes = tile_boxes(mask, s, max(1, s // 4))
-        cost = sum(th * tw for _, _, th, tw in boxes) * ((1 + s**2 / spec.tile_size**2) if quadratic else 1)
-        if best_cost is None or cost < best_cost:
-            best, best_cost = s, cost
-        s //= 2
-    return best
-
-
 def _forward_lock(device) -> threading.Lock:
     with _CACHE_LOCK:
         return _FORWARD_LOCKS.setdefault(str(device), threading.Lock())
