@@ -20,7 +20,11 @@ method's loader reads); training from scratch needs hours on a GPU to beat bihar
     >>> inpaint_plugin.inpaint(image, mask, method="deepfill_v2", weights="tiles.pth")  # doctest: +SKIP
 
 or ``inpaint-plugin train --method deepfill_v2 --images my_tiles/ --out tiles.pth --weights
-states_tf_places2.pth --time-limit 600``.
+states_tf_places2.pth --time-limit 600``. The options can also be made and checked first, as one
+:class:`~inpaint_plugin.training.TrainConfig` (the command line does so)::
+
+    >>> config = inpaint_plugin.TrainConfig("deepfill_v2", "my_tiles/", out="tiles.pth", time_limit=600)  # doctest: +SKIP
+    >>> result = inpaint_plugin.train(config=config, progress=False)  # doctest: +SKIP
 
 The time limit bounds the whole call (data loading, validations, checkpoint writing included): a
 step, an epoch-end validation or the final validation that would cross it, judged from the measured
