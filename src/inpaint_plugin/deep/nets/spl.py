@@ -34,12 +34,78 @@ from torch import nn
 __all__ = ["SPL", "region_norm"]
 
 
+def _region_norm_filled(x: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """:func:`region_norm` computed as it is defined (each part filled with its mean, then instance
+    normalisation); used for regions that are not 0/1."""
+    out = 0
+    hw = x.shape[2] * x.shape[3]
+    for r in (region, 1 - region):
+        part = x * r
+        area = r.sum(dim=(2, 3))  # (B, 1)
+        area = torch.where(area == 0, torch.ones_like(area), area)
+        mean = part.sum(dim=(2, 3)) / area  # (B, C)
+        filled = part + (1 - r) * mean[:, :, None, None]
+        out = out + F.instance_norm(filled, eps=1e-5) * torch.sqrt(area / hw)[:, :, None, None]
+    return out
+
+
+def _region_parts(x: torch.Tensor, inside: torch.Tensor, eps: float = 1e-5):
+    """The pieces of :func:`region_norm` for a 0/1 region, in closed form.
+
+    A part ``r`` filled with its channel mean ``m`` has instance mean ``m`` and variance
+    ``V / (H W)`` with ``V = sum_r (x - m)**2``, so its normalised, rescaled map is
+    ``r (x - m) sqrt(area / (V + H W eps))``: ``region_norm = d * k`` with ``d`` = ``x`` minus the
+    mean of its pixel's part and ``k`` the scale of that part. The sums take a few passes over ``x``
+    (sums for the means, then the squares of ``d`` summed per part by a matrix product with the two
+    region indicators).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (B, C, H, W).
+    inside : torch.Tensor
+        (B, 1, H, W) bool, the region.
+    eps : float
+        Instance normalisation's epsilon.
+
+    Returns
+    -------
+    d : torch.Tensor
+        (B, C, H, W).
+    k : torch.Tensor
+        (B, C, 2): the scales outside (``[..., 0]``) and inside (``[..., 1]``) the region.
+    """
+    b, c, h, w = x.shape
+    r = inside.reshape(b, h * w, 1).to(x.dtype)
+    weights = torch.cat([1 - r, r], dim=2)  # (B, HW, 2)
+    area = weights.sum(dim=1, keepdim=True)  # (B, 1, 2)
+    # the sums of x use torch.sum (cascade summation): a float32 matrix product here loses digits
+    total, part_in = x.sum(dim=(2, 3)), (x * r.view(b, 1, h, w)).sum(dim=(2, 3))
+    mean = torch.stack([total - part_in, part_in], dim=2) / area.clamp_min(1)  # (B, C, 2)
+    d = x - _select(inside, mean)
+    var_sum = (d * d).reshape(b, c, h * w) @ weights
+    # an empty part (area 0) is selected nowhere: its scale is unused, clamped to keep gradients finite
+    return d, torch.sqrt(area.clamp_min(1) / (var_sum + h * w * eps))
+
+
+def _select(inside: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W): ``values[..., 1]`` (B, C, 2) where ``inside`` (B, 1, H, W), else ``values[..., 0]``."""
+    return torch.where(inside, values[:, :, 1, None, None], values[:, :, 0, None, None])
+
+
+def _is_binary(region: torch.Tensor) -> bool:
+    return bool(((region == 0) | (region == 1)).all())
+
+
 def region_norm(x: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """Region normalisation: instance-normalise ``x`` separately inside ``region`` and outside it.
 
     For each part ``r`` (``region`` and ``1 - region``; ``region`` is (B, 1, H, W) with values 0/1), the
     part's pixels keep their values, the others take the part's channel mean, the map is
     instance-normalised and scaled by ``sqrt(area(r) / (H * W))``; the two results are summed.
+    (This is ``rn`` of ``RN_binarylabel_IN`` in the reference's ``rn.py``; it is computed here in the
+    equivalent closed form of :func:`_region_parts`, which reads ``x`` a few times instead of
+    building the filled maps.)
 
     Parameters
     ----------
@@ -53,20 +119,20 @@ def region_norm(x: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         (B, C, H, W), the sum of the two normalised parts.
     """
-    out = 0
-    hw = x.shape[2] * x.shape[3]
-    for r in (region, 1 - region):
-        part = x * r
-        area = r.sum(dim=(2, 3))  # (B, 1)
-        area = torch.where(area == 0, torch.ones_like(area), area)
-        mean = part.sum(dim=(2, 3)) / area  # (B, C)
-        filled = part + (1 - r) * mean[:, :, None, None]
-        out = out + F.instance_norm(filled, eps=1e-5) * torch.sqrt(area / hw)[:, :, None, None]
-    return out
+    if not _is_binary(region):
+        return _region_norm_filled(x, region)
+    inside = region.bool()
+    d, k = _region_parts(x, inside)
+    return d * _select(inside, k)
 
 
 class RegionNormB(nn.Module):
-    """RN-B: region normalisation with the (resized, nearest) hole mask and per-region affine terms."""
+    """RN-B: region normalisation with the (resized, nearest) hole mask and per-region affine terms.
+
+    ``y * mask * (1 + foreground_gamma) + foreground_beta + y * (1 - mask) * (1 + background_gamma)
+    + background_beta`` with ``y = region_norm(x, mask)`` (as ``RN_B`` of the reference: both betas are
+    added everywhere).
+    """
 
     def __init__(self, channels: int):
         super().__init__()
@@ -76,14 +142,22 @@ class RegionNormB(nn.Module):
         self.background_beta = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        mask = F.interpolate(mask, size=x.shape[2:], mode="nearest")
-        y = region_norm(x, mask)
+        if mask.shape[2:] != x.shape[2:]:
+            mask = F.interpolate(mask, size=x.shape[2:], mode="nearest")
 
         def vec(p):
             return p[None, :, None, None]
 
-        return (y * mask * (1 + vec(self.foreground_gamma)) + vec(self.foreground_beta)
-                + y * (1 - mask) * (1 + vec(self.background_gamma)) + vec(self.background_beta))
+        beta = vec(self.foreground_beta + self.background_beta)
+        if not _is_binary(mask):
+            y = _region_norm_filled(x, mask)
+            return (y * mask * (1 + vec(self.foreground_gamma)) + y * (1 - mask) * (1 + vec(self.background_gamma))
+                    + beta)
+        inside = mask.bool()
+        d, k = _region_parts(x, inside)
+        # per part: its region-norm scale times its (1 + gamma), applied to d in one pass
+        scale = k * torch.stack([1 + self.background_gamma, 1 + self.foreground_gamma], dim=1)[None]
+        return torch.addcmul(beta, d, _select(inside, scale))
 
 
 class SelfAwareAffine(nn.Module):
@@ -111,8 +185,9 @@ class RegionNormL(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         importance, gamma, beta = self.sa(x)
-        region = (importance >= self.threshold).to(x.dtype)
-        return region_norm(x, region) * (1 + gamma) + beta
+        inside = importance >= self.threshold
+        d, k = _region_parts(x, inside)
+        return torch.addcmul(beta, d * _select(inside, k), 1 + gamma)
 
 
 class SPADE(nn.Module):
@@ -125,7 +200,8 @@ class SPADE(nn.Module):
         self.mlp_beta = nn.Conv2d(hidden, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-        prior = F.interpolate(prior, size=x.shape[2:], mode="nearest")
+        if prior.shape[2:] != x.shape[2:]:  # nearest resizing to the same size is the identity: no copy
+            prior = F.interpolate(prior, size=x.shape[2:], mode="nearest")
         actv = self.mlp_shared(prior)
         return F.instance_norm(x, eps=1e-5) * (1 + self.mlp_gamma(actv)) + self.mlp_beta(actv)
 
@@ -187,8 +263,25 @@ class ResidualDenseBlock(nn.Module):
         self.layers = nn.Sequential(*[_DenseLayer(channels + growth * i, growth) for i in range(num_layers)])
         self.lff = nn.Conv2d(channels + growth * num_layers, channels, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.lff(self.layers(x))
+    def forward(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``x + lff(dense layers(x))``; without autograd written into ``out`` (``x``'s shape) when given.
+
+        Without autograd, the dense layers write their outputs into consecutive channels of one buffer
+        instead of concatenating at every layer (same values): with one image the channel prefix that
+        each layer reads is a contiguous view, so nothing is copied. (With autograd the in-place
+        writes would overwrite what the backward pass needs: concatenation then, and ``out`` is
+        not used.)
+        """
+        if torch.is_grad_enabled():
+            return x + self.lff(self.layers(x))
+        c = x.shape[1]
+        growth = self.layers[0].conv.out_channels
+        buf = x.new_empty((x.shape[0], c + growth * len(self.layers), *x.shape[2:]))
+        buf[:, :c] = x
+        for layer in self.layers:
+            buf[:, c:c + growth] = F.relu(layer.conv(buf[:, :c]))
+            c += growth
+        return torch.add(x, self.lff(buf), out=out)
 
 
 class SPL(nn.Module):
@@ -263,15 +356,26 @@ class SPL(nn.Module):
 
     def semantic_prior(self, x: torch.Tensor) -> torch.Tensor:
         """Semantic learner: (B, 4, 2H, 2W) -> the prior (B, 256, H/4, W/4)."""
-        x = F.pad(x, (3, 3, 3, 3), mode="reflect")
+        # the four strided convolutions at 2x and 1x the image size run in channels-last memory
+        # format, where oneDNN is much faster for them on the CPU (the values are the same); the
+        # conversion happens once on the 4-channel input and once on the quarter-size result
+        x = F.pad(x, (3, 3, 3, 3), mode="reflect").contiguous(memory_format=torch.channels_last)
         for conv in (self.encoder_conv1_sm, self.encoder_conv2_sm, self.encoder_conv3_sm, self.encoder_conv4_sm):
             x = F.leaky_relu(conv(x), 0.1)
+        x = x.contiguous()
         skip = self.encoder_sm_out(x)
-        local = []
-        for rdb in self.rdbs:
-            skip = rdb(skip)
-            local.append(skip)
-        x = self.gff(torch.cat(local, dim=1)) + x
+        if torch.is_grad_enabled():
+            local = []
+            for rdb in self.rdbs:
+                skip = rdb(skip)
+                local.append(skip)
+            local = torch.cat(local, dim=1)
+        else:  # each RDB writes its output into its slice of the buffer that global feature fusion reads
+            c = skip.shape[1]
+            local = x.new_empty((x.shape[0], c * len(self.rdbs), *x.shape[2:]))
+            for i, rdb in enumerate(self.rdbs):
+                skip = rdb(skip, out=local[:, i * c:(i + 1) * c])
+        x = self.gff(local) + x
         return self.feature_recon(x)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor):
