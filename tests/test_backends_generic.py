@@ -2,7 +2,8 @@
 
 Known pixels bit-for-bit, dtype kept, inputs untouched, values within the known range, holes
 really filled from context, determinism. Methods that need weights get a random checkpoint in
-their official format (no weights can be downloaded here).
+their official format (no weights can be downloaded here), and run as their tiny-width variant
+(``_tiny_deep.py``: the same spec and backend code, a narrow network) where they have one.
 """
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ import numpy as np
 import pytest
 
 import inpaint_plugin as ip
+from _tiny_deep import BACKENDS as TINY
+from _tiny_deep import TINY_BUILDS, TINY_FIELDS, contract_methods, real
 
-METHODS = sorted(ip.methods())
+CONTRACT = contract_methods()
+METHODS = list(CONTRACT)
+pytestmark = pytest.mark.usefixtures("tiny_deep_methods")
 
 
 @pytest.fixture(scope="module")
@@ -63,16 +68,17 @@ CASES = {
     "float32-4ch": (np.float32, 4, -1),
     "int16": (np.int16, None, None),
 }
-# Deep networks cost seconds per call on a CPU: they get the two cases that exercise the
-# grey -> RGB and 4-channel -> two RGB triples mappings; the API layer around them is the same.
+# Full-width deep networks (those without a tiny variant) cost seconds per call on a CPU: they get
+# the two cases that exercise the grey -> RGB and 4-channel -> two RGB triples mappings; the API
+# layer around them is the same.
 DEEP_CASES = ("uint8-grey", "float32-4ch")
 
 
 def contract_cases():
     for method in METHODS:
-        deep = ip.get_backend(method).needs_weights
+        full_width_deep = CONTRACT[method].needs_weights and method not in TINY
         for case in CASES:
-            if not deep or case in DEEP_CASES:
+            if not full_width_deep or case in DEEP_CASES:
                 yield pytest.param(method, *CASES[case], id=f"{method}-{case}")
 
 
@@ -140,10 +146,30 @@ def test_backend_stack_and_nan(method, weights_dir):
     np.testing.assert_array_equal(out[1], stack[1])
 
 
-@pytest.mark.parametrize("method", [m for m in METHODS if ip.get_backend(m).needs_weights])
+@pytest.mark.parametrize("method", [m for m in METHODS if CONTRACT[m].needs_weights])
 def test_deep_backend_without_weights_says_where_to_get_them(method):
     image = np.zeros((16, 16, 3), np.float32)
     mask = np.zeros((16, 16), bool)
     mask[4:8, 4:8] = True
     with pytest.raises(ValueError, match=r"(?s)drive\.google\.com.*weights="):
         ip.inpaint(image, mask, method=method, channel_axis=-1)
+
+
+@pytest.mark.parametrize("tiny", sorted(TINY))
+def test_tiny_variants_are_the_registered_methods_at_a_smaller_width(tiny):
+    """The variants these tests run differ from the registered methods only in the network's width
+    (and, for fixed-size networks, the input side): same loader, saver, predict, sizes, registry and
+    parameters, and the same network class."""
+    import dataclasses
+
+    from inpaint_plugin.deep import find_spec
+
+    name = real(tiny)
+    spec, small = find_spec(name), find_spec(tiny)
+    differ = {f.name for f in dataclasses.fields(spec) if getattr(spec, f.name) != getattr(small, f.name)}
+    assert differ == {"name", "build"} | set(TINY_FIELDS.get(name, ()))
+    assert small.build is TINY_BUILDS[name]
+    assert type(small.build()) is type(spec.build())
+    backend, variant = ip.get_backend(name), ip.get_backend(tiny)
+    differ = {f.name for f in dataclasses.fields(backend) if getattr(backend, f.name) != getattr(variant, f.name)}
+    assert differ == {"name", "func", "description"}

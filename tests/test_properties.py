@@ -13,8 +13,10 @@ holes) and masks (empty, sparse, dense, boxes; bool, label or 0/1 float). For ea
 
 The methods are collected from :func:`inpaint_plugin.methods` when the tests are collected, so new
 backends join automatically. Deep methods run with a random checkpoint in their official format, on
-2-D images only and with few examples (a single call takes seconds on a CPU); the channel-axis
-property, which the API implements once for all methods, is checked on the fast methods only.
+2-D images only and with few examples, as their tiny-width variant (``_tiny_deep.py``: the same spec
+and backend code, a narrow network) where they have one (a full-width network takes seconds per call
+on a CPU); the channel-axis property, which the API implements once for all methods, is checked on
+the fast methods only.
 
 Environment: ``INPAINT_PLUGIN_PROPERTY_SCALE`` multiplies the number of examples (e.g. 20 for a long
 bug hunt); ``INPAINT_PLUGIN_TEST_DEVICE`` is the torch device of the deep methods (default ``cpu``).
@@ -29,19 +31,26 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import inpaint_plugin as ip
+from _tiny_deep import BACKENDS as TINY
+from _tiny_deep import contract_methods
 
-METHODS = ip.methods()
+METHODS = contract_methods()
+pytestmark = pytest.mark.usefixtures("tiny_deep_methods")
 DTYPES = [np.uint8, np.uint16, np.int16, np.float32, np.float64]
 #: Examples per method; slow methods get fewer (deep methods: see ``_examples``).
 SLOW_EXAMPLES = {"patchmatch": 6}
 DEFAULT_EXAMPLES = 15
 DEEP_EXAMPLES = 2
+TINY_DEEP_EXAMPLES = 5
 SCALE = float(os.environ.get("INPAINT_PLUGIN_PROPERTY_SCALE", "1"))
 DEVICE = os.environ.get("INPAINT_PLUGIN_TEST_DEVICE", "cpu")
 
 
 def _examples(backend) -> int:
-    base = DEEP_EXAMPLES if backend.needs_weights else SLOW_EXAMPLES.get(backend.name, DEFAULT_EXAMPLES)
+    if backend.needs_weights:
+        base = TINY_DEEP_EXAMPLES if backend.name in TINY else DEEP_EXAMPLES
+    else:
+        base = SLOW_EXAMPLES.get(backend.name, DEFAULT_EXAMPLES)
     return max(1, int(round(base * SCALE)))
 
 

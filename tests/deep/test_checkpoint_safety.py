@@ -1,6 +1,9 @@
 """Checkpoint safety (issue 20): what a plain pickle of tensors can still hold is refused at load time
 with a ValueError naming the file, never a RuntimeError later, a hang or a RecursionError; every network
-loads strictly (unexpected and missing keys listed)."""
+loads strictly (unexpected and missing keys listed).
+
+The per-network checks run each network's own loader and saver on its tiny-width variant
+(``tests/_tiny_deep.py``: same spec, narrow network, same state_dict key names), MEDFE at full width."""
 from __future__ import annotations
 
 import time
@@ -11,8 +14,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _tiny_deep import tiny  # noqa: E402
 from inpaint_plugin import deep  # noqa: E402
 from inpaint_plugin.deep._checkpoint import MAX_WRAPPER_DEPTH, load_checked, load_state_dict_file  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("tiny_deep_methods")
 
 #: the deep methods and the file (or folder) name their save_random writes
 NETWORKS = {"deepfill_v1": "gen.pt", "deepfill_v2": "states.pth", "gmcnn": "net_GM.pth", "pennet": "G.pth",
@@ -66,11 +72,10 @@ def _damage(path, how):
 
 
 # ------------------------------------------------------------------------------------------------ values
-@pytest.mark.slow
-@pytest.mark.parametrize("method", sorted(NETWORKS))
+@pytest.mark.parametrize("method", [tiny(m) for m in sorted(NETWORKS)])
 def test_nan_weights_are_refused_at_load_for_every_network(method, tmp_path):
     spec = deep.model_spec(method)
-    path = tmp_path / NETWORKS[method]
+    path = tmp_path / NETWORKS[method.removesuffix("_tiny")]
     spec.save_random(path)
     module = spec.build()
     spec.load(module, path)  # the intact checkpoint loads
@@ -113,14 +118,15 @@ def test_nan_checkpoint_through_inpaint_is_a_value_error(tmp_path):
     import inpaint_plugin
 
     path = tmp_path / "states.pth"
-    deep.model_spec("deepfill_v2").save_random(path)
+    deep.model_spec(tiny("deepfill_v2")).save_random(path)
     _damage(path, "nan")
     image = np.zeros((32, 32, 3), np.uint8)
     mask = np.zeros((32, 32), bool)
     mask[8:16, 8:16] = True
     deep.clear_model_cache()
     with pytest.raises(ValueError, match=r"weights=.*states\.pth.*NaN"):
-        inpaint_plugin.inpaint(image, mask, method="deepfill_v2", channel_axis=-1, weights=str(path), device="cpu")
+        inpaint_plugin.inpaint(image, mask, method=tiny("deepfill_v2"), channel_axis=-1, weights=str(path),
+                               device="cpu")
 
 
 # ------------------------------------------------------------------------------------------------ nesting
@@ -165,9 +171,8 @@ def test_a_few_wrapper_levels_still_load(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ strict keys
-@pytest.mark.slow
 def test_spl_extra_keys_are_unexpected(tmp_path):
-    spec = deep.model_spec("spl")
+    spec = deep.model_spec(tiny("spl"))
     path = tmp_path / "spl.pt"
     spec.save_random(path)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -185,7 +190,7 @@ def test_spl_extra_keys_are_unexpected(tmp_path):
 
 
 def test_deepfill_v1_wrapper_extra_keys_are_unexpected(tmp_path):
-    spec = deep.model_spec("deepfill_v1")
+    spec = deep.model_spec(tiny("deepfill_v1"))
     state = deep.random_state_dict(spec.build)
     flat = {f"netG.{k}": v for k, v in state.items()}
     flat["localD.dis_conv_module.conv1.conv.weight"] = torch.zeros(1)  # the port's Trainer: ignored
@@ -198,11 +203,10 @@ def test_deepfill_v1_wrapper_extra_keys_are_unexpected(tmp_path):
         spec.load(spec.build(), path)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("method", sorted(NETWORKS))
+@pytest.mark.parametrize("method", [tiny(m) for m in sorted(NETWORKS)])
 def test_every_network_lists_unexpected_and_missing_keys(method, tmp_path):
     spec = deep.model_spec(method)
-    path = tmp_path / NETWORKS[method]
+    path = tmp_path / NETWORKS[method.removesuffix("_tiny")]
     spec.save_random(path)
     target = sorted(p for p in path.iterdir() if p.is_file())[0] if path.is_dir() else path
     obj = torch.load(target, map_location="cpu", weights_only=True)

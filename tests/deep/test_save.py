@@ -1,4 +1,7 @@
-"""ModelSpec.save: a (fine-tuned) module written in the official format loads back exactly."""
+"""ModelSpec.save: a (fine-tuned) module written in the official format loads back exactly.
+
+Each network's saver and loader run on its tiny-width variant (``tests/_tiny_deep.py``: the same spec,
+a narrow network with the same state_dict key names), MEDFE at full width."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,13 +10,15 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import inpaint_plugin as ip  # noqa: E402
+from _tiny_deep import tiny  # noqa: E402
 from inpaint_plugin import deep  # noqa: E402
 from inpaint_plugin.deep import model_spec  # noqa: E402
 
 DEEP = ["deepfill_v1", "deepfill_v2", "gmcnn", "lama", "medfe", "pennet", "spl"]
+pytestmark = pytest.mark.usefixtures("tiny_deep_methods")
 
 
-@pytest.mark.parametrize("method", DEEP)
+@pytest.mark.parametrize("method", [tiny(m) for m in DEEP])
 def test_saved_module_loads_back_bit_for_bit(method, tmp_path):
     spec = model_spec(method)
     module = spec.build()
@@ -21,7 +26,7 @@ def test_saved_module_loads_back_bit_for_bit(method, tmp_path):
         for i, t in enumerate(module.state_dict().values()):
             if t.is_floating_point():
                 t.copy_(torch.linspace(-1, 1, t.numel()).reshape(t.shape) * (1 + i % 7) / 7)
-    path = tmp_path / ("ckpt" if method == "medfe" else "ckpt.pth")
+    path = tmp_path / ("ckpt" if method.startswith("medfe") else "ckpt.pth")
     spec.save(module, path)
     assert not list(tmp_path.rglob(".*.tmp"))  # atomic writes leave no temporary file
     fresh = spec.build()
@@ -32,7 +37,7 @@ def test_saved_module_loads_back_bit_for_bit(method, tmp_path):
         assert torch.equal(saved[k], loaded[k]), k
 
 
-@pytest.mark.parametrize("method", ["deepfill_v2", "pennet"])
+@pytest.mark.parametrize("method", [tiny("deepfill_v2"), tiny("pennet")])
 def test_saved_checkpoint_is_what_inpaint_uses(method, tmp_path):
     spec = deep._backend.find_spec(method)
     a, b = tmp_path / "a.pth", tmp_path / "b.pth"
