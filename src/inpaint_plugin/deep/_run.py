@@ -134,6 +134,11 @@ _FULL_PIXELS = 1024 * 1024
 _WINDOW_OVERHEAD = 64 * 64
 
 
+#: "auto" prefers windows to one full-resolution run only when they are estimated this much cheaper
+#: (the cost model is rough, and windows add their own work: cropping, blending)
+_WINDOWS_GAIN = 1.1
+
+
 def _global_attention(module) -> bool:
     """Whether a layer of ``module`` attends over the whole map (cost quadratic in the pixel count)."""
     return any(getattr(m, "global_attention", False) for m in module.modules())
@@ -311,10 +316,10 @@ def run(spec: ModelSpec, image: np.ndarray, mask: np.ndarray, *, weights=None, d
           thick holes get a window of their own as with ``"crop"``; among grids of windows over groups
           of holes and cuts of the image in two, the plan of least estimated work (pixels fed, the
           attention's growth, a cost per run: :func:`_window_cost`) is kept. Networks without fixed
-          size run at ``"full"`` resolution instead where that is estimated cheaper and allowed: the
-          longest side is at most ``tile_size``, or the image has at most 1024**2 and 4
-          ``tile_size**2`` pixels and the network has no global attention layer (a layer with
-          ``global_attention = True``, such as DeepFill's contextual attention).
+          size run at ``"full"`` resolution instead, unless the windows are estimated 10% cheaper,
+          where that is allowed: the longest side is at most ``tile_size``, or the image has at most
+          1024**2 and 4 ``tile_size**2`` pixels and the network has no global attention layer (a
+          layer with ``global_attention = True``, such as DeepFill's contextual attention).
 
         Windows of the same network input size run as one batch (up to a number of pixels per forward).
     progress : callable or None
@@ -360,7 +365,7 @@ def run(spec: ModelSpec, image: np.ndarray, mask: np.ndarray, *, weights=None, d
         resolution = "windows"
         if spec.fixed_size is None and (max(h, w) <= spec.tile_size or (
                 h * w <= min(_FULL_PIXELS, 4 * spec.tile_size**2) and not _global_attention(module))):
-            if cost(h, w) <= plan[2]:
+            if cost(h, w) <= plan[2] * _WINDOWS_GAIN:
                 resolution = "full"
     with torch.inference_mode():
         if resolution in ("full", "resize"):

@@ -416,7 +416,8 @@ def plan_windows(write: np.ndarray, margin: int, cost, *, max_side: int, multipl
         lo, hi = max(0, lo - margin), min(length, hi + margin)
         fits = hi - lo <= max_side
         size = max_side if fixed else -(-(hi - lo) // multiple) * multiple
-        return (*_grow(lo, hi, size, length), fits)
+        start, stop = _grow(int(lo), int(hi), int(size), length)
+        return start, stop, fits
 
     def axis_cuts(lo, hi, axis, pieces):
         """Cuts of the written span [lo, hi) into ``pieces`` whose windows have equal sides, or None."""
