@@ -38,18 +38,6 @@ def _conv_act(cin: int, cout: int, act: nn.Module, kernel_size: int = 3, stride:
         nn.Conv2d(cin, cout, kernel_size, stride=stride, padding=pad, dilation=dilation), act)
 
 
-def _patches(x: torch.Tensor, size: int, stride: int) -> torch.Tensor:
-    """All ``size x size`` patches of one feature map ``x`` (C, H, W), row-major, as (L, C, size, size).
-
-    As in the reference, the map is zero-padded by one pixel unless ``size`` is 1.
-    """
-    if size != 1:
-        x = F.pad(x, (1, 1, 1, 1))
-    c = x.shape[0]
-    p = x.unfold(1, size, stride).unfold(2, size, stride)  # (C, nH, nW, size, size)
-    return p.permute(1, 2, 0, 3, 4).reshape(-1, c, size, size)
-
-
 class AttentionTransfer(nn.Module):
     """Cross-layer attention transfer (ATN) of PEN-Net.
 
@@ -89,26 +77,53 @@ class AttentionTransfer(nn.Module):
 
         ``mask`` (B, 1, H, W) is 1 in holes; it is resized bilinearly (``align_corners=True``) to
         ``h x w``.
+
+        The reference correlates ``x2`` with its ``L = h w`` normalised patches (a convolution),
+        takes the softmax over the patches of ``scale * score * valid`` (invalid patches: score 0),
+        multiplies by ``valid``, clamps at 1e-8 and pastes with a transposed convolution. The same
+        sums are computed here as matrix products over the valid patches only, with the positions
+        as rows (a contiguous softmax): the invalid patches enter the softmax's normaliser as
+        ``n_invalid * exp(0)`` and the paste as their clamped weight 1e-8 times the sum of their
+        4x4 patches; the paste is a matrix product and a fold (col2im).
         """
         h, w = x2.shape[2:]
         kernel = 2 * self.rate
         mask = F.interpolate(mask, size=(h, w), mode="bilinear", align_corners=True)
         pad = 0 if self.ksize == 1 else 1
+        n_pos = h * w
+        # patches as columns: matching (C2 k k, L), of the mask (k k, L), pasting (C1 4 4, L); row-major
+        cols = F.unfold(x2, self.ksize, padding=pad)
+        raws = F.unfold(x1, kernel, stride=self.rate, padding=1)
+        valids = F.unfold(mask, self.ksize, padding=pad).mean(dim=1) == 0  # (B, L)
         out = []
         for b in range(x2.shape[0]):
-            high = x2[b:b + 1]
-            wi = _patches(x2[b], self.ksize, 1)  # (L, C2, k, k), L = h * w
-            raw = _patches(x1[b], kernel, self.rate)  # (L, C1, 4, 4)
-            valid = (_patches(mask[b], self.ksize, 1).mean(dim=(1, 2, 3)) == 0).to(x2.dtype)
-            valid = valid.view(1, -1, 1, 1)
-            norm = wi.pow(2).sum(dim=(1, 2, 3), keepdim=True).sqrt().clamp(min=1e-4)
-            score = F.conv2d(high, wi / norm, padding=pad) * valid  # (1, L, h, w)
-            score = (F.softmax(score * self.softmax_scale, dim=1) * valid).clamp(min=1e-8)
-            # the transposed convolution with the L patches as its weight, written as one matrix product
-            # and a fold (col2im): the same sums, twice as fast on the CPU at L = 4096 (level 1 at 256**2)
-            n_pos = score.shape[2] * score.shape[3]
-            cols = raw.reshape(raw.shape[0], -1).t() @ score.reshape(raw.shape[0], n_pos)
-            out.append(F.fold(cols[None], output_size=(self.rate * h, self.rate * w), kernel_size=kernel,
+            u, raw = cols[b], raws[b]
+            keep = torch.nonzero(valids[b]).flatten()
+            n_invalid = n_pos - keep.numel()
+            norm = u.pow(2).sum(dim=0).sqrt().clamp(min=1e-4)
+            wv = u[:, keep] / norm[keep]
+            scores = (u.t() @ wv) * self.softmax_scale  # (positions, valid patches)
+            # softmax over each row, the invalid patches' n_invalid * exp(0) terms included
+            top = scores.amax(dim=1, keepdim=True) if keep.numel() else scores.new_zeros((n_pos, 1))
+            if n_invalid:
+                top = top.clamp(min=0)
+            if torch.is_grad_enabled():
+                attn = torch.exp(scores - top)
+            else:
+                attn = scores.sub_(top).exp_()
+            total = attn.sum(dim=1, keepdim=True)
+            if n_invalid:
+                total = total + n_invalid * torch.exp(-top)
+            if torch.is_grad_enabled():
+                attn = (attn / total).clamp(min=1e-8)
+            else:
+                attn = attn.div_(total).clamp_(min=1e-8)
+            pasted = raw[:, keep] @ attn.t()  # (C1 * 16, positions)
+            if n_invalid:
+                gone = torch.ones(n_pos, dtype=torch.bool, device=raw.device)
+                gone[keep] = False
+                pasted = pasted + 1e-8 * raw[:, gone].sum(dim=1, keepdim=True)
+            out.append(F.fold(pasted[None], output_size=(self.rate * h, self.rate * w), kernel_size=kernel,
                               stride=self.rate, padding=1) / 4.0)
         y = torch.cat(out, dim=0)
         if self.fuse:
