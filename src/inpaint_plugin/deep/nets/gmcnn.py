@@ -124,12 +124,44 @@ class GMCNN(nn.Module):
         if h % self.size_multiple or w % self.size_multiple or min(h, w) < self.min_size:
             raise ValueError(f"GMCNN input size must be a multiple of {self.size_multiple} and at least "
                              f"{self.min_size}, got {h}x{w}")
-        outs = []
+        if torch.is_grad_enabled():
+            outs = []
+            for column in (self.EB1, self.EB2, self.EB3):
+                y = x
+                for layer in column:
+                    y = layer(y) if isinstance(layer, Upsample) else F.elu(self._conv(layer, y))
+                outs.append(y)
+            y = F.elu(self._conv(self.decoding_layers[0], torch.cat(outs, dim=1)))
+            return self._conv(self.decoding_layers[1], y).clamp(-1.0, 1.0)
+        return self._forward_inference(x)
+
+    def _forward_inference(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` without autograd, faster on the CPU (same values).
+
+        oneDNN's convolutions are faster in channels-last memory format for most layers here (the
+        224 -> 16 decoder layer at full size by about 2x), and every other op keeps the format: the
+        input is converted once and the 3-channel output back. ELUs run in place, and the three
+        columns' outputs are written straight into the reflection-padded input of the first decoder
+        layer (one copy instead of a concatenation and a padding).
+        """
+        x = x.contiguous(memory_format=torch.channels_last)
+        n, _, h, w = x.shape
+        first = self.decoding_layers[0]
+        pad = first.kernel_size[0] // 2
+        merged = torch.empty((n, first.in_channels, h + 2 * pad, w + 2 * pad), dtype=x.dtype, device=x.device,
+                             memory_format=torch.channels_last)
+        c = 0
         for column in (self.EB1, self.EB2, self.EB3):
             y = x
             for layer in column:
-                y = layer(y) if isinstance(layer, Upsample) else F.elu(self._conv(layer, y))
-            outs.append(y)
-        y = F.elu(self._conv(self.decoding_layers[0], torch.cat(outs, dim=1)))
+                y = layer(y) if isinstance(layer, Upsample) else F.elu(self._conv(layer, y), inplace=True)
+            merged[:, c:c + y.shape[1], pad:pad + h, pad:pad + w] = y
+            c += y.shape[1]
+        for i in range(pad):  # reflection padding of the border, rows then columns (corners included)
+            merged[:, :, pad - 1 - i] = merged[:, :, pad + 1 + i]
+            merged[:, :, pad + h + i] = merged[:, :, pad + h - 2 - i]
+            merged[:, :, :, pad - 1 - i] = merged[:, :, :, pad + 1 + i]
+            merged[:, :, :, pad + w + i] = merged[:, :, :, pad + w - 2 - i]
+        y = F.elu(first(merged), inplace=True)
         y = self._conv(self.decoding_layers[1], y)
-        return y.clamp(-1.0, 1.0)
+        return y.clamp_(-1.0, 1.0).contiguous()
