@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ._contextual_attention import ContextualAttention
+from ._upconv import interleave_phases, phase_conv
 
 __all__ = ["DeepFillV2"]
 
@@ -128,20 +129,12 @@ def _gate(x: torch.Tensor, c_out: int, activation, dim: int) -> torch.Tensor:
     return activation(features, inplace=True).mul_(gate.sigmoid_())
 
 
-#: rows (and columns) of a 3x3 kernel that fall on each of the two source pixels after x2 nearest
-#: upsampling: output row 2i reads source rows (i-1, i, i) -> taps (w0, w1 + w2) on (i-1, i); output
-#: row 2i+1 reads (i, i, i+1) -> taps (w0 + w1, w2) on (i, i+1)
-_PHASE_TAPS = ((1.0, 0.0, 0.0), (0.0, 1.0, 1.0)), ((1.0, 1.0, 0.0), (0.0, 0.0, 1.0))
-
-
 class _UpGatedConv(nn.Module):
     """x2 nearest upsampling followed by a gated 3x3 convolution (zero "SAME" padding).
 
-    Computed without building the upsampled map: each of the four output phases (row parity,
-    column parity) is a 2x2 convolution of the source map (the 3x3 taps that fall on the same
-    source pixel summed), 4 instead of 9 multiply-adds per output value. The four phases run as
-    one convolution with ``4 x`` the output channels on the zero-padded source and are interleaved
-    after gating. Same values as upsample-then-convolve up to float rounding.
+    Computed without building the upsampled map (:mod:`._upconv`: four 2x2 phase convolutions of
+    the source map, 4 instead of 9 multiply-adds per output value); gating runs on the phases,
+    before they are interleaved. Same values as upsample-then-convolve up to float rounding.
     """
 
     def __init__(self, c_in: int, c_out: int):
@@ -150,18 +143,8 @@ class _UpGatedConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = self.conv.conv
-        n, _, h, w = x.shape
-        taps = torch.tensor(_PHASE_TAPS, dtype=x.dtype, device=x.device)  # [phase, tap, 3]
-        # kernels[a, b] = taps[a] @ weight @ taps[b].T over the kernel's rows and columns
-        kernels = torch.einsum("apk,oikl,bql->aboipq", taps, conv.weight, taps)
-        c2 = conv.out_channels
-        y = F.conv2d(F.pad(x, (1, 1, 1, 1)), kernels.reshape(4 * c2, -1, 2, 2), conv.bias.repeat(4))
-        y = _gate(y.view(n, 4, c2, h + 1, w + 1), self.conv.c_out, self.conv.activation, dim=2)
-        out = y.new_empty((n, y.shape[2], h, 2, w, 2))
-        for a in (0, 1):
-            for b in (0, 1):
-                out[:, :, :, a, :, b] = y[:, 2 * a + b, :, a:a + h, b:b + w]
-        return out.view(n, y.shape[2], 2 * h, 2 * w)
+        y = phase_conv(x, conv.weight, conv.bias)
+        return interleave_phases(_gate(y, self.conv.c_out, self.conv.activation, dim=2))
 
 
 class DeepFillV2(nn.Module):
