@@ -110,10 +110,13 @@ def bench_dir(shared_dir) -> Path:
     return d
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks added here
 def pytest_collection_modifyitems(config, items):
-    """The fast loop (``pytest -m "not slow"``): the contract tests that run every registered method
-    mark their deep-network cases slow (full-width networks on a CPU take seconds per call; the
-    networks' own tests and the public-path tests check them)."""
+    """The fast loop (``pytest -m "not slow"``): tests parametrized with a registered deep method
+    (a full-width network: seconds per call on a CPU) are marked slow; the contract tests run the
+    tiny-width variants (``_tiny_deep.py``) instead, which are not registered methods and stay in the
+    fast loop. In parallel runs the tests of one module and one deep method stay in one worker
+    (``xdist_group``), so that module-scoped checkpoints of that network are written once."""
     try:
         import inpaint_plugin as ip
 
@@ -122,5 +125,8 @@ def pytest_collection_modifyitems(config, items):
         return
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if any(isinstance(v, str) and v in deep for v in params.values()):
+        methods = sorted(v for v in params.values() if isinstance(v, str) and v in deep)
+        if methods:
             item.add_marker(pytest.mark.slow)
+            if not any(item.iter_markers("xdist_group")):
+                item.add_marker(pytest.mark.xdist_group(f"{item.path.stem}-{methods[0]}"))

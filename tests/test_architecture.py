@@ -4,11 +4,16 @@ importing the package pulls in no heavy library."""
 from __future__ import annotations
 
 import ast
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+# the per-module import check shares one forking importer per module run: keep it in one xdist worker
+pytestmark = pytest.mark.xdist_group("architecture")
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "inpaint_plugin"
 ROOT = "inpaint_plugin"
@@ -125,13 +130,76 @@ def test_nothing_imports_the_facade_or_the_package_root_back():
     assert not bad, "modules below the facade import it (or the package root) back: " + ", ".join(sorted(bad))
 
 
-@pytest.mark.parametrize("module", sorted(m for m in _modules() if not m.endswith("__main__")))
-def test_every_module_imports_on_its_own(module):
+#: Imports each module named on stdin in a process of its own, forked from one that has imported the
+#: third-party libraries the package uses (and nothing of the package): each import starts with no
+#: module of the package loaded, as in a new interpreter, without paying the libraries' import (torch,
+#: napari: seconds) once per module. Prints one JSON line per module: its name and the traceback of
+#: the failed import ("" when it imported).
+_FORK_IMPORTER = r"""
+import importlib, json, os, sys, traceback
+for lib in ("numpy", "scipy.ndimage", "numba", "skimage", "tifffile", "imageio.v3", "pluggy", "torch", "dask.array",
+            "zarr", "qtpy.QtWidgets", "magicgui", "napari"):
+    try:
+        importlib.import_module(lib)
+    except Exception:
+        pass  # a missing optional library: the modules that need it fail or skip on their own
+assert not [m for m in sys.modules if m.partition(".")[0] == "inpaint_plugin"]
+for line in sys.stdin:
+    module = line.strip()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            importlib.import_module(module)
+            message = ""
+        except BaseException:
+            message = traceback.format_exc() or "failed"
+        os.write(write, message.encode())
+        os.close(write)
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        message = f.read().decode()
+    _, status = os.waitpid(pid, 0)
+    if status and not message:
+        message = f"the importing process ended with status {status}"
+    print(json.dumps([module, message]), flush=True)
+"""
+MODULES = sorted(m for m in _modules() if not m.endswith("__main__"))
+
+
+@pytest.fixture(scope="module")
+def import_failures():
+    """``{module: traceback}`` of the package's modules that fail to import on their own."""
+    if not hasattr(os, "fork"):
+        pytest.skip("needs os.fork")
+    result = subprocess.run([sys.executable, "-c", _FORK_IMPORTER], input="\n".join(MODULES), capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = dict(json.loads(line) for line in result.stdout.splitlines())
+    assert set(found) == set(MODULES), result.stderr[-2000:]
+    return found
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_module_imports_on_its_own(module, import_failures):
     if module.startswith(f"{ROOT}._napari"):
         pytest.importorskip("napari")
-    code = f"import {module}"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert not import_failures[module], import_failures[module][-2000:]
+
+
+def test_a_module_that_fails_to_import_is_reported(tmp_path):
+    """The importer above reports failures (a module of a package that is not loaded beforehand)."""
+    (tmp_path / "brokenpkg").mkdir()
+    (tmp_path / "brokenpkg" / "__init__.py").write_text("")
+    (tmp_path / "brokenpkg" / "bad.py").write_text("from . import missing_sibling\n")
+    (tmp_path / "brokenpkg" / "good.py").write_text("VALUE = 1\n")
+    result = subprocess.run([sys.executable, "-c", _FORK_IMPORTER], input="brokenpkg.bad\nbrokenpkg.good\n",
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    found = dict(json.loads(line) for line in result.stdout.splitlines())
+    assert "ImportError" in found["brokenpkg.bad"] and found["brokenpkg.good"] == ""
 
 
 def test_importing_the_package_is_light():

@@ -211,7 +211,9 @@ def test_detect_option_finds_and_fills_the_defects(tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------------------------------
-# the installed command in a subprocess (issues 15, 20)
+# the command on real files and paths (issues 15, 20): run in this process (the ``cli`` fixture), and
+# as the installed command in a subprocess where only a process shows the behaviour (exit status,
+# signals)
 # --------------------------------------------------------------------------------------------------
 EXE = Path(sys.executable).with_name("inpaint-plugin")
 installed = pytest.mark.skipif(not EXE.exists(), reason="the inpaint-plugin command is not installed")
@@ -224,49 +226,78 @@ def _run_cli(cwd, *args, timeout=300):
 
 
 @pytest.fixture
+def cli(capsys, monkeypatch):
+    """``cli(cwd, *args)``: the command run in this process, as the installed command runs it
+    (``sys.exit(main(args))``) from the working directory ``cwd``; returns what ``_run_cli`` returns
+    (exit code, stdout, stderr). The tests of what only a process shows (its exit status, signals,
+    missing extras) run the installed command in a subprocess."""
+
+    def call(cwd, *args):
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        argv = [str(a) for a in args]
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse: -h, usage errors
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code, out, err)
+
+    return call
+
+
+@pytest.fixture
 def files(tmp_path):
     tifffile.imwrite(tmp_path / "img.tif", _ramp())
     tifffile.imwrite(tmp_path / "mask.tif", _mask().astype(np.uint8))
     return tmp_path
 
 
-@installed
-def test_outputs_that_would_destroy_data_are_refused_before_any_work(files):
+def test_outputs_that_would_destroy_data_are_refused_before_any_work(files, cli):
     d = files
     before = {p.name: p.read_bytes() for p in d.iterdir()}
     # --mask-out naming the result, directly or through a symlink / another spelling
     (d / "link.tif").symlink_to(d / "out.tif")
     for same in ("out.tif", "./out.tif", "link.tif", str(d / "sub" / ".." / "out.tif")):
         (d / "sub").mkdir(exist_ok=True)
-        proc = _run_cli(d, "img.tif", "mask.tif", "-o", "out.tif", "--mask-out", same)
+        proc = cli(d, "img.tif", "mask.tif", "-o", "out.tif", "--mask-out", same)
         assert proc.returncode == 2 and "name the same file" in proc.stderr, proc.stderr
     # the result or the mask onto an input
     for args in (["-o", "img.tif"], ["-o", "o.tif", "--mask-out", "mask.tif"], ["-o", "./sub/../img.tif"]):
-        proc = _run_cli(d, "img.tif", "mask.tif", *args)
+        proc = cli(d, "img.tif", "mask.tif", *args)
         assert proc.returncode == 2 and "refusing to replace an input" in proc.stderr, proc.stderr
     # an existing folder, with or without --overwrite
     (d / "res.tif").mkdir()
     (d / "res.tif" / "keep.txt").write_text("precious")
     for extra in ([], ["--overwrite"]):
-        proc = _run_cli(d, "img.tif", "mask.tif", "-o", "res.tif", *extra)
+        proc = cli(d, "img.tif", "mask.tif", "-o", "res.tif", *extra)
         assert proc.returncode == 2 and "existing folder" in proc.stderr
     assert (d / "res.tif" / "keep.txt").read_text() == "precious"
     assert not (d / "out.tif").exists() and not (d / "o.tif").exists()
     assert {p.name: p.read_bytes() for p in d.iterdir() if p.is_file() and not p.is_symlink()} == before
 
 
-@installed
-def test_overwrite_replaces_a_zarr_store_only_when_asked(files):
+def test_overwrite_replaces_a_zarr_store_only_when_asked(files, cli):
     pytest.importorskip("dask.array")
     zarr = pytest.importorskip("zarr")
     d = files
     zarr.save_array(str(d / "store.zarr"), np.zeros((2, 2), np.uint16))
-    proc = _run_cli(d, "img.tif", "mask.tif", "-o", "store.zarr", "--quiet")
+    proc = cli(d, "img.tif", "mask.tif", "-o", "store.zarr", "--quiet")
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
     assert ip.read_image(d / "store.zarr").shape == (2, 2)
-    proc = _run_cli(d, "img.tif", "mask.tif", "-o", "store.zarr", "--overwrite", "--quiet")
+    proc = cli(d, "img.tif", "mask.tif", "-o", "store.zarr", "--overwrite", "--quiet")
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(np.asarray(ip.read_image(d / "store.zarr")), ip.inpaint(_ramp(), _mask()))
+
+
+@installed
+def test_the_installed_command_exits_2_on_a_refused_run(files):
+    """The entry point hands main's return code to the process: a refused run exits with status 2,
+    the message and no traceback on stderr, and writes nothing."""
+    proc = _run_cli(files, "img.tif", "mask.tif", "-o", "out.tif", "-p", "seed=abc")
+    assert proc.returncode == 2, proc.stderr
+    assert "--param seed=abc: expected an integer" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (files / "out.tif").exists()
 
 
 @installed
@@ -282,7 +313,6 @@ def test_output_through_a_symlink_keeps_the_link(files):
     assert sorted(p.name for p in (d / "target").iterdir()) == ["real.tif"]  # no temporary left
 
 
-@installed
 @pytest.mark.parametrize("args, message", [
     (["-m", "patchmatch", "-p", "seed=abc"], "--param seed=abc: expected an integer"),
     (["-p", "seed=abc"], "--param seed=abc: expected an integer (the random seed)"),
@@ -290,8 +320,8 @@ def test_output_through_a_symlink_keeps_the_link(files):
     (["-m", "criminisi", "-p", "search_radius=10**30"], "parameter 'search_radius' of method 'criminisi'"),
     (["-m", "telea", "-p", "radius=abc"], "--param radius=abc"),
 ])
-def test_bad_parameter_values_name_the_parameter_and_type(files, args, message):
-    proc = _run_cli(files, "img.tif", "mask.tif", "-o", "out.tif", *args)
+def test_bad_parameter_values_name_the_parameter_and_type(files, args, message, cli):
+    proc = cli(files, "img.tif", "mask.tif", "-o", "out.tif", *args)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     if "0" * 30 in args[-1]:
@@ -299,42 +329,40 @@ def test_bad_parameter_values_name_the_parameter_and_type(files, args, message):
     assert not (files / "out.tif").exists()
 
 
-@installed
-def test_lossy_and_unfit_formats_are_refused_before_any_work(files):
+def test_lossy_and_unfit_formats_are_refused_before_any_work(files, cli):
     d = files
     rgb = np.stack([_ramp(np.uint8), 255 - _ramp(np.uint8), np.full((30, 40), 9, np.uint8)], -1)
     iio.imwrite(d / "rgb.png", rgb)
-    proc = _run_cli(d, "rgb.png", "mask.tif", "-o", "out.jpg", "--quiet")
+    proc = cli(d, "rgb.png", "mask.tif", "-o", "out.jpg", "--quiet")
     assert proc.returncode == 2 and "--allow-lossy" in proc.stderr and not (d / "out.jpg").exists()
-    proc = _run_cli(d, "rgb.png", "mask.tif", "-o", "out.jpg", "--allow-lossy", "--quiet")
+    proc = cli(d, "rgb.png", "mask.tif", "-o", "out.jpg", "--allow-lossy", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert iio.imread(d / "out.jpg").shape == rgb.shape
     np.save(d / "f.npy", _ramp().astype(np.float32))
-    proc = _run_cli(d, "f.npy", "mask.tif", "-o", "out.png", "-m", "criminisi")
+    proc = cli(d, "f.npy", "mask.tif", "-o", "out.png", "-m", "criminisi")
     assert proc.returncode == 2 and ".tif" in proc.stderr and not (d / "out.png").exists()
     assert "criminisi" not in proc.stderr.split("error:")[0]  # refused before the method started
 
 
-@installed
-def test_method_auto_reports_its_choice_and_subcommands(files):
+def test_method_auto_reports_its_choice_and_subcommands(files, cli):
     d = files
-    proc = _run_cli(d, "img.tif", "mask.tif", "-o", "auto.tif", "--method", "auto")
+    proc = cli(d, "img.tif", "mask.tif", "-o", "auto.tif", "--method", "auto")
     assert proc.returncode == 0, proc.stderr
     chosen = proc.stderr.split("method auto: chose '")[1].split("'")[0]
     assert chosen in ip.methods()
     assert f"{chosen}: 100%" in proc.stderr and "writing auto.tif" in proc.stderr  # progress of the long steps
     np.testing.assert_array_equal(tifffile.imread(d / "auto.tif"), ip.inpaint(_ramp(), _mask(), method=chosen))
     np.testing.assert_array_equal(tifffile.imread(d / "auto.tif"), ip.inpaint(_ramp(), _mask(), method="auto"))
-    proc = _run_cli(d, "img.tif", "mask.tif", "-o", "s.tif", "--method", "auto", "--chunks", "16")
+    proc = cli(d, "img.tif", "mask.tif", "-o", "s.tif", "--method", "auto", "--chunks", "16")
     assert proc.returncode == 2 and "--method auto" in proc.stderr
     # inpaint is the default command and can be named
-    proc = _run_cli(d, "inpaint", "img.tif", "mask.tif", "-o", "named.tif", "--quiet")
+    proc = cli(d, "inpaint", "img.tif", "mask.tif", "-o", "named.tif", "--quiet")
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_array_equal(tifffile.imread(d / "named.tif"), ip.inpaint(_ramp(), _mask()))
-    help_text = _run_cli(d, "-h").stdout
+    help_text = cli(d, "-h").stdout
     assert "weights" in help_text and "train" in help_text and "--allow-lossy" in help_text
-    assert "--time-limit" in _run_cli(d, "train", "-h").stdout
-    assert "import" in _run_cli(d, "weights", "-h").stdout
+    assert "--time-limit" in cli(d, "train", "-h").stdout
+    assert "import" in cli(d, "weights", "-h").stdout
 
 
 def _slow_run(tmp_path, **popen):
@@ -379,8 +407,7 @@ def test_an_ignored_sighup_stays_ignored(tmp_path):
     assert (tmp_path / "o.tif").is_file()
 
 
-@installed
-def test_channels_and_calibration_come_from_the_tiff_and_stay(tmp_path):
+def test_channels_and_calibration_come_from_the_tiff_and_stay(tmp_path, cli):
     """An ImageJ ZCYX hyperstack: no --channel-axis needed, a 2-D defect mask applies to every plane,
     the output keeps axes and calibration; --per-slice fills each plane on its own, as per_slice=True."""
     rng = np.random.default_rng(2)
@@ -394,7 +421,7 @@ def test_channels_and_calibration_come_from_the_tiff_and_stay(tmp_path):
     defects[8:12, 10:20] = 1
     defects[:, 25] = 1
     tifffile.imwrite(tmp_path / "defects.tif", defects)
-    proc = _run_cli(tmp_path, "stack.tif", "defects.tif", "-o", "out.tif")
+    proc = cli(tmp_path, "stack.tif", "defects.tif", "-o", "out.tif")
     assert proc.returncode == 0, proc.stderr
     assert "channels on axis 1" in proc.stderr
     joint = ip.inpaint(stack, np.broadcast_to(defects != 0, (3, 24, 32)), channel_axis=1)
@@ -403,14 +430,14 @@ def test_channels_and_calibration_come_from_the_tiff_and_stay(tmp_path):
         assert tif.series[0].axes == "ZCYX"
         assert tif.imagej_metadata["spacing"] == 2.5 and tif.imagej_metadata["unit"] == "um"
         assert tif.pages[0].tags["XResolution"].value == (4, 1)
-    proc = _run_cli(tmp_path, "stack.tif", "defects.tif", "-o", "planes.tif", "--per-slice", "--quiet")
+    proc = cli(tmp_path, "stack.tif", "defects.tif", "-o", "planes.tif", "--per-slice", "--quiet")
     assert proc.returncode == 0, proc.stderr
     planes = ip.inpaint(stack, defects != 0, channel_axis=1, per_slice=True)
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "planes.tif"), planes)
     assert not np.array_equal(planes, joint)  # the option changes the fill
 
 
-def test_a_time_series_is_filled_frame_by_frame_by_default(tmp_path):
+def test_a_time_series_is_filled_frame_by_frame_by_default(tmp_path, cli):
     """The file's axes decide (issue 15): ``T`` frames are independent; ``--joint`` fills the volume."""
     import inpaint_plugin as ip
 
@@ -421,12 +448,12 @@ def test_a_time_series_is_filled_frame_by_frame_by_default(tmp_path):
     mask[:, 17:19] = True  # a dead column pair in every frame (a 2-D mask for the stack)
     tifffile.imwrite(tmp_path / "movie.tif", movie, imagej=True, metadata={"axes": "TYX"})
     tifffile.imwrite(tmp_path / "mask.tif", mask.astype(np.uint8))
-    res = _run_cli(tmp_path, "movie.tif", "mask.tif", "-o", "framewise.tif")
+    res = cli(tmp_path, "movie.tif", "mask.tif", "-o", "framewise.tif")
     assert res.returncode == 0, res.stderr
     assert "frame by frame" in res.stderr
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "framewise.tif"),
                                   ip.inpaint(movie, mask, per_slice=True))
-    res = _run_cli(tmp_path, "movie.tif", "mask.tif", "-o", "joint.tif", "--joint")
+    res = cli(tmp_path, "movie.tif", "mask.tif", "-o", "joint.tif", "--joint")
     assert res.returncode == 0, res.stderr
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "joint.tif"), ip.inpaint(movie, mask, per_slice=False))
     assert not np.array_equal(tifffile.imread(tmp_path / "joint.tif"), tifffile.imread(tmp_path / "framewise.tif"))

@@ -1,4 +1,5 @@
-"""Helpers shared by the network tests in ``tests/deep`` (PEN-Net, GMCNN, SPL).
+"""Helpers shared by the tests in ``tests/deep``: the network tests (PEN-Net, GMCNN, SPL), and the toy
+spec of the machinery tests (``test_infra.py``, ``test_run.py``).
 
 Plain functions taking the model-specific pieces as arguments. Test modules import them as
 ``from _helpers import ...``: ``tests/deep`` has no ``__init__.py``, so with pytest's default "prepend"
@@ -9,6 +10,8 @@ assertion rewriting, so failures in these helpers report the compared values as 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +89,38 @@ def check_conformance_vectors(conformance_dir, fill_state_dict, model, spec, ref
         got = spec.predict(net, image, mask).numpy()
     want = reference_to_unit(case["output"])
     assert np.abs(got - want).max() <= vectors["tolerance"]["max_abs"]
+
+
+class ToyNet(torch.nn.Module):
+    """A network of one convolution (so that it has a state_dict) from RGB and mask to RGB."""
+
+    def __init__(self, kernel: int = 3):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 3, kernel, padding=kernel // 2)
+
+
+def toy_spec(predict, *, name="toy", kernel=3, weights_help="Toy weights are made with save_random",
+             fixed_size=None, tile_size=64, margin=8, registry=(), builds=None, load_delay=0.0):
+    """A :class:`~inpaint_plugin.deep.ModelSpec` of a :class:`ToyNet` with the ``predict`` of the test.
+
+    Its checkpoints are plain state_dicts (``torch.save``), loaded strictly; ``builds`` (a list)
+    receives the building thread's id at each build, ``load_delay`` seconds pass in each load (a slow
+    checkpoint read: other threads ask for the model meanwhile).
+    """
+    from inpaint_plugin import deep
+
+    def build():
+        if builds is not None:
+            builds.append(threading.get_ident())
+        return ToyNet(kernel)
+
+    def load(module, path):
+        time.sleep(load_delay)
+        deep.load_checked(module, deep.load_state_dict_file(path), path=path)
+
+    def save_state(state, path):
+        torch.save(state, path)
+
+    return deep.ModelSpec(name=name, build=build, load=load, predict=predict, save_state=save_state,
+                          weights_help=weights_help, fixed_size=fixed_size, size_multiple=8, tile_size=tile_size,
+                          margin=margin, registry=registry)

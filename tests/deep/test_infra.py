@@ -15,30 +15,19 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from _helpers import ToyNet, toy_spec
+
 import inpaint_plugin
 from inpaint_plugin import deep
 
 FILL = (0.25, 0.5, 0.75)
 
 
-class _Toy(torch.nn.Module):
-    """Tiny network: one conv (so it has a state_dict) whose output the toy spec ignores."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(4, 3, 3, padding=1)
+_Toy = ToyNet  # one 3x3 convolution
 
 
 def _make_spec(fixed_size=None, tile_size=64, margin=8, registry=(), calls=None, builds=None):
     """A spec whose network paints every hole with the colour FILL (so the compositing is checkable)."""
-
-    def build():
-        if builds is not None:
-            builds.append(1)
-        return _Toy()
-
-    def load(module, path):
-        deep.load_checked(module, deep.load_state_dict_file(path), path=path)
 
     def predict(module, image, mask):
         assert image.dtype == torch.float32 and mask.shape[1] == 1
@@ -48,14 +37,8 @@ def _make_spec(fixed_size=None, tile_size=64, margin=8, registry=(), calls=None,
         colour = torch.tensor(FILL, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
         return image * (1 - mask) + colour * mask
 
-    def save_state(state, path):
-        torch.save(state, path)
-
-    return deep.ModelSpec(
-        name="toy", build=build, load=load, predict=predict, save_state=save_state,
-        weights_help="Toy weights are made with save_random", fixed_size=fixed_size, size_multiple=8,
-        tile_size=tile_size, margin=margin, registry=registry,
-    )
+    return toy_spec(predict, name="toy", fixed_size=fixed_size, tile_size=tile_size, margin=margin,
+                    registry=registry, builds=builds)
 
 
 @pytest.fixture
@@ -65,11 +48,7 @@ def toy_weights(tmp_path):
     return path
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    deep.clear_model_cache()
-    yield
-    deep.clear_model_cache()
+pytestmark = pytest.mark.usefixtures("fresh_model_cache")
 
 
 # ------------------------------------------------------------------------------------------------ device

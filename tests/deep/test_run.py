@@ -3,46 +3,28 @@ windows equal to one-by-one runs, and a model cache that threads can share."""
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from _helpers import toy_spec  # noqa: E402
+
 from inpaint_plugin import deep  # noqa: E402
 from inpaint_plugin.deep import _run  # noqa: E402
 
 
-class _Net(torch.nn.Module):
-    """A small convolutional network whose output depends on the window's content and position."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(4, 3, 5, padding=2)
-
-
 def _make_spec(fixed_size=None, tile_size=64, margin=8, calls=None, builds=None, load_delay=0.0):
-    def build():
-        if builds is not None:
-            builds.append(threading.get_ident())
-        return _Net()
-
-    def load(module, path):
-        time.sleep(load_delay)  # a slow checkpoint read: other threads ask for the model meanwhile
-        deep.load_checked(module, deep.load_state_dict_file(path), path=path)
+    """A spec of a 5x5 convolution whose output depends on the window's content and position."""
 
     def predict(module, image, mask):
         if calls is not None:
             calls.append(tuple(image.shape))
         return torch.sigmoid(module.conv(torch.cat([image * (1 - mask), mask], 1)))
 
-    def save_state(state, path):
-        torch.save(state, path)
-
-    return deep.ModelSpec(name="toy_run", build=build, load=load, predict=predict, save_state=save_state,
-                          weights_help="random", fixed_size=fixed_size, size_multiple=8, tile_size=tile_size,
-                          margin=margin)
+    return toy_spec(predict, name="toy_run", kernel=5, weights_help="random", fixed_size=fixed_size,
+                    tile_size=tile_size, margin=margin, builds=builds, load_delay=load_delay)
 
 
 @pytest.fixture
@@ -52,11 +34,7 @@ def weights(tmp_path):
     return path
 
 
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    deep.clear_model_cache()
-    yield
-    deep.clear_model_cache()
+pytestmark = pytest.mark.usefixtures("fresh_model_cache")
 
 
 def _case(size=200, seed=0):

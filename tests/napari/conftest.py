@@ -8,6 +8,9 @@ no other display, every test that needs a Qt application (the ``make_napari_view
 ``qapp`` fixtures) is skipped here, with the reason. Tests without Qt (the manifest check) still run.
 
 ``QT_QPA_PLATFORM=offscreen`` (or another non-X platform) counts as a display: the user asked for it.
+
+Shared fixtures of the widget tests: ``viewer_widget`` (a viewer and the Inpaint dock widget) and
+``notes`` (the notifications of the test).
 """
 from __future__ import annotations
 
@@ -41,3 +44,24 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if str(item.path).startswith(here) and QT_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(skip)
+
+
+@pytest.fixture
+def viewer_widget(make_napari_viewer):
+    """A viewer and the Inpaint dock widget, opened from the plugin manifest."""
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("inpaint-plugin", "Inpaint")
+    return viewer, widget
+
+
+@pytest.fixture
+def notes():
+    """``notes()``: the notifications dispatched during the test, as ``(severity, message)`` pairs."""
+    from napari.utils.notifications import notification_manager
+
+    start = len(notification_manager.records)
+
+    def new():
+        return [(str(n.severity), n.message) for n in notification_manager.records[start:]]
+
+    return new

@@ -25,28 +25,7 @@ MANIFEST = REPO / "src" / "inpaint_plugin" / "napari.yaml"
 WAIT_MS = 60_000
 
 
-# --- helpers ---------------------------------------------------------------------------------------
-
-@pytest.fixture
-def viewer_widget(make_napari_viewer):
-    """A viewer and the Inpaint dock widget, opened from the plugin manifest."""
-    viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget("inpaint-plugin", "Inpaint")
-    return viewer, widget
-
-
-@pytest.fixture
-def notes():
-    """Notifications dispatched during the test, as ``(severity, message)`` pairs."""
-    from napari.utils.notifications import notification_manager
-
-    start = len(notification_manager.records)
-
-    def new():
-        return [(str(n.severity), n.message) for n in notification_manager.records[start:]]
-
-    return new
-
+# --- helpers (the viewer_widget and notes fixtures are in conftest.py) ------------------------------
 
 def run(qtbot, widget):
     """Click Run and wait until the worker has finished."""

@@ -29,21 +29,6 @@ REPO = Path(__file__).resolve().parents[2]
 WAIT_MS = 120_000
 
 
-@pytest.fixture
-def viewer_widget(make_napari_viewer):
-    viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget("inpaint-plugin", "Inpaint")
-    return viewer, widget
-
-
-@pytest.fixture
-def notes():
-    from napari.utils.notifications import notification_manager
-
-    start = len(notification_manager.records)
-    return lambda: [(str(n.severity), n.message) for n in notification_manager.records[start:]]
-
-
 def errors(notes):
     return [m for s, m in notes() if s == "error"]
 
@@ -75,7 +60,7 @@ def test_no_display_skips_instead_of_aborting(tmp_path):
     env["PATH"] = str(Path(sys.executable).parent)  # no Xvfb there: pytest-xvfb cannot start one
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(REPO / "tests" / "napari" / "test_napari_plugin.py"), "-q", "-rs",
-         "-p", "no:cacheprovider", "-k", "manifest or sample_data"],
+         "-p", "no:cacheprovider", "-p", "no:xdist", "-k", "manifest or sample_data"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
