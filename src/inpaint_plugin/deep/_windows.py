@@ -1,4 +1,5 @@
-"""Windows of an image fed to a network: overlapping tiles blended with ramps, and crops around holes.
+"""Windows of an image fed to a network: overlapping tiles blended with ramps, crops around holes, and
+windows planned around the holes by estimated cost (:func:`plan_holes`, ``resolution="auto"``).
 
 ``predict(image, mask) -> filled`` is any callable that fills one window (see ``_run.Predictor``).
 """
