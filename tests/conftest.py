@@ -4,13 +4,14 @@
 benchmark cases). Tests that need it skip with a clear reason where it is absent (e.g. a user's
 clone); CI has it.
 
-Parallel runs: ``pyproject.toml`` asks for ``-n auto --dist loadgroup`` (pytest-xdist, one worker per
-CPU). Each worker then runs torch, BLAS and numba on one thread (set below, before anything imports
-them), so that the workers do not oversubscribe the CPUs. ``-n 0`` runs in this one process;
-``-p no:xdist``, or a machine without pytest-xdist, too: :func:`pytest_addoption` then accepts and
-ignores ``-n``/``--dist`` (with a line in the report header) so the options in ``addopts`` do not
-break the run. Tests that must share one process (a module-scoped fixture that is costly to build)
-carry ``@pytest.mark.xdist_group("name")``.
+Parallel runs: ``pyproject.toml`` asks for ``-n auto --dist loadfile`` (pytest-xdist, one worker per
+CPU; the tests of one file run in one worker, so a module fixture that writes a big checkpoint or
+runs TensorFlow is made once). Each worker runs torch, BLAS and numba on one thread (set below,
+before anything imports them), so that the workers do not oversubscribe the CPUs. ``-n 0`` runs in
+this one process; ``-p no:xdist``, or a machine without pytest-xdist, too: :func:`pytest_addoption`
+then accepts and ignores ``-n``/``--dist`` (with a line in the report header) so the options in
+``addopts`` do not break the run. (``--dist loadgroup`` with ``xdist_group`` marks would balance
+finer, but pytest 9.2 broke it silently: pytest-xdist issue #1386.)
 """
 from __future__ import annotations
 
@@ -110,13 +111,11 @@ def bench_dir(shared_dir) -> Path:
     return d
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks added here
 def pytest_collection_modifyitems(config, items):
     """The fast loop (``pytest -m "not slow"``): tests parametrized with a registered deep method
     (a full-width network: seconds per call on a CPU) are marked slow; the contract tests run the
     tiny-width variants (``_tiny_deep.py``) instead, which are not registered methods and stay in the
-    fast loop. In parallel runs the tests of one module and one deep method stay in one worker
-    (``xdist_group``), so that module-scoped checkpoints of that network are written once."""
+    fast loop."""
     try:
         import inpaint_plugin as ip
 
@@ -125,8 +124,5 @@ def pytest_collection_modifyitems(config, items):
         return
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
-        methods = sorted(v for v in params.values() if isinstance(v, str) and v in deep)
-        if methods:
+        if any(isinstance(v, str) and v in deep for v in params.values()):
             item.add_marker(pytest.mark.slow)
-            if not any(item.iter_markers("xdist_group")):
-                item.add_marker(pytest.mark.xdist_group(f"{item.path.stem}-{methods[0]}"))

@@ -12,9 +12,6 @@ from pathlib import Path
 
 import pytest
 
-# the per-module import check shares one forking importer per module run: keep it in one xdist worker
-pytestmark = pytest.mark.xdist_group("architecture")
-
 PKG = Path(__file__).resolve().parents[1] / "src" / "inpaint_plugin"
 ROOT = "inpaint_plugin"
 

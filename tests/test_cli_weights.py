@@ -29,8 +29,7 @@ from inpaint_plugin.deep import random_checkpoint  # noqa: E402
 EXE = Path(sys.executable).with_name("inpaint-plugin")
 if not EXE.exists():  # an environment whose scripts live elsewhere
     EXE = Path(shutil.which("inpaint-plugin") or EXE)
-pytestmark = [pytest.mark.skipif(not EXE.exists(), reason="the inpaint-plugin command is not installed"),
-              pytest.mark.xdist_group("cli_weights")]  # the module's checkpoints are written once
+pytestmark = pytest.mark.skipif(not EXE.exists(), reason="the inpaint-plugin command is not installed")
 
 DEEP = ["medfe", "deepfill_v1", "deepfill_v2", "pennet", "gmcnn", "spl"]
 

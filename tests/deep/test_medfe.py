@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-# the module fixtures (a 130 M parameter network, a 520 MB checkpoint) are made once: one xdist worker
-pytestmark = pytest.mark.xdist_group("medfe")
 
 import inpaint_plugin  # noqa: E402
 from inpaint_plugin import deep  # noqa: E402

@@ -25,8 +25,6 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-# the TensorFlow-written checkpoints (a module fixture, seconds of TensorFlow) are made once: one xdist worker
-pytestmark = pytest.mark.xdist_group("tf_checkpoints")
 
 from inpaint_plugin.deep import _tf_checkpoint as tfc  # noqa: E402
 
