@@ -101,8 +101,9 @@ class AttentionTransfer(nn.Module):
             keep = torch.nonzero(valids[b]).flatten()
             n_invalid = n_pos - keep.numel()
             norm = u.pow(2).sum(dim=0).sqrt().clamp(min=1e-4)
-            wv = u[:, keep] / norm[keep]
-            scores = (u.t() @ wv) * self.softmax_scale  # (positions, valid patches)
+            # the softmax scale is folded into the normalised patches (one pass less over the scores)
+            wv = u[:, keep] * (self.softmax_scale / norm[keep])
+            scores = u.t() @ wv  # (positions, valid patches), already scaled
             # softmax over each row, the invalid patches' n_invalid * exp(0) terms included
             top = scores.amax(dim=1, keepdim=True) if keep.numel() else scores.new_zeros((n_pos, 1))
             if n_invalid:
