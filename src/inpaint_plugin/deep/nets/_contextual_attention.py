@@ -214,6 +214,12 @@ def contextual_attention(
             outputs.append(out)
             attentions.append(attn)
             continue
+        if not fuse:
+            out, attn = _valid_only(f_s[i : i + 1], wi, norm, raw[i], valid.flatten() != 0, (h, w), ksize,
+                                    softmax_scale, return_attention)
+            outputs.append(out)
+            attentions.append(attn)
+            continue
         scores = F.conv2d(f_s[i : i + 1], wi / norm, padding=pad)  # [1, L, hs, ws]
         if fuse:
             scores = _fuse(scores.view(hs, ws, hs, ws), fuse_k).reshape(1, hs * ws, hs, ws)
@@ -230,6 +236,46 @@ def contextual_attention(
     if return_attention:
         return out, torch.cat(attentions, dim=0)
     return out
+
+
+def _valid_only(f_s, w, norm, raw, valid, size, ksize, softmax_scale, return_attention):
+    """One batch item of the unfused one-piece path, with the valid background patches only.
+
+    The same sums as ``softmax(scale * conv(f_s, w / norm) * valid) * valid`` pasted by the
+    transposed convolution: the invalid patches' scores are 0 before the softmax, so they only add
+    ``n_invalid * exp(0)`` to each position's normaliser and nothing to the paste. The scores are one
+    matrix product with the positions as rows (a contiguous softmax), the scale folded into the
+    patches.
+
+    ``f_s`` ``[1, C, hs, ws]``, ``w`` ``[L, C, k, k]`` matching patches, ``norm`` ``[L, 1, 1, 1]``,
+    ``raw`` ``[C * 4 * 4, L]`` pasting patches, ``valid`` ``[L]`` bool. Returns
+    ``(out [1, C, h, w], attention [1, L, hs, ws] or None)``.
+    """
+    _, c, hs, ws = f_s.shape
+    n_pos = hs * ws
+    h, w_out = size
+    keep = torch.nonzero(valid).flatten()
+    n_invalid = valid.numel() - keep.numel()
+    queries = F.unfold(f_s, ksize, padding=ksize // 2)[0]  # [C k k, positions]
+    wv = w[keep].reshape(keep.numel(), -1) * (softmax_scale / norm[keep].view(-1, 1))
+    scores = queries.t() @ wv.t()  # [positions, valid patches], scaled
+    top = scores.amax(dim=1, keepdim=True) if keep.numel() else scores.new_zeros((n_pos, 1))
+    if n_invalid:
+        top = top.clamp(min=0)
+    grad = torch.is_grad_enabled()
+    attn = torch.exp(scores - top) if grad else scores.sub_(top).exp_()
+    total = attn.sum(dim=1, keepdim=True)
+    if n_invalid:
+        total = total + n_invalid * torch.exp(-top)
+    attn = _flush_subnormal(attn / total if grad else attn.div_(total))
+    cols = raw[:, keep] @ attn.t()
+    out = F.fold(cols[None], output_size=(h, w_out), kernel_size=2 * RATE, stride=RATE, padding=RATE // 2) / 4.0
+    full = None
+    if return_attention:
+        full = attn.new_zeros((valid.numel(), n_pos))
+        full[keep] = attn.t()
+        full = full.view(1, -1, hs, ws)
+    return out, full
 
 
 def _chunked(f_s, w, raw, valid, size, ksize, softmax_scale, fuse, fuse_k, max_scores, return_attention):
