@@ -163,3 +163,45 @@ def test_deepfill_upsampling_convs_equal_upsample_then_conv(version):
         with torch.set_grad_enabled(grad):
             got = fast(x)
         torch.testing.assert_close(got.detach(), want, rtol=0, atol=1e-5)
+
+
+def _contextual_attention_direct(f, mask, resize, patch_norm, scale=10.0):
+    """The unfused contextual attention as defined: correlation with all normalised 3x3 background
+    patches (a convolution), ``softmax(scale * score * valid) * valid`` over all patches, pasted by a
+    transposed convolution / 4 (mask of item 0, as the references)."""
+    from inpaint_plugin.deep.nets._contextual_attention import _downsample
+
+    n, c, h, w = f.shape
+    f_s = _downsample(f, 2, resize)
+    m = _downsample(mask[:1], 8, resize)
+    valid = (F.max_pool2d((m != 0).float(), 3, stride=1, padding=1) == 0).float().view(1, -1, 1, 1)
+    out = []
+    for i in range(n):
+        wi = F.unfold(f_s[i:i + 1], 3, padding=1)[0].t().reshape(-1, c, 3, 3)
+        if patch_norm == "max":
+            norm = wi.pow(2).sum(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-4)
+        else:
+            norm = (wi.pow(2) + 1e-4).sum(dim=(1, 2, 3), keepdim=True).sqrt()
+        raw = F.unfold(f[i:i + 1], 4, stride=2, padding=1)[0].t().reshape(-1, c, 4, 4)
+        score = F.conv2d(f_s[i:i + 1], wi / norm, padding=1) * valid
+        attn = F.softmax(score * scale, dim=1) * valid
+        out.append(F.conv_transpose2d(attn, raw, stride=2, padding=1) / 4.0)
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("holes", ["some", "none", "all"])
+@pytest.mark.parametrize("patch_norm", ["max", "sqrt_eps"])
+def test_unfused_contextual_attention_equals_definition(holes, patch_norm):
+    from inpaint_plugin.deep.nets._contextual_attention import contextual_attention
+
+    f = torch.randn(2, 6, 16, 20, generator=_gen(6))
+    mask = torch.zeros(2, 1, 64, 80)
+    if holes == "some":
+        mask[0, :, 10:30, 20:50] = 1
+    elif holes == "all":
+        mask[:] = 1
+    want = _contextual_attention_direct(f, mask, "align_corners", patch_norm)
+    for grad in (True, False):
+        with torch.set_grad_enabled(grad):
+            got = contextual_attention(f, f, mask, fuse=False, resize="align_corners", patch_norm=patch_norm)
+        torch.testing.assert_close(got.detach(), want, rtol=0, atol=1e-5)

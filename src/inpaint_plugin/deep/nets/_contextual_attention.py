@@ -257,7 +257,7 @@ def _valid_only(f_s, w, norm, raw, valid, size, ksize, softmax_scale, return_att
     keep = torch.nonzero(valid).flatten()
     n_invalid = valid.numel() - keep.numel()
     queries = F.unfold(f_s, ksize, padding=ksize // 2)[0]  # [C k k, positions]
-    wv = w[keep].reshape(keep.numel(), -1) * (softmax_scale / norm[keep].view(-1, 1))
+    wv = w[keep].reshape(keep.numel(), w[0].numel()) * (softmax_scale / norm[keep].view(-1, 1))
     scores = queries.t() @ wv.t()  # [positions, valid patches], scaled
     top = scores.amax(dim=1, keepdim=True) if keep.numel() else scores.new_zeros((n_pos, 1))
     if n_invalid:
