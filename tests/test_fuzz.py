@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import inpaint_plugin as ip
+from _tiny_deep import contract_methods
 from inpaint_plugin import Backend, hookimpl
 from inpaint_plugin._io import read_image
 from inpaint_plugin.cli import main
@@ -402,8 +403,9 @@ def test_missing_checkpoint_and_folder(tmp_path, load_state_dict_file):
         load_state_dict_file(tmp_path)
 
 
-def test_bad_weights_through_inpaint_name_the_argument(tmp_path, torch):
-    deep = [n for n, b in ip.methods().items() if b.needs_weights]
+def test_bad_weights_through_inpaint_name_the_argument(tmp_path, torch, tiny_deep_methods):
+    """Every deep method's loader, run on its tiny-width variant (``_tiny_deep.py``) where it has one."""
+    deep = [n for n, b in contract_methods().items() if b.needs_weights]
     if not deep:
         pytest.skip("no deep method registered")
     marker = tmp_path / "pwned"
