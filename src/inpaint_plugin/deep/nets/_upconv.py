@@ -63,8 +63,21 @@ def phase_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None)
 
 
 def interleave_phases(y: torch.Tensor, k: int = 3) -> torch.Tensor:
-    """``[N, 4, C, h', w']`` phases (from :func:`phase_conv` with kernel size ``k``) -> the
-    ``[N, C, 2 h, 2 w]`` map, in channels-last memory format when ``y`` came from a channels-last input."""
+    """Put the phases of :func:`phase_conv` back on the fine grid.
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        ``[N, 4, C, h', w']``, the phases from :func:`phase_conv` (possibly after an elementwise
+        activation).
+    k : int, optional
+        The kernel size given to :func:`phase_conv` (default 3); it sets the phase offsets.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[N, C, 2 h, 2 w]``, in channels-last memory format when ``y`` came from a channels-last input.
+    """
     _, lo = _phase_taps(k)
     start = (0, lo[1] - lo[0])
     extra = lo[1] - lo[0]
@@ -96,6 +109,27 @@ def upsample2_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     of any padded source map, so the ``k // 2`` outer rows and columns of the result are recomputed
     directly from the upsampled, reflection-padded border strips of ``x`` (small); everything inside
     reads real pixels only and comes from the phases.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        The source map, ``[N, C_in, h, w]`` with ``h, w > k // 2``.
+    weight : torch.Tensor
+        ``[C_out, C_in, k, k]``, ``k`` odd.
+    bias : torch.Tensor or None
+        ``[C_out]``.
+    padding_mode : {"zeros", "reflect"}, optional
+        The padding of the upsampled map (default ``"zeros"``).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[N, C_out, 2 h, 2 w]`` (channels-last when ``x`` is).
+
+    Raises
+    ------
+    ValueError
+        If ``padding_mode`` is not one of the two.
     """
     if padding_mode not in ("zeros", "reflect"):
         raise ValueError(f"padding_mode must be 'zeros' or 'reflect', got {padding_mode!r}")
