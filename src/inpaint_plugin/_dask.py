@@ -372,18 +372,13 @@ def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: 
     ch = _rules.check_channel_axis(channel_axis, image.ndim)
     spatial_axes = [a for a in range(image.ndim) if a != ch]
     nsp = len(spatial_axes)
-    if nsp == 0:
-        raise ValueError("image has no spatial dimensions (only a channel axis)")
+    _rules.check_spatial_dims(nsp)
     need = backend.spatial_ndim
-    if need is not None and nsp < need:
-        raise ValueError(f"method {backend.name!r} works on {need}-D images; image has {nsp} spatial dimension(s) "
-                         f"(shape {image.shape}, channel_axis={channel_axis})")
+    _rules.check_method_dims(backend.name, need, nsp, image.shape, channel_axis)
     clip = _rules.check_bool(clip, "clip")
     is_float = kind == "f"
     nodata = _rules.check_nodata(nodata, image.dtype)
-    if mask is None and nodata is None and not is_float:
-        raise ValueError("mask is required for integer images (mask=None only fills the NaNs of a "
-                         "float image); pass a mask or nodata=<value>")
+    _rules.check_mask_source(mask, nodata, image.dtype)
     nan_fill = mask is None and nodata is None
 
     original = image
@@ -421,8 +416,7 @@ def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: 
                          "axes); add them to the mask, or pass mask=None to fill the NaNs")
     if not any(i.bbox is not None for i in infos):
         return original
-    if n_known == 0:
-        raise ValueError("mask covers the whole image; there are no known pixels to inpaint from")
+    _rules.check_known_pixels(n_known)
     lo = hi = None
     if clip:
         lo = np.min([i.lo for i in infos], axis=0)

@@ -72,16 +72,13 @@ class Inputs:
         else:
             self.img = np.moveaxis(self.image, self.channel_axis, -1)
         spatial = self.img.shape[:-1]
-        if len(spatial) == 0:
-            raise ValueError("image has no spatial dimensions (only a channel axis)")
+        _rules.check_spatial_dims(len(spatial))
         self.clip = _rules.check_bool(clip, "clip")
         nodata = _rules.check_nodata(nodata, self.img.dtype)
         is_float = self.img.dtype.kind == "f"
         self.keep = None
         user = None if mask is None else _rules.check_mask(mask, spatial)
-        if mask is None and nodata is None and not is_float:
-            raise ValueError("mask is required for integer images (mask=None only fills the NaNs of a "
-                             "float image); pass a mask or nodata=<value>")
+        _rules.check_mask_source(mask, nodata, self.img.dtype)
         # band values that are missing: NaN/inf when mask=None, nodata matches
         bad_bands = None
         if mask is None and is_float:
@@ -193,10 +190,7 @@ class Prepared(Inputs):
             per_slice = _rules.check_bool(per_slice, "per_slice")
         spatial = self.spatial_shape
         need = self.backend.spatial_ndim
-        if need is not None and len(spatial) < need:
-            raise ValueError(f"method {self.backend.name!r} works on {need}-D images; image has "
-                             f"{len(spatial)} spatial dimension(s) (shape {self.image.shape}, "
-                             f"channel_axis={channel_axis})")
+        _rules.check_method_dims(self.backend.name, need, len(spatial), self.image.shape, channel_axis)
         if per_slice is False and need is not None and len(spatial) > need:
             raise ValueError(f"per_slice=False: method {self.backend.name!r} works on {need}-D images and always "
                              "fills a stack slice by slice; use an nD method (e.g. 'biharmonic') to fill it jointly")
@@ -527,7 +521,7 @@ def iter_prepared(prep: Prepared, progress: Optional[ProgressCallback] = None) -
         yield (1, 1)
         return prep.image.copy()
     if mask.all():
-        raise ValueError("mask covers the whole image; there are no known pixels to inpaint from")
+        _rules.check_known_pixels(0)
     lo, hi = _known_range(img, mask)
     mapping = _mapping(prep, img, mask, lo, hi)
     backend = prep.backend

@@ -19,9 +19,13 @@ __all__ = [
     "check_bool",
     "check_channel_axis",
     "check_image",
+    "check_known_pixels",
     "check_mask",
+    "check_mask_source",
+    "check_method_dims",
     "check_nodata",
     "check_progress",
+    "check_spatial_dims",
     "check_value_range",
     "collapse_rgb_mask",
     "is_dask",
@@ -99,20 +103,22 @@ def check_image(image, name: str = "image") -> np.ndarray:
     return arr
 
 
-def check_channel_axis(channel_axis, ndim: int) -> Optional[int]:
+def check_channel_axis(channel_axis, ndim: Optional[int]) -> Optional[int]:
     """``channel_axis`` normalised to ``0..ndim-1`` (or None).
 
     Parameters
     ----------
     channel_axis : int or None
         The axis that holds the colour channels; negative values count from the end.
-    ndim : int
-        The number of dimensions of the image.
+    ndim : int or None
+        The number of dimensions of the image; None checks only the type (the image is not known
+        yet, e.g. a training option).
 
     Returns
     -------
     int or None
-        The axis as a non-negative index, or None when ``channel_axis`` is None.
+        The axis as a non-negative index (as given when ``ndim`` is None), or None when
+        ``channel_axis`` is None.
 
     Raises
     ------
@@ -126,6 +132,8 @@ def check_channel_axis(channel_axis, ndim: int) -> Optional[int]:
     if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
         raise TypeError(f"channel_axis must be an int or None, got {channel_axis!r}")
     channel_axis = int(channel_axis)
+    if ndim is None:
+        return channel_axis
     if not -ndim <= channel_axis < ndim:
         raise ValueError(f"channel_axis={channel_axis} is out of range for an image with {ndim} dimensions")
     return int(channel_axis) % ndim
@@ -390,3 +398,85 @@ def check_value_range(value_range) -> Optional[tuple]:
     if not (np.isfinite(lo) and np.isfinite(hi)) or not lo < hi:
         raise ValueError(f"value_range must be two finite numbers with lo < hi, got {value_range!r}")
     return lo, hi
+
+
+def check_spatial_dims(n_spatial: int) -> None:
+    """An image needs at least one spatial dimension besides its channel axis.
+
+    Parameters
+    ----------
+    n_spatial : int
+        Number of spatial dimensions (the image's dimensions less the channel axis).
+
+    Raises
+    ------
+    ValueError
+        When ``n_spatial`` is 0.
+    """
+    if n_spatial == 0:
+        raise ValueError("image has no spatial dimensions (only a channel axis)")
+
+
+def check_method_dims(method: str, need: Optional[int], n_spatial: int, shape: Sequence[int], channel_axis) -> None:
+    """A method that works on ``need``-D images needs at least that many spatial dimensions.
+
+    Parameters
+    ----------
+    method : str
+        The method's name (for the message).
+    need : int or None
+        The method's ``spatial_ndim`` (None: any number of dimensions).
+    n_spatial : int
+        The image's number of spatial dimensions.
+    shape : tuple of int
+        The image's shape (for the message).
+    channel_axis : int or None
+        The channel axis the user gave (for the message).
+
+    Raises
+    ------
+    ValueError
+        When the image has fewer spatial dimensions than the method needs.
+    """
+    if need is not None and n_spatial < need:
+        raise ValueError(f"method {method!r} works on {need}-D images; image has {n_spatial} spatial dimension(s) "
+                         f"(shape {tuple(shape)}, channel_axis={channel_axis})")
+
+
+def check_mask_source(mask, nodata, dtype: np.dtype) -> None:
+    """Without a mask, only the NaNs of a float image (or the ``nodata`` pixels) can be the holes.
+
+    Parameters
+    ----------
+    mask : array-like or None
+        The user's mask.
+    nodata : scalar or None
+        The checked ``nodata`` value.
+    dtype : numpy.dtype
+        The image's dtype.
+
+    Raises
+    ------
+    ValueError
+        When ``mask`` and ``nodata`` are None and the image is not float.
+    """
+    if mask is None and nodata is None and np.dtype(dtype).kind != "f":
+        raise ValueError("mask is required for integer images (mask=None only fills the NaNs of a "
+                         "float image); pass a mask or nodata=<value>")
+
+
+def check_known_pixels(n_known: int) -> None:
+    """Inpainting needs at least one known pixel.
+
+    Parameters
+    ----------
+    n_known : int
+        Number of known (not masked) pixels.
+
+    Raises
+    ------
+    ValueError
+        When there is none.
+    """
+    if n_known == 0:
+        raise ValueError("mask covers the whole image; there are no known pixels to inpaint from")

@@ -4,7 +4,9 @@ TF32 changes results by ~1e-3 and breaks conformance with the reference implemen
 """
 from __future__ import annotations
 
-__all__ = ["DEVICES", "get_device", "require_torch"]
+import re
+
+__all__ = ["DEVICES", "check_device_name", "get_device", "require_torch"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -36,9 +38,7 @@ def get_device(device: str = "auto"):
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a string, one of {list(DEVICES)}, got {device!r}")
-    name = device.lower()
+    name = check_device_name(device)
     mps = getattr(torch.backends, "mps", None)
     mps_ok = mps is not None and mps.is_available()
     if name == "auto":
@@ -61,7 +61,35 @@ def get_device(device: str = "auto"):
         if not mps_ok:
             raise ValueError(f"device={device!r} was requested but MPS is not available; use device='cpu' or 'auto'")
         return torch.device("mps")
-    raise ValueError(f"device must be one of {list(DEVICES)} (or 'cuda:N'), got {device!r}")
+    raise AssertionError(f"unhandled device {device!r}")  # pragma: no cover - check_device_name refuses it
+
+
+def check_device_name(device) -> str:
+    """The spelling of a device name (without torch: whether it is available is not checked).
+
+    Parameters
+    ----------
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (any case).
+
+    Returns
+    -------
+    str
+        The name in lower case.
+
+    Raises
+    ------
+    TypeError
+        If ``device`` is not a string.
+    ValueError
+        If ``device`` is not one of those names.
+    """
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string, one of {list(DEVICES)}, got {device!r}")
+    name = device.lower()
+    if name not in DEVICES and not re.fullmatch(r"cuda:\d+", name):
+        raise ValueError(f"device must be one of {list(DEVICES)} (or 'cuda:N'), got {device!r}")
+    return name
 
 
 def require_torch(what: str):

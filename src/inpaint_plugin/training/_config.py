@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,12 +65,9 @@ def _path(name: str, value, must_exist: bool = False):
 
 def _device(value) -> str:
     """The device name's spelling (whether it is available is known only to torch, when training starts)."""
-    from ..deep._device import DEVICES
+    from ..deep._device import check_device_name
 
-    if not isinstance(value, str):
-        raise TypeError(f"device must be a string, one of {list(DEVICES)}, got {value!r}")
-    if value.lower() not in DEVICES and not re.fullmatch(r"cuda:\d+", value.lower()):
-        raise ValueError(f"device must be one of {list(DEVICES)} (or 'cuda:N'), got {value!r}")
+    check_device_name(value)
     return value
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _rules
+
 __all__ = ["NORMALIZATIONS", "Plane", "check_images", "check_layout", "load_sources", "plane_weights", "sample_crop", "split_sources"]
 
 NORMALIZATIONS = ("range", "minmax", "percentile")
@@ -226,8 +228,7 @@ def check_layout(normalize, channel_axis) -> None:
     """
     if not isinstance(normalize, str) or normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {list(NORMALIZATIONS)}, got {normalize!r}")
-    if channel_axis is not None and (isinstance(channel_axis, bool) or not isinstance(channel_axis, (int, np.integer))):
-        raise TypeError(f"channel_axis must be an int or None, got {channel_axis!r}")
+    _rules.check_channel_axis(channel_axis, None)
 
 
 def load_sources(images, *, channel_axis=None, normalize: str = "range", channels: str = "rgb") -> list:
