@@ -190,21 +190,20 @@ def test_cached_deepfill_attends_with_each_items_mask(tmp_path):
     assert spec.build().contextual_attention.per_item_mask is False  # the reference behaviour stays the default
 
 
-def test_auto_tiles_of_least_work_for_global_attention(weights, monkeypatch):
-    """Above full resolution, a network with global attention gets the tile side with the least
-    estimated work (here tile_size / 2: fewer pixels in all and cheaper attention per tile)."""
+def test_auto_windows_around_the_holes_for_global_attention(weights, monkeypatch):
+    """Above full resolution, a network with global attention gets windows planned around the holes,
+    none larger than tile_size (the attention's cost grows with the square of a window's pixels)."""
     calls = []
     spec = _make_spec(tile_size=128, margin=16, calls=calls)  # tiles of 128 or 64 (at least 4 margins)
     rng = np.random.default_rng(5)
     image = rng.random((300, 300, 3)).astype(np.float32)
     mask = np.zeros((300, 300), bool)
     mask[::25, :] = True  # thin stripes everywhere
-    assert _run._tile_side(spec, mask, quadratic=True) == 64
     model = _run.get_model(spec, weights, torch.device("cpu"))
     monkeypatch.setattr(model, "attention", _Attention(), raising=False)
     out = deep.run(spec, image, mask, weights=weights, device="cpu")
     assert np.array_equal(out[~mask], image[~mask])
-    assert calls and all(shape[2:] == (64, 64) for shape in calls)
+    assert calls and all(max(shape[2:]) <= 128 for shape in calls)  # windows around the holes
     # explicit resolution="tile" keeps tile_size
     calls.clear()
     deep.run(spec, image, mask, weights=weights, device="cpu", resolution="tile")
@@ -236,3 +235,27 @@ def test_weights_trained_worse_than_biharmonic_warn_when_used(tmp_path):
     deep.clear_model_cache()
     with pytest.warns(UserWarning, match="worse than biharmonic.*12.1 dB"):
         ip.inpaint(image, mask, method="pennet", channel_axis=-1, weights=str(weights), device="cpu")
+
+
+@pytest.mark.parametrize("fixed_size", [None, 128])
+def test_auto_runs_an_image_that_fits_the_network_whole(weights, fixed_size):
+    """An image no larger than the network's input is run whole, as the authors' test scripts do, even
+    when a small window around its one hole would be cheaper: inpaint() computes the reference's function."""
+    calls = []
+    spec = _make_spec(fixed_size=fixed_size, tile_size=128, margin=8, calls=calls)
+    rng = np.random.default_rng(2)
+    image = rng.random((128, 128, 3)).astype(np.float32)
+    mask = np.zeros((128, 128), bool)
+    mask[3:7, 3:7] = True  # one small hole in a corner
+    out = deep.run(spec, image, mask, weights=weights, device="cpu")
+    assert calls == [(1, 3, 128, 128)]
+    whole = deep.run(spec, image, mask, weights=weights, device="cpu",
+                     resolution="full" if fixed_size is None else "crop")
+    assert np.array_equal(out, whole)
+    # a larger image with the same hole gets a window around it, not the whole image
+    calls.clear()
+    big = rng.random((400, 400, 3)).astype(np.float32)
+    bmask = np.zeros((400, 400), bool)
+    bmask[3:7, 3:7] = True
+    deep.run(spec, big, bmask, weights=weights, device="cpu")
+    assert calls and all(max(shape[2:]) <= 128 for shape in calls)

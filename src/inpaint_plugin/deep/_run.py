@@ -310,15 +310,16 @@ def run(spec: ModelSpec, image: np.ndarray, mask: np.ndarray, *, weights=None, d
           holes are run, blended with linear ramps.
         - ``"resize"`` (fixed-size networks): the whole image resized to ``fixed_size`` and back.
         - ``"full"`` (other networks): the whole image, padded to ``size_multiple``.
-        - ``"auto"``: windows planned around the holes (:func:`~._windows.plan_holes`): every hole pixel
+        - ``"auto"``: an image that fits one network input (longest side at most ``fixed_size`` or
+          ``tile_size``) is run whole, as the authors' test scripts run it (``"crop"``'s single window
+          for fixed-size networks, ``"full"`` for the others). A larger one gets windows planned around the holes (:func:`~._windows.plan_holes`): every hole pixel
           is written by windows that hold it with ``spec.margin`` context on each side (or up to the
           image border), neighbouring windows are blended across their cuts with linear ramps, large
           thick holes get a window of their own as with ``"crop"``; among grids of windows over groups
           of holes and cuts of the image in two, the plan of least estimated work (pixels fed, the
           attention's growth, a cost per run: :func:`_window_cost`) is kept. Networks without fixed
           size run at ``"full"`` resolution instead, unless the windows are estimated 10% cheaper,
-          where that is allowed: the longest side is at most ``tile_size``, or the image has at most
-          1024**2 and 4 ``tile_size**2`` pixels and the network has no global attention layer (a
+          where that is allowed: the image has at most 1024**2 and 4 ``tile_size**2`` pixels and the network has no global attention layer (a
           layer with ``global_attention = True``, such as DeepFill's contextual attention).
 
         Windows of the same network input size run as one batch (up to a number of pixels per forward).
@@ -356,6 +357,10 @@ def run(spec: ModelSpec, image: np.ndarray, mask: np.ndarray, *, weights=None, d
     side = spec.fixed_size or spec.tile_size
     h, w = mask.shape
     plan = None
+    if resolution == "auto" and max(h, w) <= side:
+        # the image fits one network input: one run on the whole image, as the authors' test scripts
+        # do (inpaint() then computes the reference's function, whatever the holes)
+        resolution = "crop" if spec.fixed_size is not None else "full"
     if resolution == "auto":
         # the cheaper, by estimated work, of the planned windows and (where allowed) one run at full
         # resolution; windows only cost what they are fed, so localised holes get small windows

@@ -386,6 +386,8 @@ def plan_windows(write: np.ndarray, margin: int, cost, *, max_side: int, multipl
     blend : int, optional
         Overlap of neighbouring cells across a cut, mixed with linear ramps (default: ``margin``;
         rounded up to an even number of cells of the plan).
+    bsp_budget : int
+        Largest number of boxes the search over cuts of the image in two may plan (0: grids only).
 
     Returns
     -------
