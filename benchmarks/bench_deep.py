@@ -2,20 +2,24 @@
 
 For each deep method (a backend built with ``inpaint_plugin.deep.make_backend``), in a fresh process
 of its own (so that its peak resident memory, VmHWM, is its own), a checkpoint with random weights is
-written in its official format (timings do not depend on the weight values), then
+written in its official format (the timings depend little on the weight values since the subnormal
+softmax weights and Gaussian tails are flushed to zero; see ``bench_reference.py``), then
 ``inpaint_plugin.inpaint`` is timed on an RGB image with holes at 256x256 and 1024x1024 (``--mask``:
 ``free_form``, the shared ``astronaut__free_form`` mask, ~11% holes in localised strokes, scaled by
 nearest neighbour so that both sizes have the same geometry; or ``lines``, strokes of width side/40
 from edge to edge covering ~12%, the worst case for windows around the holes) (median of ``--repeats`` runs, after one warm-up run at the first size that also loads the model; wall and
 process CPU seconds). Our own bare network forward at its native input size (256x256) is timed too,
-and both are compared with the reference figure stored in ``shared/conformance/<method>/spec.json``
-(``cpu_forward_seconds*``: the reference implementation's forward, 1 thread, measured on this machine
-class) where there is one. Ratios: ``inpaint 256 / reference``, ``inpaint 256 / own forward`` and
+and both are compared with the reference implementation's forward: timed in the same process, with
+the same weights and input, when ``--reference-dir MODEL=PATH`` gives a checkout of the authors'
+repository (the adapters of ``bench_reference.py``; marked ``*`` in the table), else the figure stored
+in ``shared/conformance/<method>/spec.json`` (``cpu_forward_seconds*``, 1 thread, measured once by the
+conformance authors) where there is one. Ratios: ``inpaint 256 / reference``, ``inpaint 256 / own forward`` and
 ``inpaint 1024 / inpaint 256`` (CPU seconds; wall seconds on a busy shared machine are noisy).
 
     python benchmarks/bench_deep.py                      # all deep methods, 2 threads
     python benchmarks/bench_deep.py --methods medfe --threads 1 --json benchmarks/results/deep.json
     python benchmarks/bench_deep.py --methods pennet --threads 1 --repeats 1 --mask lines
+    python benchmarks/bench_deep.py --threads 1 --reference-dir spl=SPL --reference-dir pennet=PEN-Net-for-Inpainting
 """
 from __future__ import annotations
 
@@ -147,7 +151,26 @@ def _timed(fn, repeats: int) -> tuple:
     return statistics.median(wall), statistics.median(cpu)
 
 
-def bench_method(name, spec, sizes, repeats, workdir: Path, resolution: str = "auto", mask_kind: str = "lines") -> dict:
+def _reference_forward(name, module, x, m, reference_dir, repeats: int) -> dict:
+    """CPU seconds (median of ``repeats``, alternating with nothing else) of the authors' forward, built
+    from the checkout ``reference_dir`` by :data:`bench_reference.ADAPTERS` with ``module``'s weights,
+    and the largest difference of its output to ours."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_reference as br
+
+    br._stand_ins()
+    ref, make_inputs, to_image = br.ADAPTERS[name](Path(reference_dir))
+    ref = ref.eval()
+    ref.load_state_dict(module.state_dict(), strict=True)
+    args = make_inputs(x, m)
+    spec = deep_specs([name])[name]
+    diff = float((spec.predict(module, x, m) - to_image(ref(*args)).clamp(0, 1)).abs().max())
+    wall, cpu = _timed(lambda: ref(*args), repeats)
+    return {"reference_inproc_s": wall, "reference_inproc_cpu_s": cpu, "reference_max_abs_diff": diff}
+
+
+def bench_method(name, spec, sizes, repeats, workdir: Path, resolution: str = "auto", mask_kind: str = "lines",
+                 reference_dir=None) -> dict:
     import torch
 
     import inpaint_plugin as ip
@@ -165,6 +188,8 @@ def bench_method(name, spec, sizes, repeats, workdir: Path, resolution: str = "a
     with torch.inference_mode():
         spec.predict(module, x, m)  # warm-up
         row["forward_s"], row["forward_cpu_s"] = _timed(lambda: spec.predict(module, x, m), repeats)
+        if reference_dir is not None:  # the authors' module, same weights, same input, same process
+            row.update(_reference_forward(name, module, x, m, reference_dir, repeats))
     row["forward_size"] = side
     for size in sizes:
         image, mask = make_case(size, mask_kind)
@@ -192,7 +217,8 @@ def _child(args) -> int:
     torch.set_num_threads(args.threads)
     (name, spec), = deep_specs([args.child]).items()
     with tempfile.TemporaryDirectory(prefix="bench_deep_") as tmp:
-        row = bench_method(name, spec, args.sizes, args.repeats, Path(tmp), args.resolution, args.mask)
+        row = bench_method(name, spec, args.sizes, args.repeats, Path(tmp), args.resolution, args.mask,
+                           args.reference_dir_path)
     row["peak_rss_mib"] = peak_rss_mib()
     print("ROW " + json.dumps(row))
     return 0
@@ -218,8 +244,14 @@ def main(argv=None) -> int:
                         help="free_form (default): the shared astronaut__free_form mask, scaled by nearest "
                              "neighbour to each size; lines: strokes from edge to edge (the worst case)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--reference-dir", action="append", default=[], metavar="MODEL=PATH",
+                        help="a checkout of the authors' repository for MODEL (see bench_reference.py): its forward "
+                             "is timed in the same process, with the same weights and input, and used as the "
+                             "reference instead of the spec.json figure (repeatable)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--reference-dir-path", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    refs = dict(item.split("=", 1) for item in args.reference_dir)
     if args.child:
         return _child(args)
 
@@ -232,6 +264,8 @@ def main(argv=None) -> int:
         print(f"timing {name} ...", file=sys.stderr, flush=True)
         cmd = [sys.executable, __file__, "--child", name, "--sizes", *map(str, args.sizes), "--repeats",
                str(args.repeats), "--threads", str(args.threads), "--resolution", args.resolution, "--mask", args.mask]
+        if name in refs:
+            cmd += ["--reference-dir-path", refs[name]]
         res = subprocess.run(cmd, capture_output=True, text=True)
         line = [ln for ln in res.stdout.splitlines() if ln.startswith("ROW ")]
         if res.returncode or not line:
@@ -255,7 +289,11 @@ def main(argv=None) -> int:
     print("| " + " | ".join(head) + " |")
     print("|" + " --- |" * len(head))
     for r in rows:
-        ref = f"{r['reference_s']:.2f}" if r["reference_s"] is not None else "n/a"
+        if r.get("reference_inproc_cpu_s") is not None:  # the authors' code, timed in this run
+            r["reference_s"], r["reference_key"] = r["reference_inproc_cpu_s"], "authors' code, this run"
+            ref = f"{r['reference_s']:.2f}*"
+        else:
+            ref = f"{r['reference_s']:.2f}" if r["reference_s"] is not None else "n/a"
         cells = [r["method"], f"{r['forward_cpu_s']:.2f} ({r['forward_s']:.2f})", ref]
         cells += [f"{r[f'inpaint_{s}_cpu_s']:.2f} ({r[f'inpaint_{s}_s']:.2f})" for s in args.sizes]
         r["ratio_reference"] = _ratio(r[f"inpaint_{small}_cpu_s"], r["reference_s"])
@@ -264,6 +302,11 @@ def main(argv=None) -> int:
         cells += [fmt(r["ratio_reference"]), fmt(r["ratio_forward"]), fmt(r["ratio_size"]),
                   f"{r['peak_rss_mib']:.0f}"]
         print("| " + " | ".join(cells) + " |")
+    if any(r.get("reference_inproc_cpu_s") is not None for r in rows):
+        print("* the authors' forward timed in this run (same process, weights and input; largest output difference: "
+              + ", ".join(f"{r['method']} {r['reference_max_abs_diff']:.1e}" for r in rows
+                          if r.get("reference_inproc_cpu_s") is not None)
+              + "); the others: the spec.json figure")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"threads": args.threads, "torch": torch.__version__,
