@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _rules
 from ._device import get_device
 from ._spec import ModelSpec
 from ._weights import resolve_weights
@@ -345,8 +346,7 @@ def run(spec: ModelSpec, image: np.ndarray, mask: np.ndarray, *, weights=None, d
         raise ValueError(f"mask must have shape {image.shape[:2]}, got {mask.shape}")
     if resolution not in spec.resolutions:
         raise ValueError(f"resolution must be one of {list(spec.resolutions)} for method {spec.name!r}, got {resolution!r}")
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be a callable progress(done, total) or None, got {progress!r}")
+    progress = _rules.check_progress(progress)
     image = np.ascontiguousarray(image, dtype=np.float32)
     if not mask.any():
         return image.copy()
