@@ -250,6 +250,21 @@ def _run_lazy(job: _Job) -> _Outcome:
     return _Outcome(result=result if len(result) > 1 else result[0], method=job.method)
 
 
+def _check_mask_source(source, layer, dtype) -> None:
+    """The rules of the mask chooser, for the in-memory and the lazy paths alike: a source is chosen,
+    it is a Labels or Shapes layer, the image's NaNs (a float image) or the detected defects."""
+    from napari.layers import Labels, Shapes
+
+    if source is None:
+        raise ValueError("mask: choose a Labels or Shapes layer, or 'NaNs of the image'")
+    if isinstance(source, str) and source == NAN_SOURCE:
+        if np.dtype(dtype).kind != "f":
+            raise ValueError(f"mask: image layer {layer.name!r} has dtype {dtype} and cannot hold "
+                             "NaNs; choose a Labels or Shapes layer as mask")
+    elif not (isinstance(source, (Labels, Shapes)) or (isinstance(source, str) and source == DETECT_SOURCE)):
+        raise TypeError(f"mask: unsupported mask source {source!r}")
+
+
 def _signal_relay():
     """A QObject with a ``progress(int, int)`` signal, made in the GUI thread.
 
@@ -371,8 +386,7 @@ class InpaintWidget(Container):
 
         layer = self._image.value
         try:
-            if layer is None:
-                raise ValueError("image: choose an image layer")
+            self._chosen_image()
             if is_lazy(layer):
                 raise ValueError(f"detect: image layer {layer.name!r} is lazy (dask, zarr or multiscale); "
                                  "detection needs the whole image in memory")
@@ -718,11 +732,16 @@ class InpaintWidget(Container):
             self._job.cancel.set()
             self._cancel_button.enabled = False
 
-    def _prepare(self):
-        """Collect the inputs from the widgets and layers (main thread); raises on invalid settings."""
+    def _chosen_image(self):
+        """The chosen image layer; a ValueError naming the control when there is none."""
         layer = self._image.value
         if layer is None:
             raise ValueError("image: choose an image layer")
+        return layer
+
+    def _prepare(self):
+        """Collect the inputs from the widgets and layers (main thread); raises on invalid settings."""
+        layer = self._chosen_image()
         name = self._method.value
         backend = methods().get(name)
         if backend is None and name != AUTO:
@@ -795,19 +814,15 @@ class InpaintWidget(Container):
         Returns the job (its method, parameters and channel axis are set by the caller), the mask's
         description and whether a previous output layer receives the slice ``index``.
         """
-        from napari.layers import Labels, Shapes
+        from napari.layers import Labels
 
         levels = [as_dask(level) for level in (layer.data if layer.multiscale else [layer.data])]
         rgb = bool(layer.rgb)
         spatial = spatial_shape(layer)
         chunks = spatial_chunks(levels[0], rgb)
         where = f"the slice {index}" if index else "the image"
-        if source is None:
-            raise ValueError("mask: choose a Labels or Shapes layer, or 'NaNs of the image'")
+        _check_mask_source(source, layer, levels[0].dtype)
         if isinstance(source, str) and source == NAN_SOURCE:
-            if np.dtype(levels[0].dtype).kind != "f":
-                raise ValueError(f"mask: image layer {layer.name!r} has dtype {levels[0].dtype} and cannot hold "
-                                 "NaNs; choose a Labels or Shapes layer as mask")
             mask, text = None, "NaNs of the image"
             nothing = f"the image has no NaNs{f' in {where}' if index else ''}; nothing to inpaint"
         elif isinstance(source, str) and source == DETECT_SOURCE:
@@ -817,10 +832,8 @@ class InpaintWidget(Container):
             array = level0(source)
             check_mask_shape(array.shape, spatial, f"mask layer {source.name!r}")
             mask, text = lazy_mask(array, chunks), f"Labels layer {source.name!r}"
-        elif isinstance(source, Shapes):
-            mask, text = shapes_to_lazy_mask(source, layer, chunks), f"Shapes layer {source.name!r}"
         else:
-            raise TypeError(f"mask: unsupported mask source {source!r}")
+            mask, text = shapes_to_lazy_mask(source, layer, chunks), f"Shapes layer {source.name!r}"
         if mask is not None:
             nothing = f"the mask ({text}) is empty in {where}; nothing to inpaint"
 
@@ -846,15 +859,11 @@ class InpaintWidget(Container):
 
     def _mask_for(self, source, layer, spatial: tuple, index: tuple):
         """The mask for the region ``index`` of ``layer`` and a description of where it came from."""
-        from napari.layers import Labels, Shapes
+        from napari.layers import Labels
 
         where = f"the slice {index}" if index else "the image"
-        if source is None:
-            raise ValueError("mask: choose a Labels or Shapes layer, or 'NaNs of the image'")
+        _check_mask_source(source, layer, level0(layer).dtype)
         if isinstance(source, str) and source == NAN_SOURCE:
-            if np.dtype(level0(layer).dtype).kind != "f":
-                raise ValueError(f"mask: image layer {layer.name!r} has dtype {level0(layer).dtype} and cannot hold "
-                                 "NaNs; choose a Labels or Shapes layer as mask")
             return None, "NaNs of the image"
         if isinstance(source, str) and source == DETECT_SOURCE:
             return DETECT_SOURCE, "detected defects"
@@ -862,11 +871,9 @@ class InpaintWidget(Container):
             array = level0(source)
             check_mask_shape(array.shape, spatial, f"mask layer {source.name!r}")
             text = f"Labels layer {source.name!r}"
-        elif isinstance(source, Shapes):
+        else:
             array = shapes_to_mask(source, layer)
             text = f"Shapes layer {source.name!r}"
-        else:
-            raise TypeError(f"mask: unsupported mask source {source!r}")
         mask = take_region(array, spatial, index, broadcast=False) != 0  # a frame-shaped mask stays 2-D
         if not mask.any():
             raise _Nothing(f"the mask ({text}) is empty in {where}; nothing to inpaint")
