@@ -150,6 +150,14 @@ def run_tiles(predict, image, mask, tile: int, overlap: int, write=None, progres
     return result
 
 
+def _place(center: float, size: int, length: int) -> tuple:
+    """``(start, size)`` of a window of ``size`` (at most ``length``) centred on ``center`` and shifted
+    inside ``[0, length)``."""
+    size = min(size, length)
+    start = round(center - size / 2)
+    return max(0, min(start, length - size)), size
+
+
 def _classify_holes(mask: np.ndarray, side: int, margin: int) -> tuple:
     """Sort the holes (8-connected) by size: ``(labels, small, thin, large)``.
 
@@ -165,11 +173,6 @@ def _classify_holes(mask: np.ndarray, side: int, margin: int) -> tuple:
     small, large = [], []
     thin = np.zeros(mask.shape, bool)
 
-    def place(center, size, length):
-        size = min(size, length)
-        start = round(center - size / 2)
-        return max(0, min(start, length - size)), size
-
     for idx, (rs, cs) in enumerate(ndimage.find_objects(labels), start=1):
         bh, bw = rs.stop - rs.start, cs.stop - cs.start
         if max(bh, bw) + 2 * margin <= side:
@@ -180,8 +183,8 @@ def _classify_holes(mask: np.ndarray, side: int, margin: int) -> tuple:
             thin[rs, cs] |= own[1:-1, 1:-1]
             continue
         size = max(side, math.ceil(max(bh, bw) * 1.5) + 2 * margin)
-        r0, sh = place((rs.start + rs.stop) / 2, size, h)
-        c0, sw = place((cs.start + cs.stop) / 2, size, w)
+        r0, sh = _place((rs.start + rs.stop) / 2, size, h)
+        c0, sw = _place((cs.start + cs.stop) / 2, size, w)
         large.append((r0, r0 + sh, c0, c0 + sw, labels[r0:r0 + sh, c0:c0 + sw] == idx))
     return labels, small, thin, large
 
@@ -217,11 +220,6 @@ def crop_windows(mask: np.ndarray, side: int, margin: int) -> tuple:
         return [(0, h, 0, w, mask.copy())], np.zeros(mask.shape, bool)
     labels, small, thin, windows = _classify_holes(mask, side, margin)
 
-    def place(center, size, length):
-        size = min(size, length)
-        start = round(center - size / 2)
-        return max(0, min(start, length - size)), size
-
     # small holes: bands of rows starting at the topmost remaining hole; in each band, windows placed
     # left to right starting at the leftmost remaining hole of the band; a hole joins a window when its
     # box plus margin (clipped to the image) lies inside
@@ -230,11 +228,11 @@ def crop_windows(mask: np.ndarray, side: int, margin: int) -> tuple:
 
     remaining = sorted(small)
     while remaining:
-        r0, sh = place(remaining[0][0] - margin + side / 2, side, h)
+        r0, sh = _place(remaining[0][0] - margin + side / 2, side, h)
         band = sorted((c for c in remaining if inside(c[0], c[2], r0, sh, h)), key=lambda c: c[1])
         taken = set()
         while band:
-            c0, sw = place(band[0][1] - margin + side / 2, side, w)
+            c0, sw = _place(band[0][1] - margin + side / 2, side, w)
             members = [c[4] for c in band if inside(c[1], c[3], c0, sw, w)]
             taken.update(members)
             band = [c for c in band if c[4] not in taken]
