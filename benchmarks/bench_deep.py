@@ -151,21 +151,15 @@ def _timed(fn, repeats: int) -> tuple:
     return statistics.median(wall), statistics.median(cpu)
 
 
-def _reference_forward(name, module, x, m, reference_dir, repeats: int) -> dict:
-    """CPU seconds (median of ``repeats``, alternating with nothing else) of the authors' forward, built
-    from the checkout ``reference_dir`` by :data:`bench_reference.ADAPTERS` with ``module``'s weights,
-    and the largest difference of its output to ours."""
+def _reference_forward(name, spec, module, x, m, reference_dir, repeats: int) -> dict:
+    """Wall and CPU seconds (medians of ``repeats``) of the authors' forward, built from the checkout
+    ``reference_dir`` with ``module``'s weights (:func:`bench_reference.reference_forward`), and the
+    largest difference of its output to ours."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import bench_reference as br
+    import bench_reference
 
-    br._stand_ins()
-    ref, make_inputs, to_image = br.ADAPTERS[name](Path(reference_dir))
-    ref = ref.eval()
-    ref.load_state_dict(module.state_dict(), strict=True)
-    args = make_inputs(x, m)
-    spec = deep_specs([name])[name]
-    diff = float((spec.predict(module, x, m) - to_image(ref(*args)).clamp(0, 1)).abs().max())
-    wall, cpu = _timed(lambda: ref(*args), repeats)
+    forward, diff = bench_reference.reference_forward(name, spec, module, x, m, reference_dir)
+    wall, cpu = _timed(forward, repeats)
     return {"reference_inproc_s": wall, "reference_inproc_cpu_s": cpu, "reference_max_abs_diff": diff}
 
 
@@ -189,7 +183,7 @@ def bench_method(name, spec, sizes, repeats, workdir: Path, resolution: str = "a
         spec.predict(module, x, m)  # warm-up
         row["forward_s"], row["forward_cpu_s"] = _timed(lambda: spec.predict(module, x, m), repeats)
         if reference_dir is not None:  # the authors' module, same weights, same input, same process
-            row.update(_reference_forward(name, module, x, m, reference_dir, repeats))
+            row.update(_reference_forward(name, spec, module, x, m, reference_dir, repeats))
     row["forward_size"] = side
     for size in sizes:
         image, mask = make_case(size, mask_kind)

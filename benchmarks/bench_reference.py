@@ -239,6 +239,23 @@ def _cpu_seconds(fn) -> float:
     return time.process_time() - start
 
 
+def reference_forward(model: str, spec, ours, image, mask, reference_dir) -> tuple:
+    """``(forward, max_abs_diff)``: the authors' forward on ``image``/``mask`` (a no-argument callable),
+    built from the checkout ``reference_dir`` by :data:`ADAPTERS` with the weights of our module
+    ``ours`` (strictly), and the largest difference of its output to ours (``spec.predict``)."""
+    _stand_ins()
+    ref, make_inputs, to_image = ADAPTERS[model](Path(reference_dir))
+    ref = ref.eval()
+    ref.load_state_dict(ours.state_dict(), strict=True)
+    args = make_inputs(image, mask)
+
+    def forward():
+        return ref(*args)
+
+    diff = float((spec.predict(ours, image, mask) - to_image(forward()).clamp(0, 1)).abs().max())
+    return forward, diff
+
+
 def run_model(model: str, spec, reference_dir, repeats: int) -> dict:
     """Time our forward (and the reference's, when ``reference_dir``) for one network."""
     import torch
@@ -259,16 +276,7 @@ def run_model(model: str, spec, reference_dir, repeats: int) -> dict:
         if reference_dir is None:
             row["ours_s"] = min(_cpu_seconds(ours_forward) for _ in range(repeats))
             return row
-        _stand_ins()
-        ref, make_inputs, to_image = ADAPTERS[model](Path(reference_dir))
-        ref = ref.eval()
-        ref.load_state_dict(ours.state_dict(), strict=True)
-        args = make_inputs(image, mask)
-
-        def ref_forward():
-            return ref(*args)
-
-        row["max_abs_diff"] = float((ours_forward() - to_image(ref_forward()).clamp(0, 1)).abs().max())
+        ref_forward, row["max_abs_diff"] = reference_forward(model, spec, ours, image, mask, reference_dir)
         ours_t, ref_t = [], []
         for _ in range(repeats):  # alternate, so that both see the same load
             ours_t.append(_cpu_seconds(ours_forward))
