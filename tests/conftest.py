@@ -30,6 +30,12 @@ XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 WORKER_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 if XDIST_WORKER:
     for _var in WORKER_THREAD_VARS:
+        if _var == "NUMBA_NUM_THREADS" and "numba" in sys.modules:
+            # numba read its configuration at import (another pytest plugin imported it): changing the
+            # variable now makes its next compilation raise "Cannot set NUMBA_NUM_THREADS to a
+            # different value once the threads have been launched" (seen in CI, where no compiled
+            # cache exists yet); pytest_configure caps this thread with numba.set_num_threads instead
+            continue
         os.environ.setdefault(_var, "1")
 
 
