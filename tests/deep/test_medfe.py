@@ -79,6 +79,30 @@ def test_reproduces_case0(medfe_dir, spec_json, filled_model):
     assert np.abs(uint8.astype(int) - z["output_uint8"]).max() <= 1
 
 
+@pytest.mark.parametrize("ngf", [4, 8])
+def test_narrow_network_has_the_reference_keys_at_scaled_widths(spec_json, ngf):
+    """``MEDFE(ngf)``: the reference's state_dict keys in the reference's order, every channel count
+    (the multiples of 32 in the reference's shapes: 64 ... 1024, and the SE layer's 32) scaled by
+    ``ngf / 64``, kernels and the 6 input / 3 output channels kept; it runs at 256 x 256."""
+    model = net.MEDFE(ngf=ngf).eval()
+    got = []
+    for sub in (model.netEN, model.netMEDFE, model.netDE):
+        got += [[k, list(v.shape)] for k, v in sub.state_dict().items()]
+    scale = [[k, [d * ngf // 64 if d % 32 == 0 else d for d in shape]] for k, shape, _ in spec_json["state_dict"]]
+    assert got == scale
+    hole = torch.zeros(1, 1, 256, 256)
+    hole[..., 100:140, 60:200] = 1
+    with torch.no_grad():
+        out = model(net.MEDFE.make_input(torch.rand(1, 3, 256, 256) * 2 - 1, hole))
+    assert out.shape == (1, 3, 256, 256) and bool(torch.isfinite(out).all()) and out.abs().max() <= 1
+
+
+@pytest.mark.parametrize("ngf", [0, 3, -4, 8.0, True, "64"])
+def test_width_must_be_a_positive_even_integer(ngf):
+    with pytest.raises(ValueError, match=rf"ngf must be a positive even integer.*got {ngf!r}"):
+        net.MEDFE(ngf=ngf)
+
+
 def test_feature_equalisation_layer(medfe_dir, filled_model):
     z = np.load(medfe_dir / "case0_base.npz")
     base = filled_model.netMEDFE.pc_block.base

@@ -12,6 +12,14 @@ see ``shared/conformance/medfe/README.md``), with exactly its three state_dicts:
 :class:`MEDFE` chains them. The network works on one 256 x 256 image: the feature equalisation has a
 fixed 32 x 32 Gaussian bank and the texture/structure branches resize to fixed 32/64/128 sizes.
 
+Width: every part takes ``ngf``, the base width of the reference's ``Encoder(6, 3, ngf=64)`` and
+``Decoder(6, 3, ngf=64)`` (its ``opt.ngf``). The reference's ``PCconv`` and ``InnerCos`` hard-code the
+channel counts of ``ngf = 64`` (64/128/256/512/768, README of ``shared/conformance/medfe``); here they are
+written as the same multiples of ``ngf`` (1, 2, 4, 8, 12), so the default ``ngf=64`` gives exactly the
+reference's modules, state_dict keys, shapes and order, and a smaller even ``ngf`` (the SE layer's
+reduction 16 of ``8 * ngf`` channels needs ``ngf`` even) a narrow network of the same structure (used by
+the tests of the API contract). The input side stays 256 at every width.
+
 Behaviours of the reference kept on purpose (they define what the trained weights expect):
 
 - the encoder skips are LeakyReLU'd (the reference's in-place LeakyReLU of the next block) and
@@ -65,6 +73,15 @@ def _lrelu(x):
     return F.leaky_relu(x, _SLOPE)
 
 
+def _check_ngf(ngf) -> int:
+    """``ngf`` as an int, or a ValueError naming it: a positive even integer (the SE layer of the feature
+    equalisation reduces its ``8 * ngf`` channels by 16)."""
+    if isinstance(ngf, bool) or not isinstance(ngf, (int, np.integer)) or ngf < 2 or ngf % 2:
+        raise ValueError(f"ngf must be a positive even integer (the MEDFE base width, 64 in the reference), "
+                         f"got {ngf!r}")
+    return int(ngf)
+
+
 class _Seq(nn.Module):
     """A ``model`` Sequential (gives the reference's ``<name>.model.<i>`` state_dict keys)."""
 
@@ -113,6 +130,7 @@ class Encoder(nn.Module):
 
     def __init__(self, in_ch: int = 6, ngf: int = 64, res_num: int = 4):
         super().__init__()
+        ngf = _check_ngf(ngf)
         self.middle = nn.Sequential(*[ResnetBlock(ngf * 8, 2) for _ in range(res_num)])
         self.Encoder_1 = _Seq(nn.Conv2d(in_ch, ngf, 4, 2, 1))
         chans = [ngf, ngf * 2, ngf * 4, ngf * 8, ngf * 8]
@@ -142,6 +160,7 @@ class Decoder(nn.Module):
 
     def __init__(self, out_ch: int = 3, ngf: int = 64):
         super().__init__()
+        ngf = _check_ngf(ngf)
         spec = [(ngf * 8, ngf * 8), (ngf * 16, ngf * 8), (ngf * 16, ngf * 4), (ngf * 8, ngf * 2), (ngf * 4, ngf)]
         for i, (cin, cout) in enumerate(spec, start=1):
             setattr(self, f"Decoder_{i}", _Seq(nn.ReLU(), nn.ConvTranspose2d(cin, cout, 4, 2, 1),
@@ -316,6 +335,13 @@ class Base(nn.Module):
 class PCConv(nn.Module):
     """The MEDFE core between encoder and decoder (reference ``PCconv``, the ``pc_block`` keys).
 
+    Parameters
+    ----------
+    ngf : int, optional
+        The encoder's base width (default 64, the reference's fixed widths): the skips it takes have
+        ``ngf, 2 ngf, 4 ngf, 8 ngf, 8 ngf, 8 ngf`` channels; both branches work at ``4 * ngf`` channels
+        and the feature equalisation at ``8 * ngf``. A positive even integer.
+
     Attributes
     ----------
     base : Base
@@ -324,25 +350,27 @@ class PCConv(nn.Module):
         The three stacks of five partial convolutions (3x3, 5x5, 7x7) shared by both branches.
     """
 
-    def __init__(self):
+    def __init__(self, ngf: int = 64):
         super().__init__()
-        self.down_128 = _Seq(*_conv_in(64, 128, 4, 2, 1), *_conv_in(128, 256, 4, 2, 1))
-        self.down_64 = _Seq(*_conv_in(128, 256, 4, 2, 1))
-        self.down_32 = _Seq(*_conv_in(256, 256, 1, 1, 0))
-        self.down_16 = _Seq(*_conv_in(512, 512, 4, 2, 1, act=False))
-        self.down_8 = _Seq(*_conv_in(512, 512, 4, 2, 1), *_conv_in(512, 512, 4, 2, 1, act=False))
-        self.down_4 = _Seq(*_conv_in(512, 512, 4, 2, 1), *_conv_in(512, 512, 4, 2, 1),
-                           *_conv_in(512, 512, 4, 2, 1, act=False))
-        self.down = _Seq(*_conv_in(768, 256, 1, 1, 0))
-        self.fuse = _Seq(*_conv_in(512, 512, 1, 1, 0))
-        self.up = ConvUp(512, 256)
-        self.up_128 = ConvUp(512, 64)
-        self.up_64 = ConvUp(512, 128)
-        self.up_32 = ConvUp(512, 256)
-        self.base = Base(512)
-        self.cov_3 = _PCStack(*[PCBActiv(256, 3) for _ in range(5)])
-        self.cov_5 = _PCStack(*[PCBActiv(256, 5) for _ in range(5)])
-        self.cov_7 = _PCStack(*[PCBActiv(256, 7) for _ in range(5)])
+        n = _check_ngf(ngf)
+        c1, c2, c4, c8 = n, 2 * n, 4 * n, 8 * n  # 64, 128, 256, 512 in the reference
+        self.down_128 = _Seq(*_conv_in(c1, c2, 4, 2, 1), *_conv_in(c2, c4, 4, 2, 1))
+        self.down_64 = _Seq(*_conv_in(c2, c4, 4, 2, 1))
+        self.down_32 = _Seq(*_conv_in(c4, c4, 1, 1, 0))
+        self.down_16 = _Seq(*_conv_in(c8, c8, 4, 2, 1, act=False))
+        self.down_8 = _Seq(*_conv_in(c8, c8, 4, 2, 1), *_conv_in(c8, c8, 4, 2, 1, act=False))
+        self.down_4 = _Seq(*_conv_in(c8, c8, 4, 2, 1), *_conv_in(c8, c8, 4, 2, 1),
+                           *_conv_in(c8, c8, 4, 2, 1, act=False))
+        self.down = _Seq(*_conv_in(3 * c4, c4, 1, 1, 0))  # 768 -> 256
+        self.fuse = _Seq(*_conv_in(c8, c8, 1, 1, 0))
+        self.up = ConvUp(c8, c4)
+        self.up_128 = ConvUp(c8, c1)
+        self.up_64 = ConvUp(c8, c2)
+        self.up_32 = ConvUp(c8, c4)
+        self.base = Base(c8)
+        self.cov_3 = _PCStack(*[PCBActiv(c4, 3) for _ in range(5)])
+        self.cov_5 = _PCStack(*[PCBActiv(c4, 5) for _ in range(5)])
+        self.cov_7 = _PCStack(*[PCBActiv(c4, 7) for _ in range(5)])
 
     def forward(self, skips):
         """``skips``: the six encoder outputs; returns the six decoder inputs and ``(ST_fi, DE_fi)``."""
@@ -371,19 +399,29 @@ class PCConv(nn.Module):
 class InnerCos(nn.Module):
     """Training-only structure/texture supervision head (``loss.0.down_model``); unused at inference.
 
+    Parameters
+    ----------
+    ngf : int, optional
+        The base width (default 64): the head reads the ``4 * ngf`` channels of ``ST_fi``/``DE_fi``.
+
     Attributes
     ----------
     down_model : torch.nn.Sequential
-        Conv1x1 (256 -> 3) and tanh.
+        Conv1x1 (``4 * ngf`` = 256 -> 3) and tanh.
     """
 
-    def __init__(self):
+    def __init__(self, ngf: int = 64):
         super().__init__()
-        self.down_model = nn.Sequential(nn.Conv2d(256, 3, 1), nn.Tanh())
+        self.down_model = nn.Sequential(nn.Conv2d(4 * _check_ngf(ngf), 3, 1), nn.Tanh())
 
 
 class PCBlock(nn.Module):
     """The reference ``PCblock`` (file ``MEDEF.pkl``): ``pc_block`` + the training head ``loss``.
+
+    Parameters
+    ----------
+    ngf : int, optional
+        The base width of :class:`PCConv` and :class:`InnerCos` (default 64).
 
     Attributes
     ----------
@@ -393,10 +431,10 @@ class PCBlock(nn.Module):
         The training head (:class:`InnerCos`), kept for the checkpoint's keys.
     """
 
-    def __init__(self):
+    def __init__(self, ngf: int = 64):
         super().__init__()
-        self.pc_block = PCConv()
-        self.loss = nn.Sequential(InnerCos())
+        self.pc_block = PCConv(ngf)
+        self.loss = nn.Sequential(InnerCos(ngf))
 
     def forward(self, skips, mask=None):
         """The six decoder inputs. ``mask`` (the hole mask) is accepted for the reference's signature;
@@ -406,6 +444,12 @@ class PCBlock(nn.Module):
 
 class MEDFE(nn.Module):
     """The whole generator: ``netDE(*netMEDFE(netEN(x)))`` on ``[B, 6, 256, 256]`` inputs.
+
+    Parameters
+    ----------
+    ngf : int, optional
+        The base width of all three parts (default 64: the reference network and its checkpoints). A
+        positive even integer; the input side is 256 at every width.
 
     Attributes
     ----------
@@ -421,11 +465,12 @@ class MEDFE(nn.Module):
 
     size = 256
 
-    def __init__(self):
+    def __init__(self, ngf: int = 64):
         super().__init__()
-        self.netEN = Encoder()
-        self.netMEDFE = PCBlock()
-        self.netDE = Decoder()
+        ngf = _check_ngf(ngf)
+        self.netEN = Encoder(ngf=ngf)
+        self.netMEDFE = PCBlock(ngf)
+        self.netDE = Decoder(ngf=ngf)
 
     def forward(self, enc_input):
         if tuple(enc_input.shape[1:]) != (6, self.size, self.size):
