@@ -380,6 +380,8 @@ def run(spec: ModelSpec, image: np.ndarray, mask: np.ndarray, *, weights=None, d
             if progress is not None:
                 progress(1, 1)
         elif resolution == "windows":
+            if plan is None:  # "windows" is only chosen above, once the plan is made
+                raise RuntimeError("internal error: windows chosen without a plan")
             result = run_plan(predict, image, mask, plan[0], plan[1], progress=progress)
         elif resolution == "tile":
             result = run_tiles(predict, image, mask, side, max(1, side // 4), progress=progress)

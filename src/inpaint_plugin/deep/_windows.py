@@ -241,7 +241,7 @@ def crop_windows(mask: np.ndarray, side: int, margin: int) -> tuple:
 
     # a window inside another one that is run at full resolution (not larger than `side`), or inside an
     # identical one, is merged into it: one network run instead of two
-    merged = []
+    merged: list[tuple[int, int, int, int, np.ndarray]] = []
     for r0, r1, c0, c1, write in sorted(windows, key=lambda t: (t[1] - t[0]) * (t[3] - t[2]), reverse=True):
         for target in merged:
             t0, t1, u0, u1, twrite = target
