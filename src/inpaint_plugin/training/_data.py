@@ -190,7 +190,7 @@ def _range(plane: np.ndarray, normalize: str):
     return lo, np.where(hi > lo, hi - lo, 1.0)
 
 
-def _group_range(plane: np.ndarray, group) -> tuple:
+def _group_range(plane: np.ndarray, group) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel ``(lo, scale)`` of the ``"range"`` mapping for the channels of ``group``."""
     from .._engine import RANGE_PERCENTILES
 

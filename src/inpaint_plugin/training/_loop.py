@@ -259,7 +259,7 @@ class _Batches:
                 crop = sample_crop(val_planes, weights, crop_size, rng, augment=False)
                 self.val.append((crop, random_mask((crop_size, crop_size), rng, families)))
 
-    def batch(self, step: int):
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
         """Crops ``(N, s, s, 3)`` in [0, 1] and their shared mask ``(s, s)`` of training step ``step``."""
         rng = np.random.default_rng([self.seed, 0, step])
         crops = np.stack([self._sample(self.planes, self.weights, self.crop_size, rng, self.augment)
@@ -367,7 +367,7 @@ class _Validator:
         total = len(self.val)
         sq = ab = rec = 0.0
         n = 0
-        csums = {name: [0.0, 0] for name in CLASSICAL_BASELINES}
+        csums: dict[str, tuple[float, int]] = {name: (0.0, 0) for name in CLASSICAL_BASELINES}
         bar = self._bar(total, f"validate ({total} held-out crops)")
         generator.eval()
         start = time.monotonic()
@@ -385,8 +385,8 @@ class _Validator:
                     sq, ab, n, rec = sq + a, ab + b, n + c, rec + r
                     if with_classical:
                         for name, (s2, k) in self.classical_one(i).items():
-                            csums[name][0] += s2
-                            csums[name][1] += k
+                            s_sum, k_sum = csums[name]
+                            csums[name] = (s_sum + s2, k_sum + k)
                     done = i + 1
                     bar.update(1)
                     if not self._tell(done, total, step):
@@ -430,12 +430,17 @@ def _load_state(path: Path, method: str) -> dict:
     return state
 
 
+def _best_classical(baseline: dict[str, float]) -> str:
+    """The classical method of highest held-out hole PSNR in ``baseline`` (the first one on a tie)."""
+    return max(baseline, key=lambda name: baseline[name])
+
+
 def verdict(method: str, val_psnr, baseline: dict) -> tuple:
     """``(beats_biharmonic, sentence)`` comparing the network's held-out hole PSNR with the classical ones."""
     if val_psnr is None or "biharmonic" not in baseline:
         return None, f"{method}: no held-out validation (val_fraction=0), so no comparison with biharmonic"
     bh = baseline["biharmonic"]
-    best = max(baseline, key=baseline.get)
+    best = _best_classical(baseline)
     delta = val_psnr - bh
     if delta > 0:
         text = (f"trained {method} beats biharmonic on the held-out crops: {val_psnr:.2f} dB vs {bh:.2f} dB "
@@ -669,6 +674,8 @@ def _run(*, method, spec, recipe, batches: _Batches, out: Path, weights, resume_
                 raise ValueError(f"resume: {str(resume_path)!r} was trained without discriminator (adv_weight=0); "
                                  f"resume with adv_weight=0")
             discriminator.load_state_dict(state["discriminator"])
+            if d_opt is None:  # created with the discriminator above
+                raise RuntimeError("train: internal error, a discriminator without its optimiser")
             d_opt.load_state_dict(state["d_optim"])
         step, history = int(state["step"]), list(state["history"])
         steps_per_epoch = steps_per_epoch or int(state["steps_per_epoch"])
@@ -698,7 +705,7 @@ def _run(*, method, spec, recipe, batches: _Batches, out: Path, weights, resume_
         beats, text = verdict(method, last.get("val_psnr"), baseline)
         write_report(out, {"method": method, "step": step, "val_psnr": last.get("val_psnr"),
                             "val_crops": len(validator), "baseline": baseline,
-                            "best_classical": max(baseline, key=baseline.get) if baseline else None,
+                            "best_classical": _best_classical(baseline) if baseline else None,
                             "beats_biharmonic": beats, "verdict": text, "history": history})
         took = time.monotonic() - t
         save_seconds = took if not saved_once else max(save_seconds, took)
@@ -729,7 +736,7 @@ def _run(*, method, spec, recipe, batches: _Batches, out: Path, weights, resume_
         if step == 0:
             initial = metrics
         last_metrics = (step, metrics)
-        best = max(baseline, key=baseline.get)
+        best = _best_classical(baseline)
         which = "the starting weights" if step == 0 else f"the weights of step {step}"
         log(f"{method}: held-out hole PSNR of {which} {metrics['val_psnr']:.2f} dB; biharmonic "
             f"{baseline['biharmonic']:.2f} dB, best classical {best} {baseline[best]:.2f} dB")
@@ -805,6 +812,8 @@ def _run(*, method, spec, recipe, batches: _Batches, out: Path, weights, resume_
             parts = recipe.reconstruction(outputs, x, m)
             losses = {"reconstruction": sum(parts.values())}
             if discriminator is not None:
+                if d_opt is None:  # created with the discriminator above
+                    raise RuntimeError("train: internal error, a discriminator without its optimiser")
                 dm = m if recipe.disc_mask else None
                 dl = d_loss(recipe.gan_loss, discriminator(x * 2 - 1, dm), discriminator(fake.detach() * 2 - 1, dm))
                 d_opt.zero_grad(set_to_none=True)
@@ -856,5 +865,5 @@ def _run(*, method, spec, recipe, batches: _Batches, out: Path, weights, resume_
     return TrainResult(checkpoint=out, state=state_path(out), report=report_path(out), step=step, history=history,
                        initial=initial,
                        stopped_early=stop_reason != "epochs", stop_reason=stop_reason, baseline=baseline,
-                       best_classical=max(baseline, key=baseline.get) if baseline else None, val_psnr=val_psnr,
+                       best_classical=_best_classical(baseline) if baseline else None, val_psnr=val_psnr,
                        beats_biharmonic=beats, verdict=text, val_crops=len(validator), time_limit=time_limit)

@@ -14,6 +14,8 @@
 """
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -63,6 +65,10 @@ class VGG19Features(nn.Module):
     features : torch.nn.Sequential
         The convolutions and ReLUs, with torchvision's indices (so its state_dict keys load as they are).
     """
+
+    # non-persistent buffers registered in __init__ (torch types a module attribute as Tensor | Module)
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self):
         super().__init__()
@@ -131,7 +137,8 @@ def perceptual_loss(vgg: VGG19Features, output: torch.Tensor, target: torch.Tens
         A scalar.
     """
     fo, ft = vgg(output, PERCEPTUAL_LAYERS), vgg(target, PERCEPTUAL_LAYERS)
-    return sum(F.l1_loss(fo[k], ft[k].detach()) for k in PERCEPTUAL_LAYERS)
+    # PERCEPTUAL_LAYERS is not empty, so the sum is a tensor (mypy only sees sum()'s int start, 0)
+    return cast("torch.Tensor", sum(F.l1_loss(fo[k], ft[k].detach()) for k in PERCEPTUAL_LAYERS))
 
 
 def _mrf(gen: torch.Tensor, tar: torch.Tensor, bias: float = 1.0, sigma: float = 0.5) -> torch.Tensor:

@@ -77,6 +77,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -253,7 +254,7 @@ def confidence_weights(mask, iters: int = 7, size: int = 65):
     m = (mask[0, 0].detach().cpu().numpy() > 0.5).astype(np.float64)
     kernel = _gauss_kernel(size).astype(np.float64)
     pad = size // 2
-    mode = "reflect" if min(m.shape) > pad else "symmetric"
+    mode: Literal["reflect", "symmetric"] = "reflect" if min(m.shape) > pad else "symmetric"
     init = 1.0 - m
     conf = m
     for _ in range(iters):
