@@ -15,9 +15,11 @@ keep the full-width networks.
 Two networks of fixed input size run at a smaller one (the spec's ``fixed_size``: windows are
 resized to it and back by the same code, at 64 instead of 256): PEN-Net, and SPL, whose widths are
 fixed in the reference (its variant has one context-aware residual block instead of eight, the
-``residual_blocks`` argument of the reference's ``G_Net``). MEDFE takes no width argument and only
-runs at 256 x 256, so it has no variant: the contract tests run the real ``medfe`` (marked slow by
-``conftest.py``).
+``residual_blocks`` argument of the reference's ``G_Net``). MEDFE keeps its input side of 256 (its
+feature equalisation works on a fixed 32 x 32 grid of the 256 x 256 input): its variant is only narrower
+(``ngf``, the base width of the reference's encoder and decoder, which the network also applies to the
+channel counts the reference hard-codes in ``PCconv``): ``ngf=4`` instead of 64, 0.5 M parameters instead
+of 130 M, one forward pass about 40 times faster on one CPU thread (0.05 s instead of 2.1 s).
 
 The variants are registered only while a test module that uses them runs (the ``tiny_deep_methods``
 fixture of ``conftest.py``), so no other test sees them in :func:`inpaint_plugin.methods`.
@@ -62,6 +64,12 @@ def _lama():
     return FFCResNetGenerator(ngf=4)
 
 
+def _medfe():
+    from inpaint_plugin.deep.nets.medfe import MEDFE
+
+    return MEDFE(ngf=4)
+
+
 def _pennet():
     from inpaint_plugin.deep.nets.pennet import PENNet
 
@@ -81,6 +89,7 @@ TINY_BUILDS = {
     "gmcnn": _gmcnn,
     "gmcnn_tf": _gmcnn_tf,
     "lama": _lama,
+    "medfe": _medfe,
     "pennet": _pennet,
     "spl": _spl,
 }
