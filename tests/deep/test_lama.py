@@ -142,11 +142,28 @@ def test_case0_network_and_intermediates(spec, case0, net):
     assert _max_err(composite, case0["composite"]) <= tol["composite"]
 
 
+def test_case0_folded_inference(spec, case0, net):
+    """``infer`` (BatchNorms folded, the decoder near the holes only with ``holes_only``) reproduces the
+    reference's output: everywhere, and at the hole pixels."""
+    tol = spec["tolerance"]["per_array"]["output"]
+    x = torch.from_numpy(case0["x"])
+    hole = np.broadcast_to(case0["x"][:, 3:4] > 0, case0["output"].shape)
+    with torch.inference_mode():
+        out = net.infer(x)
+        part = net.infer(x, holes_only=True)
+    assert _max_err(out, case0["output"]) <= tol
+    assert _max_err(part.numpy()[hole], case0["output"][hole]) <= tol
+
+
 @pytest.mark.slow
 def test_case0_512_network(spec, case0, net):
+    tol = spec["tolerance"]["per_array"]["case0_512_output"]
+    x = torch.from_numpy(case0["case0_512_x"])
     with torch.inference_mode():
-        out = net(torch.from_numpy(case0["case0_512_x"]))
-    assert _max_err(out, case0["case0_512_output"]) <= spec["tolerance"]["per_array"]["case0_512_output"]
+        out = net(x)
+        folded = net.infer(x)
+    assert _max_err(out, case0["case0_512_output"]) <= tol
+    assert _max_err(folded, case0["case0_512_output"]) <= tol
 
 
 def test_fourier_unit_vector(vectors, spec, net):

@@ -259,3 +259,27 @@ def test_auto_runs_an_image_that_fits_the_network_whole(weights, fixed_size):
     bmask[3:7, 3:7] = True
     deep.run(spec, big, bmask, weights=weights, device="cpu")
     assert calls and all(max(shape[2:]) <= 128 for shape in calls)
+
+
+@pytest.mark.parametrize(("fixed_size", "resolution"), [(None, "auto"), (None, "full"), (None, "crop"),
+                                                        (None, "tile"), (64, "auto"), (64, "crop"), (64, "tile")])
+def test_predict_holes_is_used_and_only_its_hole_pixels_count(weights, fixed_size, resolution):
+    """A spec's ``predict_holes`` (exact at the holes, anything elsewhere) replaces ``predict`` in
+    inference, and every resolution strategy reads only its hole pixels: the result is the one of
+    ``predict``, bit for bit."""
+    import dataclasses
+
+    calls = []
+    spec = _make_spec(fixed_size=fixed_size)
+
+    def predict_holes(module, image, mask):
+        calls.append(tuple(image.shape))
+        out = spec.predict(module, image, mask)
+        return torch.where(mask > 0, out, torch.rand_like(out))  # garbage at the known pixels
+
+    image, mask = _case()
+    expected = deep.run(spec, image, mask, weights=weights, device="cpu", resolution=resolution)
+    holes_spec = dataclasses.replace(spec, predict_holes=predict_holes)
+    out = deep.run(holes_spec, image, mask, weights=weights, device="cpu", resolution=resolution)
+    assert calls  # predict_holes ran
+    assert np.array_equal(out, expected)

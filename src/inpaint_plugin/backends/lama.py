@@ -122,13 +122,11 @@ def _load(module, path: Path) -> None:
     load_checked(module, _generator_state(flat, own), path=path)
 
 
-def _predict(module, image, mask):
-    """``image`` (B, 3, H, W) in [0, 1], ``mask`` (B, 1, H, W), > 0 = hole -> the generator's output
-    (B, 3, H, W) in (0, 1), whole image (the caller composites).
-
-    Sides that are not multiples of 8 (or below 16) are padded by edge replication here; :func:`run`
-    already pads to multiples of 8 with the reference's symmetric mode.
-    """
+def _net_input(image, mask):
+    """``(x, h, w)``: the generator's input ``cat([image * (1 - mask), mask])`` (mask: any value > 0 is a
+    hole), sides padded by edge replication to multiples of 8 of at least 16 where they are not
+    (:func:`run` already pads to multiples of 8 with the reference's symmetric mode), and the sides to
+    crop the output back to."""
     import torch
     import torch.nn.functional as F
 
@@ -138,7 +136,32 @@ def _predict(module, image, mask):
     ph, pw = max(16, -(-h // 8) * 8) - h, max(16, -(-w // 8) * 8) - w
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-    return module(x)[..., :h, :w]
+    return x, h, w
+
+
+def _inference(module) -> bool:
+    """Whether ``module`` may run its folded eval-mode path (no gradients wanted, not training)."""
+    import torch
+
+    return not torch.is_grad_enabled() and not module.training and hasattr(module, "infer")
+
+
+def _predict(module, image, mask):
+    """``image`` (B, 3, H, W) in [0, 1], ``mask`` (B, 1, H, W), > 0 = hole -> the generator's output
+    (B, 3, H, W) in (0, 1), whole image (the caller composites). Without gradients (inference,
+    validation) the generator's folded :meth:`~inpaint_plugin.deep.nets.lama.FFCResNetGenerator.infer`
+    computes it; with them (training) its ``forward``."""
+    x, h, w = _net_input(image, mask)
+    y = module.infer(x) if _inference(module) else module(x)
+    return y[..., :h, :w]
+
+
+def _predict_holes(module, image, mask):
+    """:func:`_predict` where only the hole pixels are used: the decoder runs near the holes only
+    (``infer(holes_only=True)``); elsewhere the result is the input image."""
+    x, h, w = _net_input(image, mask)
+    y = module.infer(x, holes_only=True) if _inference(module) else module(x)
+    return y[..., :h, :w]
 
 
 def _save_state(state: dict, path) -> None:
@@ -152,6 +175,7 @@ SPEC = ModelSpec(
     build=_build,
     load=_load,
     predict=_predict,
+    predict_holes=_predict_holes,
     save_state=_save_state,
     weights_help=(
         f"The published big-lama weights are big-lama/models/best.ckpt in big-lama.zip ({_BIG_LAMA_ZIP}, "

@@ -204,7 +204,8 @@ class Predictor:
     device : torch.device
         Where it runs.
     extra : mapping
-        Keyword arguments passed on to ``spec.predict``.
+        Keyword arguments passed on to ``spec.predict`` (``spec.predict_holes`` where the spec has one:
+        the windows' known pixels are composited back, so only the hole pixels of a prediction are used).
     """
 
     def __init__(self, spec: ModelSpec, module, device, extra: Mapping[str, Any]):
@@ -274,7 +275,7 @@ class Predictor:
                 x = torch.cat([prepared[i][0] for i in idx])
                 m = torch.cat([prepared[i][1] for i in idx])
                 with _forward_lock(self.device):
-                    y = self.spec.predict(self.module, x, m, **self.extra)
+                    y = (self.spec.predict_holes or self.spec.predict)(self.module, x, m, **self.extra)
                 for j, i in enumerate(idx):
                     out[i] = self._finish(y[j], prepared[i][2], windows[i][1].shape)
         return out

@@ -32,6 +32,12 @@ class ModelSpec:
         ``predict(module, image, mask, **extra) -> image``; ``image`` float32 ``(B, 3, H, W)`` in [0, 1],
         ``mask`` float32 ``(B, 1, H, W)``, 1 = hole; returns ``(B, 3, H, W)`` in [0, 1]. Does the
         network's own normalisation and conventions. Called under ``torch.inference_mode()``.
+    predict_holes : callable or None
+        Optional: ``predict_holes(module, image, mask, **extra)``, :attr:`predict` for filling, where only
+        the result's hole pixels are used (inference composites them with the known pixels): it equals
+        ``predict`` wherever ``mask > 0``, and may skip the work that reaches only known pixels (its
+        values there are then any in [0, 1]). Inference uses it when given; training and evaluation of
+        the whole output use ``predict``.
     save_state : callable
         ``save_state(state_dict, path)``: write a generator state_dict (CPU tensors) in the official
         format (file or folder, as ``load`` expects). Use :meth:`save` (a module) or
@@ -62,6 +68,7 @@ class ModelSpec:
     tile_size: int = 512
     margin: int = 32
     registry: Sequence[WeightsEntry] = field(default_factory=tuple)
+    predict_holes: Callable[..., Any] | None = None
 
     def save(self, module, path) -> None:
         """Write ``module``'s weights (e.g. after fine-tuning) as an official checkpoint that
