@@ -68,7 +68,8 @@ CASES = {
     "float32-4ch": (np.float32, 4, -1),
     "int16": (np.int16, None, None),
 }
-# Full-width deep networks (those without a tiny variant) cost seconds per call on a CPU: they get
+# Full-width deep networks (a deep method without a tiny variant: every built-in one has one, a
+# plugin's may not) cost seconds per call on a CPU: they get
 # the two cases that exercise the grey -> RGB and 4-channel -> two RGB triples mappings; the API
 # layer around them is the same.
 DEEP_CASES = ("uint8-grey", "float32-4ch")

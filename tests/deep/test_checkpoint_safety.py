@@ -3,7 +3,7 @@ with a ValueError naming the file, never a RuntimeError later, a hang or a Recur
 loads strictly (unexpected and missing keys listed).
 
 The per-network checks run each network's own loader and saver on its tiny-width variant
-(``tests/_tiny_deep.py``: same spec, narrow network, same state_dict key names), MEDFE at full width."""
+(``tests/_tiny_deep.py``: same spec, narrow network, same state_dict key names)."""
 from __future__ import annotations
 
 import time

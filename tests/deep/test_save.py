@@ -1,7 +1,7 @@
 """ModelSpec.save: a (fine-tuned) module written in the official format loads back exactly.
 
 Each network's saver and loader run on its tiny-width variant (``tests/_tiny_deep.py``: the same spec,
-a narrow network with the same state_dict key names), MEDFE at full width."""
+a narrow network with the same state_dict key names)."""
 from __future__ import annotations
 
 import numpy as np
