@@ -485,9 +485,28 @@ def test_random_checkpoint_is_official_format_and_inpaint_runs(spec, tmp_path):
     image = rng.integers(0, 256, (45, 61, 3), dtype=np.uint8)  # not a multiple of 8: padded inside
     mask = np.zeros((45, 61), bool)
     mask[10:30, 20:50] = True
-    out = inpaint_plugin.inpaint(image, mask, method="lama", channel_axis=-1, weights=str(path), device="cpu")
+    seen = []
+    out = inpaint_plugin.inpaint(image, mask, method="lama", channel_axis=-1, weights=str(path), device="cpu",
+                                 progress=lambda done, total: seen.append((done, total)))
     assert out.shape == image.shape and out.dtype == np.uint8
     np.testing.assert_array_equal(out[~mask], image[~mask])
+    # one full-resolution forward reports its steps (encoder, 18 blocks, decoder), then the slice is done
+    assert seen == [(k, 20) for k in range(1, 21)] + [(1, 1)]
+
+    class Cancelled(Exception):
+        pass
+
+    calls = []
+
+    def cancel(done, total):
+        calls.append(done)
+        if done == 5:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):  # a raising callback stops the forward between two blocks
+        inpaint_plugin.inpaint(image, mask, method="lama", channel_axis=-1, weights=str(path), device="cpu",
+                               progress=cancel)
+    assert calls == [1, 2, 3, 4, 5]
     tiny = inpaint_plugin.inpaint(image[:9, :12], np.eye(9, 12, dtype=bool),
                                   method="lama", channel_axis=-1, weights=str(path), device="cpu")
     assert tiny.shape == (9, 12, 3)  # below the network's 16-pixel minimum: padded inside predict

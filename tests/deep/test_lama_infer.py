@@ -162,3 +162,25 @@ def test_hole_regions_cover_every_hole_cell():
             covered[r0:r1, c0:c1] = True
         assert covered[cells].all()
     assert _hole_regions(torch.zeros(5, 5, dtype=torch.bool)) == []
+
+
+def test_steps_are_reported_and_a_raising_step_stops_the_forward(small):
+    x, _ = _input(1, 32, 32, [(0, 4, 4)])
+    for holes_only in (False, True):
+        seen = []
+        with torch.inference_mode():
+            small.infer(x, holes_only=holes_only, step=lambda d, t: seen.append((d, t)))
+        assert seen == [(k, 4) for k in range(1, 5)]  # encoder, 2 blocks, decoder
+
+    class Stop(Exception):
+        pass
+
+    def stop(done, total):
+        seen.append(done)
+        if done == 2:
+            raise Stop
+
+    seen = []
+    with pytest.raises(Stop), torch.inference_mode():
+        small.infer(x, holes_only=True, step=stop)
+    assert seen == [1, 2]

@@ -283,3 +283,38 @@ def test_predict_holes_is_used_and_only_its_hole_pixels_count(weights, fixed_siz
     out = deep.run(holes_spec, image, mask, weights=weights, device="cpu", resolution=resolution)
     assert calls  # predict_holes ran
     assert np.array_equal(out, expected)
+
+
+def test_a_network_that_reports_steps_drives_the_progress_of_one_forward(weights):
+    """``reports_steps``: a whole-image run reports the network's own steps (not one unit), and a
+    raising callback stops it inside the forward; windows keep their per-batch progress."""
+    import dataclasses
+
+    spec = _make_spec()
+
+    def predict_holes(module, image, mask, step=None):
+        for k in (1, 2):  # "halfway", then the end
+            if step is not None:
+                step(k, 3)
+        out = spec.predict(module, image, mask)
+        if step is not None:
+            step(3, 3)
+        return out
+
+    stepped = dataclasses.replace(spec, predict_holes=predict_holes, reports_steps=True)
+    image, mask = _case(48)
+    seen = []
+    out = deep.run(stepped, image, mask, weights=weights, device="cpu", progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+    np.testing.assert_array_equal(out, deep.run(spec, image, mask, weights=weights, device="cpu"))
+
+    def cancel(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        deep.run(stepped, image, mask, weights=weights, device="cpu", progress=cancel)
+    seen.clear()
+    image, mask = _case()
+    deep.run(stepped, image, mask, weights=weights, device="cpu", resolution="tile",
+             progress=lambda d, t: seen.append((d, t)))
+    assert seen and all(t == seen[-1][1] for _, t in seen) and seen[-1][0] == seen[-1][1]  # per batch

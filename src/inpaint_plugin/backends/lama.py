@@ -156,11 +156,17 @@ def _predict(module, image, mask):
     return y[..., :h, :w]
 
 
-def _predict_holes(module, image, mask):
+def _predict_holes(module, image, mask, step=None):
     """:func:`_predict` where only the hole pixels are used: the decoder runs near the holes only
-    (``infer(holes_only=True)``); elsewhere the result is the input image."""
+    (``infer(holes_only=True)``); elsewhere the result is the input image. ``step(done, total)`` is
+    called after the encoder, each residual block and the decoder (20 steps for big-lama)."""
     x, h, w = _net_input(image, mask)
-    y = module.infer(x, holes_only=True) if _inference(module) else module(x)
+    if _inference(module):
+        y = module.infer(x, holes_only=True, step=step)
+    else:
+        y = module(x)
+        if step is not None:
+            step(1, 1)
     return y[..., :h, :w]
 
 
@@ -176,6 +182,7 @@ SPEC = ModelSpec(
     load=_load,
     predict=_predict,
     predict_holes=_predict_holes,
+    reports_steps=True,
     save_state=_save_state,
     weights_help=(
         f"The published big-lama weights are big-lama/models/best.ckpt in big-lama.zip ({_BIG_LAMA_ZIP}, "

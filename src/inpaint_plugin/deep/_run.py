@@ -259,8 +259,10 @@ class Predictor:
         y = resize(y, hw).clamp_(0.0, 1.0)
         return y[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
 
-    def many(self, windows: Sequence[tuple], shrink: bool = True) -> list:
-        """Filled images (h, w, 3) float32 of ``windows`` = ``[(image, mask), ...]``, in order."""
+    def many(self, windows: Sequence[tuple], shrink: bool = True, step=None) -> list:
+        """Filled images (h, w, 3) float32 of ``windows`` = ``[(image, mask), ...]``, in order; ``step``
+        (only for a spec with ``reports_steps``) is passed to ``predict_holes``."""
+        extra = self.extra if step is None else {**self.extra, "step": step}
         import torch
 
         prepared = [self._prepare(image, mask, shrink) for image, mask in windows]
@@ -275,14 +277,14 @@ class Predictor:
                 x = torch.cat([prepared[i][0] for i in idx])
                 m = torch.cat([prepared[i][1] for i in idx])
                 with _forward_lock(self.device):
-                    y = (self.spec.predict_holes or self.spec.predict)(self.module, x, m, **self.extra)
+                    y = (self.spec.predict_holes or self.spec.predict)(self.module, x, m, **extra)
                 for j, i in enumerate(idx):
                     out[i] = self._finish(y[j], prepared[i][2], windows[i][1].shape)
         return out
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray, shrink: bool = True) -> np.ndarray:
+    def __call__(self, image: np.ndarray, mask: np.ndarray, shrink: bool = True, step=None) -> np.ndarray:
         """Filled ``image`` (h, w, 3) float32 of one window."""
-        return self.many([(image, mask)], shrink=shrink)[0]
+        return self.many([(image, mask)], shrink=shrink, step=step)[0]
 
 
 def run(spec: ModelSpec, image: np.ndarray, mask: np.ndarray, *, weights=None, device: str = "auto",
@@ -375,10 +377,13 @@ def run(spec: ModelSpec, image: np.ndarray, mask: np.ndarray, *, weights=None, d
                 resolution = "full"
     with torch.inference_mode():
         if resolution in ("full", "resize"):
-            out = predict(image, mask, shrink=False)
+            # one forward: a network that reports its own steps drives progress (and a raising callback
+            # cancels) inside it; otherwise the forward is one unit
+            step = progress if spec.reports_steps and spec.predict_holes is not None else None
+            out = predict(image, mask, shrink=False, step=step)
             result = image.copy()
             result[mask] = out[mask]
-            if progress is not None:
+            if progress is not None and step is None:
                 progress(1, 1)
         elif resolution == "windows":
             if plan is None:  # "windows" is only chosen above, once the plan is made

@@ -38,6 +38,11 @@ class ModelSpec:
         ``predict`` wherever ``mask > 0``, and may skip the work that reaches only known pixels (its
         values there are then any in [0, 1]). Inference uses it when given; training and evaluation of
         the whole output use ``predict``.
+    reports_steps : bool
+        ``predict_holes`` takes a keyword ``step``: a callable ``step(done, total)`` it calls as it
+        goes through one forward (e.g. after each block), ending with ``done == total``. A run of the
+        whole image at once then reports its progress through it, and a callback that raises stops
+        the forward between two steps (napari's Cancel). Default False.
     save_state : callable
         ``save_state(state_dict, path)``: write a generator state_dict (CPU tensors) in the official
         format (file or folder, as ``load`` expects). Use :meth:`save` (a module) or
@@ -69,6 +74,7 @@ class ModelSpec:
     margin: int = 32
     registry: Sequence[WeightsEntry] = field(default_factory=tuple)
     predict_holes: Callable[..., Any] | None = None
+    reports_steps: bool = False
 
     def save(self, module, path) -> None:
         """Write ``module``'s weights (e.g. after fine-tuning) as an official checkpoint that

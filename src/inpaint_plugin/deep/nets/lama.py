@@ -34,7 +34,7 @@ The timings of both against the module forward are in ``benchmarks/RESULTS.md``.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -293,7 +293,8 @@ class FFCResNetGenerator(nn.Module):
         return x.contiguous()
 
     @torch.no_grad()
-    def infer(self, x: torch.Tensor, holes_only: bool = False) -> torch.Tensor:
+    def infer(self, x: torch.Tensor, holes_only: bool = False,
+              step: Optional[Callable[[int, int], object]] = None) -> torch.Tensor:
         """The eval-mode :meth:`forward` (the same function, within float rounding), faster.
 
         Every BatchNorm is folded into the convolution before it; the local and global parts of an
@@ -312,6 +313,10 @@ class FFCResNetGenerator(nn.Module):
             input map that reach a pixel whose mask (``x[:, 3]``) is non-zero, in any item of the
             batch. There the result is the full one; elsewhere it is the input RGB ``x[:, :3]``. The
             encoder and the residual blocks run everywhere (their Fourier units see the whole map).
+        step : callable, optional
+            ``step(done, total)``, called after the encoder, after each residual block and after the
+            decoder (``total`` = blocks + 2; the last call has ``done == total``); an exception it
+            raises stops the forward there and propagates (a cancel).
 
         Returns
         -------
@@ -326,16 +331,26 @@ class FFCResNetGenerator(nn.Module):
         if h % 8 or w % 8 or h < 16 or w < 16:
             raise ValueError(f"x: height and width must be multiples of 8 and at least 16, got {h}x{w}")
         stem, encoder, blocks, decoder, head = self._folded()
+        total = len(blocks) + 2
+
+        def done(n):
+            if step is not None:
+                step(n, total)
+
         parts = _ffc_infer(stem, (F.pad(x, (3, 3, 3, 3), mode="reflect"), None))
         for p in encoder:
             parts = _ffc_infer(p, parts)
-        for first, second in blocks:
+        done(1)
+        for i, (first, second) in enumerate(blocks):
             y_l, y_g = _ffc_infer(second, _ffc_infer(first, parts))
             parts = (y_l.add_(parts[0]), y_g.add_(parts[1]))
+            done(2 + i)
         z = torch.cat([t for t in parts if t is not None], dim=1)
         z = z.contiguous(memory_format=torch.channels_last)  # as in forward: transposed convolutions
         if not holes_only:
-            return _decode(z, decoder, head).contiguous()
+            out = _decode(z, decoder, head).contiguous()
+            done(total)
+            return out
         cell = 2 ** len(decoder)
         if z.shape[-2:] != (h // cell, w // cell):
             raise ValueError("infer(holes_only=True) needs a decoder of stride-2 transposed convolutions")
@@ -348,6 +363,7 @@ class FFCResNetGenerator(nn.Module):
             y = _decode(z[:, :, zr0:zr1, zc0:zc1], decoder, head)
             out[:, :, r0 * cell:r1 * cell, c0 * cell:c1 * cell] = \
                 y[:, :, (r0 - zr0) * cell:(r1 - zr0) * cell, (c0 - zc0) * cell:(c1 - zc0) * cell]
+        done(total)
         return out
 
     def _folded(self) -> tuple:
