@@ -354,3 +354,167 @@ def test_inpaint_dask_rejects_non_numeric_images():
     with pytest.raises(TypeError, match="image must be numeric") as dask_error:
         inpaint_dask(da.zeros((8, 8), dtype=bool, chunks=4), np.eye(8, dtype=bool))
     assert str(dask_error.value) == str(numpy_error.value)
+
+
+# --- progress: the scan, then the fill (one count over the call) -----------------------------------
+
+class _Calls:
+    """A ``progress(done, total)`` callback recording its calls and the thread of each; raises
+    ``_Stop`` at the call whose ``done`` is ``stop_at``."""
+
+    def __init__(self, stop_at=None):
+        self.calls, self.threads, self.stop_at = [], [], stop_at
+        self._lock = threading.Lock()
+
+    def __call__(self, done, total):
+        with self._lock:
+            self.calls.append((done, total))
+            self.threads.append(threading.get_ident())
+        if done == self.stop_at:
+            raise _Stop(done)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _check_contract(calls):
+    """``done`` never decreases, ``done <= total``, ``total`` never increases."""
+    dones = [d for d, _ in calls]
+    totals = [t for _, t in calls]
+    assert dones == sorted(dones)
+    assert totals == sorted(totals, reverse=True)
+    assert all(d <= t for d, t in calls)
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+def test_progress_reports_the_scan_during_the_call_then_the_fill(recorder, scheduler):
+    rec = recorder("dask-test-progress")
+    img = _image((96, 128), seed=21)
+    mask = np.zeros(img.shape, bool)
+    mask[5:8, 5:8] = mask[40, 70] = mask[90, 120] = True  # in chunks (0, 0), (1, 2), (2, 3)
+    d = da.from_array(img, chunks=32)  # 3 x 4 = 12 chunks
+    cb = _Calls()
+    with dask.config.set(scheduler=scheduler):
+        out = inpaint(d, mask, "dask-test-progress", progress=cb)
+        # during the call: the 12 scanned chunks one by one (total: 12 + at most 12 to fill), in this
+        # thread, before any fill; then the exact total 12 + 3
+        assert rec.shapes == []
+        assert cb.calls == [(k, 24) for k in range(1, 13)] + [(12, 15)]
+        assert set(cb.threads) == {threading.get_ident()}
+        result = out.compute()
+    assert len(rec.shapes) == 3
+    assert cb.calls[13:] == [(13, 15), (14, 15), (15, 15)]  # one per chunk with holes, the last: done == total
+    _check_contract(cb.calls)
+    np.testing.assert_array_equal(result, inpaint(img, mask, "dask-test-progress"))
+    # computing again reports again, without counting a chunk twice
+    n = len(cb.calls)
+    out.compute()
+    assert cb.calls[n:] == [(15, 15)] * 3
+
+
+def test_progress_without_holes_ends_with_the_scan_and_stays_monotone_under_threads():
+    img = _image((64, 64), seed=22)
+    cb = _Calls()
+    d = da.from_array(img, chunks=16)
+    assert inpaint(d, np.zeros(img.shape, bool), "onion", progress=cb) is d  # nothing to fill
+    assert cb.calls == [(k, 32) for k in range(1, 17)] + [(16, 16)]
+    # many chunks with holes filled by 4 threads at once: the callback never sees a step back
+    mask = _holes(img.shape, 40, 2, seed=23)
+    cb = _Calls()
+    with dask.config.set(scheduler="threads", num_workers=4):
+        out = inpaint(d, mask, "onion", progress=cb)
+        n_fill = cb.calls[-1][1] - 16
+        assert n_fill >= 10
+        out.compute()
+    _check_contract(cb.calls)
+    assert len(cb.calls) == 16 + 1 + n_fill and cb.calls[-1] == (16 + n_fill, 16 + n_fill)
+
+
+def test_progress_reports_the_scan_of_a_zarr_array_on_disk(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    img = _image((80, 80), seed=24)
+    mask = _holes(img.shape, 6, 3, seed=25)
+    zimg = zarr.create_array(str(tmp_path / "img.zarr"), shape=img.shape, dtype=img.dtype, chunks=(20, 20))
+    zimg[:] = img
+    zmask = zarr.create_array(str(tmp_path / "mask.zarr"), shape=mask.shape, dtype=bool, chunks=(20, 20))
+    zmask[:] = mask
+    cb = _Calls()
+    out = inpaint(da.from_zarr(str(tmp_path / "img.zarr")), da.from_zarr(str(tmp_path / "mask.zarr")), "onion",
+                  progress=cb)
+    n_fill = len({(r // 20, c // 20) for r, c in np.argwhere(mask)})
+    assert cb.calls == [(k, 32) for k in range(1, 17)] + [(16, 16 + n_fill)]
+    np.testing.assert_array_equal(out.compute(), inpaint(img, mask, "onion"))
+    assert cb.calls[-1] == (16 + n_fill, 16 + n_fill)
+    _check_contract(cb.calls)
+
+
+def test_a_raising_callback_cancels_the_scan_and_leaves_the_input_untouched(tmp_path):
+    zarr = pytest.importorskip("zarr")
+    img = _image((128, 128), seed=26, dtype=np.float32)
+    mask = _holes(img.shape, 10, 3, seed=27)
+    zimg = zarr.create_array(str(tmp_path / "img.zarr"), shape=img.shape, dtype=img.dtype, chunks=(16, 16))
+    zimg[:] = img
+    scanned = []
+
+    def record(block, block_info=None):
+        scanned.append(block_info[0]["chunk-location"])
+        return block
+
+    before = sorted(p.name for p in (tmp_path / "img.zarr").rglob("*"))
+    d = da.from_zarr(str(tmp_path / "img.zarr")).map_blocks(record, dtype=img.dtype)  # 64 chunks
+    cb = _Calls(stop_at=3)
+    with dask.config.set(scheduler="threads", num_workers=2), pytest.raises(_Stop):
+        inpaint(d, mask, "onion", progress=cb)
+    assert cb.calls == [(1, 128), (2, 128), (3, 128)]  # no call after the one that raised
+    # the scan stopped: besides the 3 chunks reported, only the few already handed to the 2 threads
+    # (or read ahead of their scan) were read, not the 64
+    assert len(scanned) <= 10
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "img.zarr"), mode="r")[...], img)
+    assert sorted(p.name for p in (tmp_path / "img.zarr").rglob("*")) == before
+    # the same with a numpy-backed dask array and the sync scheduler: the numpy array is not changed
+    arr = img.copy()
+    cb = _Calls(stop_at=1)
+    with dask.config.set(scheduler="sync"), pytest.raises(_Stop):
+        inpaint(da.from_array(arr, chunks=16), mask, "onion", progress=cb)
+    assert cb.calls == [(1, 128)]
+    np.testing.assert_array_equal(arr, img)
+
+
+def test_progress_with_a_distributed_client_in_this_process():
+    distributed = pytest.importorskip("distributed")
+    img = _image((64, 64), seed=28)
+    mask = np.zeros(img.shape, bool)
+    mask[3:5, 3:5] = mask[50, 40] = True  # chunks (0, 0) and (3, 2)
+    cb = _Calls()
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+        out = inpaint(da.from_array(img, chunks=16), mask, "onion", progress=cb)
+        assert cb.calls == [(k, 32) for k in range(1, 17)] + [(16, 18)]  # the scan's futures, as they complete
+        result = out.compute()  # the graph is pickled, the callback still reached in this process
+        with pytest.raises(_Stop):  # a raising callback cancels the scan here too
+            inpaint(da.from_array(img, chunks=16), mask, "onion", progress=_Calls(stop_at=2))
+    assert cb.calls[17:] == [(17, 18), (18, 18)]
+    np.testing.assert_array_equal(result, inpaint(img, mask, "onion"))
+
+
+def test_cli_chunks_shows_the_scan_before_writing(tmp_path, capsys):
+    tifffile = pytest.importorskip("tifffile")
+    from inpaint_plugin.cli import main
+
+    img = _image((40, 56), seed=29)
+    mask = np.zeros(img.shape, np.uint8)
+    mask[10:14, 20:25] = 1
+    tifffile.imwrite(tmp_path / "img.tif", img)
+    tifffile.imwrite(tmp_path / "mask.tif", mask)
+    capsys.readouterr()
+    assert main([str(tmp_path / "img.tif"), str(tmp_path / "mask.tif"), "-o", str(tmp_path / "out.tif"),
+                 "--chunks", "16", "--method", "onion"]) == 0
+    err = capsys.readouterr().err
+    # 3 x 4 chunks of 16 pixels: a scan bar to the end, then the writing bar
+    scan = err[err.index("scanning img.tif"):err.index("writing out.tif")]
+    assert "scanning img.tif: 100%" in scan and "12/12" in scan
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "out.tif"), inpaint(img, mask != 0, "onion"))
+    assert main([str(tmp_path / "img.tif"), str(tmp_path / "mask.tif"), "-o", str(tmp_path / "quiet.tif"),
+                 "--chunks", "16", "--method", "onion", "--quiet"]) == 0
+    assert "scanning" not in capsys.readouterr().err

@@ -39,7 +39,9 @@ over the chunks (with whichever dask scheduler is active, e.g. a ``dask.distribu
 that reads the mask and the image chunk by chunk, never the whole array at once (an integer image
 with a mask, no ``nodata`` and ``clip=False`` needs only the mask to be read). That pass also
 applies the in-memory checks (a mask covering everything, NaN/inf outside the mask, float masks
-that are not 0/1), so errors are raised at call time, not when the result is computed.
+that are not 0/1), so errors are raised at call time, not when the result is computed. A
+``progress`` callback hears about both: each chunk scanned during the call, then each chunk with
+holes filled when the result is computed (one count over the call; see :func:`inpaint_dask`).
 
 :func:`stream_inpaint` reads image and mask files lazily, fills them this way and streams the
 result to a file (the command line's ``--chunks`` mode).
@@ -53,6 +55,7 @@ from __future__ import annotations
 import numbers
 import operator
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
@@ -168,6 +171,7 @@ class _Window:
     region: tuple  # slices of the holes' bounding box in the chunk (spatial axes)
     wregion: tuple  # the same pixels in the window (spatial axes)
     progress: Any = None  # a _Progress shared by the chunks of one call, or None
+    chunk: tuple = ()  # block index of the chunk (counted once by progress)
 
     def describe(self, sub: tuple) -> str:
         """Global coordinates of the spatial slices ``sub`` of the window."""
@@ -175,23 +179,115 @@ class _Window:
 
 
 class _Progress:
-    """``progress(done, total)`` over the chunks that hold holes, called as each one is filled (from
-    dask's worker threads; the count is kept under a lock)."""
+    """The ``progress(done, total)`` of one :func:`inpaint_dask` call: one unit per chunk scanned,
+    then one per chunk with holes filled (the contract is in :func:`inpaint_dask`'s docstring).
 
-    def __init__(self, callback, total: int):
+    The callback is called under a lock, so the numbers it sees never go down even when several of
+    dask's threads finish chunks at once; a chunk filled again (the result computed twice, napari
+    recomputing a tile) calls it again without counting twice, so ``done <= total`` always holds.
+    """
+
+    def __init__(self, callback, n_chunks: int):
         import threading
 
-        self.callback, self.total, self.done = callback, total, 0
+        self.callback, self.n_chunks = callback, n_chunks
+        self.total = 2 * n_chunks  # until the scan ends: the scan plus at most every chunk to fill
+        self.done = 0
+        self.filled: set = set()
         self.lock = threading.Lock()
 
-    def step(self) -> None:
+    def scanned(self, n: int) -> None:
+        """``n`` chunks of the scan are done (called in the thread that called :func:`inpaint_dask`)."""
         with self.lock:
-            self.done += 1
-            done = self.done
-        self.callback(done, self.total)
+            self.done = max(self.done, min(int(n), self.n_chunks))
+            self.callback(self.done, self.total)
+
+    def scan_done(self, n_fill: int) -> None:
+        """The scan is over and ``n_fill`` chunks hold holes: ``total`` drops to its exact value."""
+        with self.lock:
+            self.done, self.total = self.n_chunks, self.n_chunks + n_fill
+            self.callback(self.done, self.total)
+
+    def step(self, chunk: tuple = ()) -> None:
+        """The chunk with block index ``chunk`` was filled (called from dask's worker threads)."""
+        with self.lock:
+            if chunk not in self.filled:
+                self.filled.add(chunk)
+                self.done += 1
+            self.callback(self.done, self.total)
 
     def __repr__(self) -> str:  # stable token for dask's graph names
         return "_Progress"
+
+    def __reduce__(self):
+        # dask.distributed pickles the graph even for workers in this process: a pickled _Progress is
+        # a reference to the live one, found again in this process and None in any other (worker
+        # processes cannot call the caller's callback; their chunks go unreported)
+        _LIVE_PROGRESS[id(self)] = self
+        return _live_progress, (os.getpid(), id(self))
+
+
+_LIVE_PROGRESS: "weakref.WeakValueDictionary[int, _Progress]" = weakref.WeakValueDictionary()
+
+
+def _live_progress(pid: int, ident: int) -> Optional[_Progress]:
+    """The :class:`_Progress` a pickled graph refers to, when it lives in this process."""
+    return _LIVE_PROGRESS.get(ident) if pid == os.getpid() else None
+
+
+def _compute_reporting(tasks: list, report) -> tuple:
+    """``dask.compute(*tasks)`` (in parallel, with the active scheduler), calling ``report(n)`` in
+    the calling thread each time another of ``tasks`` has finished (``n`` = how many have).
+
+    - dask's local schedulers (threads, the default; processes; sync): a
+      :class:`dask.callbacks.Callback` whose ``posttask`` hook the scheduler runs in the thread that
+      called ``compute`` as each result arrives (``get_async`` in ``dask/local.py``). The hook is
+      global while the ``with`` block lasts, so it counts only the keys of ``tasks`` and only in
+      this thread (other threads' computations, e.g. napari's tiles, go through it too). An
+      exception raised by ``report`` leaves ``compute`` at once; the tasks already handed to the
+      pool (at most one per worker) finish in the background, and nothing more is started.
+    - a ``dask.distributed`` client: futures collected with ``distributed.as_completed``; an
+      exception raised by ``report`` cancels the futures that are left.
+    - any other scheduler: batches of about 1/16 of the tasks, reported after each batch.
+    """
+    import threading
+
+    import dask
+    from dask.base import get_scheduler
+
+    scheduler = get_scheduler(collections=tasks)
+    client = getattr(scheduler, "__self__", None)
+    if client is not None and type(client).__module__.startswith("distributed"):
+        from distributed import as_completed
+
+        futures = client.compute(tasks)
+        try:
+            for n, _ in enumerate(as_completed(futures), 1):
+                report(n)
+            return tuple(client.gather(futures))
+        except BaseException:
+            client.cancel(futures)
+            raise
+    if getattr(scheduler, "__module__", None) in ("dask.threaded", "dask.local", "dask.multiprocessing"):
+        from dask.callbacks import Callback
+
+        keys = {t.key for t in tasks}
+        seen: set = set()
+        thread = threading.get_ident()
+
+        def posttask(key, result, dsk, state, worker_id):
+            if key in keys and key not in seen and threading.get_ident() == thread:
+                seen.add(key)
+                report(len(seen))
+
+        with Callback(posttask=posttask):
+            return dask.compute(*tasks)
+    out: list = []
+    step = max(1, -(-len(tasks) // 16))
+    for start in range(0, len(tasks), step):
+        out.extend(dask.compute(*tasks[start:start + step]))
+        report(len(out))
+    return tuple(out)
 
 
 def _hole_groups(wmask: np.ndarray, w: _Window):
@@ -247,7 +343,7 @@ def _fill_chunk(block, mblock, img_pieces, mask_pieces, w: _Window) -> np.ndarra
         values = np.clip(values, w.lo, w.hi).astype(out.dtype)
     _channels_last(out, w.ch)[w.region][hole] = values
     if w.progress is not None:
-        w.progress.step()
+        w.progress.step(w.chunk)
     return out
 
 
@@ -340,8 +436,20 @@ def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: 
         method's ``Backend.margin``. This name is reserved for tiling: a method parameter called
         ``margin`` cannot be set through this function.
     progress : callable, optional
-        ``progress(done, total)`` over the chunks that hold holes, called as each one is filled when
-        the result is computed (from dask's worker threads).
+        ``progress(done, total)``, counting one unit per chunk over the whole life of the call: first
+        each chunk of the scan, during this call (in the calling thread, as chunks finish; the scan
+        stays parallel), then each chunk that holds holes, as it is filled when the result is
+        computed (from dask's worker threads). So ``total`` = chunks + chunks with holes; until the
+        scan ends that second number is unknown and ``total`` is its upper bound, 2 x chunks. The
+        call that ends the scan reports ``(chunks, chunks + chunks with holes)``, the exact total,
+        which never changes after. ``done`` never decreases, ``done <= total`` always, and
+        ``done == total`` only in the last call: the one that ends the scan when there is nothing
+        to fill, else the one for the last chunk with holes filled (a chunk computed again calls
+        ``progress`` again without counting twice). A callback that raises during the scan
+        cancels the call: the exception propagates and no result is built (the input is never
+        modified); one that raises while the result is computed makes that computation fail.
+        With a ``dask.distributed`` client the scan is reported as its futures complete; the
+        fill is reported only by workers that share this process (threads, ``processes=False``).
     **params
         Parameters of the method, as in :func:`inpaint_plugin.inpaint`.
 
@@ -406,7 +514,11 @@ def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: 
         off = tuple(int(offsets[k][sidx[k]]) for k in range(nsp))
         mb = None if mask_blocks is None else mask_blocks[sidx]
         tasks.append(scan(img_blocks[idx] if img_blocks is not None else None, mb, off, ch, nodata, nan_fill))
-    infos = dask.compute(*tasks)
+    counter = None if progress is None else _Progress(progress, len(tasks))
+    if counter is None:
+        infos = dask.compute(*tasks)
+    else:
+        infos = _compute_reporting(tasks, counter.scanned)
 
     n_known = sum(i.n_known for i in infos)
     n_bad = sum(i.n_bad for i in infos)
@@ -414,17 +526,19 @@ def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: 
         first = min(i.first_bad for i in infos if i.first_bad is not None)
         raise ValueError(f"image has NaN or inf at {n_bad} pixel(s) outside the mask (first at {first}, spatial "
                          "axes); add them to the mask, or pass mask=None to fill the NaNs")
-    if not any(i.bbox is not None for i in infos):
+    n_fill = sum(i.bbox is not None for i in infos)
+    if n_fill:
+        _rules.check_known_pixels(n_known)
+    if counter is not None:
+        counter.scan_done(n_fill)  # the last call when there is nothing to fill
+    if not n_fill:
         return original
-    _rules.check_known_pixels(n_known)
     lo = hi = None
     if clip:
         lo = np.min([i.lo for i in infos], axis=0)
         hi = np.max([i.hi for i in infos], axis=0)
 
     # 2. the output graph: aliases for clean chunks, a window fill for the others
-    n_fill = sum(i.bbox is not None for i in infos)
-    counter = None if progress is None else _Progress(progress, n_fill)
     context = set(range(nsp)) if need is None else set(range(nsp - need, nsp))
     out_name = "inpaint-" + tokenize(image.name, None if maskarr is None else maskarr.name, method, params, ch,
                                      nodata, clip, margin)
@@ -453,7 +567,7 @@ def inpaint_dask(image, mask=None, method: str = "biharmonic", *, channel_axis: 
             margin=margin, context=tuple(k in context for k in range(nsp)), start=start,
             region=tuple(slice(b0[k] - block_start[k], b1[k] - block_start[k]) for k in range(nsp)),
             wregion=tuple(slice(b0[k] - start[k], b1[k] - start[k]) for k in range(nsp)),
-            progress=counter,
+            progress=counter, chunk=idx,
         )
         mkey = None if maskarr is None else (maskarr.name,) + sidx
         dsk[out_key] = (_fill_chunk, (image.name,) + idx, mkey, pieces, mpieces, window)
@@ -548,6 +662,29 @@ def _inpaint_chunks(shape, ch: Optional[int], spatial_ndim: Optional[int], edge:
     return tuple(out)
 
 
+class _ScanBar:
+    """A tqdm bar over the chunks of :func:`inpaint_dask`'s scan, as a ``progress(done, total)``
+    callback: it shows the first ``n_chunks`` units (the scan) and ignores the fill's units, which
+    the writing bar of :func:`inpaint_plugin._io.write_image` shows as chunks are computed."""
+
+    def __init__(self, desc: str, n_chunks: int):
+        from tqdm.auto import tqdm
+
+        self.n_chunks = n_chunks
+        self.bar = tqdm(total=n_chunks, desc=desc, unit="chunk")
+        self.closed = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.closed:
+            return
+        self.bar.update(min(done, self.n_chunks) - self.bar.n)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.bar.close()
+
+
 def stream_inpaint(image_path: Union[str, os.PathLike], mask_path: Optional[Union[str, os.PathLike]],
                    out_path: Union[str, os.PathLike], method: str = "biharmonic", params: Optional[dict] = None, *,
                    chunks: int = 1024, channel_axis: Optional[int] = None, nodata: Optional[float] = None,
@@ -579,7 +716,8 @@ def stream_inpaint(image_path: Union[str, os.PathLike], mask_path: Optional[Unio
     nodata, clip, margin
         As in :func:`inpaint_dask`.
     progress : bool
-        Show a progress bar while computing and writing.
+        Show progress bars: one over the chunks scanned for holes (the scan of
+        :func:`inpaint_dask`), then one over the chunks computed and written.
     overwrite : bool
         Replace an existing output (never a folder that is not a zarr store).
     allow_lossy : bool
@@ -616,8 +754,13 @@ def stream_inpaint(image_path: Union[str, os.PathLike], mask_path: Optional[Unio
         spatial = tuple(s for a, s in enumerate(image.shape) if a != ch)
         if mask.ndim == len(spatial) + 1 and mask.shape[-1] in (3, 4) and tuple(mask.shape[:-1]) == spatial:
             mask = (mask[..., :3] != 0).any(axis=-1)
-    result = inpaint_dask(image, mask, method, channel_axis=ch, nodata=nodata, clip=clip, margin=margin,
-                          **(params or {}))
+    scan_bar = _ScanBar(f"scanning {Path(image_path).name}", int(np.prod(image.numblocks))) if progress else None
+    try:
+        result = inpaint_dask(image, mask, method, channel_axis=ch, nodata=nodata, clip=clip, margin=margin,
+                              progress=scan_bar, **(params or {}))
+    finally:
+        if scan_bar is not None:
+            scan_bar.close()
     if processing is None:
         processing = processing_note(backend.name, params)
     return write_image(out_path, result, progress=progress, overwrite=overwrite, allow_lossy=allow_lossy,
