@@ -2,7 +2,9 @@
 
 - :func:`read_image` returns a numpy array, or with ``lazy=True`` a dask array whose chunks are
   read from disk only when computed (TIFF tiles or strips, zarr chunks, ``.npy`` memory maps);
-  a multiscale OME-Zarr group gives its full-resolution level.
+  a multiscale OME-Zarr group gives its full-resolution level. A TIFF holding several image
+  series (a multi-position OME-TIFF, images of different shapes) gives the series chosen with
+  ``series=`` (default the first, with a warning that lists the others).
 - :func:`write_image` streams a dask array to zarr, TIFF or ``.npy`` chunk by chunk (memory
   bounded by a few chunks), optionally with a progress bar. It writes to a hidden temporary name
   beside the target and renames it at the end, so a failure never leaves a half-written output;
@@ -22,11 +24,13 @@ worker processes (which must see the same file system).
 """
 from __future__ import annotations
 
+import numbers
 import os
 import shutil
 import signal
 import threading
 import uuid
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Union
@@ -103,12 +107,16 @@ class _FileArray:
 
 
 class _TiffArray(_FileArray):
-    """The first series (full resolution) of a TIFF file, read tile by tile or through a memory map."""
+    """One series (full resolution) of a TIFF file, read tile by tile or through a memory map."""
 
-    def __init__(self, path: Path, shape, dtype, memmappable: bool):
+    def __init__(self, path: Path, shape, dtype, memmappable: bool, series: int = 0):
         super().__init__(path, shape, dtype)
         self.memmappable = memmappable
+        self.series = int(series)
         self._store = None
+
+    def __dask_tokenize__(self):
+        return (*super().__dask_tokenize__(), self.series)  # two series of one file are different arrays
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -119,10 +127,10 @@ class _TiffArray(_FileArray):
         import tifffile
 
         if self.memmappable:
-            return tifffile.memmap(self.path, series=0, level=0, mode="r")
+            return tifffile.memmap(self.path, series=self.series, level=0, mode="r")
         import zarr
 
-        self._store = tifffile.imread(self.path, aszarr=True, series=0, level=0)
+        self._store = tifffile.imread(self.path, aszarr=True, series=self.series, level=0)
         return zarr.open(self._store, mode="r")
 
     def __del__(self):
@@ -138,10 +146,10 @@ class _NpyArray(_FileArray):
         return np.load(self.path, mmap_mode="r", allow_pickle=False)
 
 
-def _check_tiff_complete(path: Path, tif) -> None:
-    """Raise when the image data of the first and last page of series 0 run past the end of file."""
+def _check_tiff_complete(path: Path, tif, series: int = 0) -> None:
+    """Raise when the image data of the first and last page of ``series`` run past the end of file."""
     size = path.stat().st_size
-    pages = tif.series[0].levels[0].pages
+    pages = tif.series[series].levels[0].pages
     for page in (pages[0], pages[-1]):
         if page is None:
             continue
@@ -205,14 +213,84 @@ def _open_zarr_array(path: Path):
     return _open_zarr(path)[1]
 
 
+def _check_series(series, path: Path, fmt: str) -> None:
+    """Refuse a ``series`` that is not an int, or one given for a format without series."""
+    if series is None:
+        return
+    if isinstance(series, bool) or not isinstance(series, numbers.Integral):
+        raise ValueError(f"series must be an int (the index of an image series of a TIFF file), got {series!r}")
+    if fmt != "tiff":
+        raise ValueError(f"series={series!r} applies to TIFF files (image series); {path} is a "
+                         f"{format_for(path).name} file, which holds one image: leave series out")
+
+
+def _describe_series(tif) -> str:
+    """The series of ``tif`` in a few words: ``0: (512, 512) YX uint16, 1: (3, 256, 256) CYX uint16``."""
+    items = [f"{i}: {tuple(s.shape)} {s.axes} {s.dtype}" + (f" {s.name!r}" if s.name else "")
+             for i, s in enumerate(tif.series[:4])]
+    if len(tif.series) > 4:
+        items.append(f"... {len(tif.series) - 1}: {tuple(tif.series[-1].shape)} {tif.series[-1].axes}")
+    return ", ".join(items)
+
+
+def _choose_series(path: Path, tif, series: Optional[int]) -> "tuple[int, Optional[str]]":
+    """``(index, warning)``: the series to read (``None``: 0) and, when ``None`` was given for a
+    file holding several series, the text of the warning that says so.
+
+    The series are tifffile's (``TiffFile.series``): a multi-page stack of one shape, an ImageJ
+    hyperstack, a pyramid's sub-resolutions or a thumbnail are one series; an OME-TIFF has one per
+    ``Image``; a plain TIFF one per run of pages of one shape (tested in ``tests/test_series.py``).
+    """
+    count = len(tif.series)
+    if count == 0:
+        raise ValueError(f"cannot read {path}: tifffile finds no image series in it")
+    if series is None:
+        if count == 1:
+            return 0, None
+        return 0, (f"{path} holds {count} image series ({_describe_series(tif)}); reading series 0 only. "
+                   f"Pass series= (read_image) or --series (command line) to choose another")
+    if not 0 <= int(series) < count:
+        raise ValueError(f"series={series} is out of range for {path}: it holds {count} image series, "
+                         f"valid series are 0 to {count - 1} ({_describe_series(tif)})")
+    return int(series), None
+
+
+def count_series(path: PathLike) -> int:
+    """How many image series ``path`` holds: tifffile's ``TiffFile.series`` of a TIFF, 1 for other formats.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An image file, as in :func:`read_image`.
+
+    Returns
+    -------
+    int
+    """
+    path = Path(os.fspath(path))
+    if not path.exists():
+        raise FileNotFoundError(f"image file not found: {path}")
+    if _format(path) != "tiff":
+        return 1
+    import tifffile
+
+    try:
+        with _tifffile_errors(path), tifffile.TiffFile(path) as tif:
+            return len(tif.series)
+    except Exception as exc:
+        if isinstance(exc, ValueError) and str(path) in str(exc):
+            raise
+        raise ValueError(f"cannot read {path}: {exc}") from exc
+
+
 def read_image(path: PathLike, *, lazy: bool = False, chunks=None, with_metadata: bool = False,
-               progress: Optional[Callable[[int, int], None]] = None):
+               progress: Optional[Callable[[int, int], None]] = None, series: Optional[int] = None):
     """Read an image file.
 
     Parameters
     ----------
     path : str or path-like
-        A ``.tif``/``.tiff`` (first series, full resolution; ImageJ and OME-TIFF included), a
+        A ``.tif``/``.tiff`` (one series, full resolution; ImageJ and OME-TIFF included), a
         ``.zarr`` array or OME-Zarr group (full-resolution level), a ``.npy`` file (never
         unpickled) or a picture (see :data:`inpaint_plugin._formats.FORMATS`).
     lazy : bool
@@ -228,6 +306,12 @@ def read_image(path: PathLike, *, lazy: bool = False, chunks=None, with_metadata
     progress : callable, optional
         ``progress(done, total)``, called as slabs of an in-memory TIFF or zarr read arrive (the
         command line shows it as a bar); ignored with ``lazy=True``.
+    series : int, optional
+        Which image series of a TIFF to read: an index of tifffile's ``TiffFile(path).series``
+        (e.g. one position of a multi-position OME-TIFF), full resolution. Default: the first; a
+        ``UserWarning`` then says so when the file holds several (a stack of pages of one shape
+        or an ImageJ hyperstack is one series). With ``with_metadata=True`` the metadata is that
+        of the series read. TIFF only.
 
     Returns
     -------
@@ -241,16 +325,26 @@ def read_image(path: PathLike, *, lazy: bool = False, chunks=None, with_metadata
     FileNotFoundError
         The path does not exist.
     ValueError
-        Unsupported format, or the file is unreadable or truncated (the message names the path).
+        Unsupported format, or the file is unreadable or truncated (the message names the path);
+        ``series`` not an int, out of range (the message gives the valid range), or given for a
+        format other than TIFF.
+
+    Warns
+    -----
+    UserWarning
+        ``series`` left out for a TIFF holding several image series (the message names the file
+        and lists the series).
     """
     path = Path(os.fspath(path))
     if not path.exists():
         raise FileNotFoundError(f"image file not found: {path}")
     fmt = _format(path)
+    _check_series(series, path, fmt)
     meta = None
+    note = None
     try:
         if fmt == "tiff":
-            data, meta = _read_tiff(path, lazy, chunks, progress)
+            data, meta, note = _read_tiff(path, lazy, chunks, progress, series)
         elif fmt == "zarr":
             from ._metadata import zarr_metadata
 
@@ -272,6 +366,8 @@ def read_image(path: PathLike, *, lazy: bool = False, chunks=None, with_metadata
         if isinstance(exc, (FileNotFoundError, ValueError)) and str(path) in str(exc):
             raise  # already names the file
         raise ValueError(f"cannot read {path}: {exc}") from exc
+    if note is not None:
+        warnings.warn(note, UserWarning, stacklevel=2)
     if fmt == "picture" and lazy:
         import dask.array as da
 
@@ -286,13 +382,15 @@ def read_image(path: PathLike, *, lazy: bool = False, chunks=None, with_metadata
     return data, meta
 
 
-def read_metadata(path: PathLike) -> ImageMetadata:
+def read_metadata(path: PathLike, *, series: Optional[int] = None) -> ImageMetadata:
     """The metadata of an image file without reading its pixels (TIFF, zarr, ``.npy``; pictures are decoded).
 
     Parameters
     ----------
     path : str or path-like
         As in :func:`read_image`.
+    series : int, optional
+        As in :func:`read_image` (the same warning when left out for a file of several series).
 
     Returns
     -------
@@ -307,8 +405,10 @@ def read_metadata(path: PathLike) -> ImageMetadata:
     if not path.exists():
         raise FileNotFoundError(f"image file not found: {path}")
     fmt = _format(path)
+    _check_series(series, path, fmt)
     if fmt == "picture":
         return read_image(path, with_metadata=True)[1]
+    note = None
     try:
         if fmt == "tiff":
             import tifffile
@@ -317,19 +417,24 @@ def read_metadata(path: PathLike) -> ImageMetadata:
 
             with _tifffile_errors(path), tifffile.TiffFile(path) as tif:
                 len(tif.pages)
-                _check_tiff_complete(path, tif)
-                return tiff_metadata(tif, path)
-        if fmt == "zarr":
+                index, note = _choose_series(path, tif, series)
+                _check_tiff_complete(path, tif, index)
+                meta = tiff_metadata(tif, path, index)
+        elif fmt == "zarr":
             from ._metadata import zarr_metadata
 
             node, arr = _open_zarr(path)
             return zarr_metadata(node, arr, path)
-        mm = np.load(path, mmap_mode="r", allow_pickle=False)
-        return ImageMetadata(kind="npy", shape=tuple(mm.shape), dtype=str(mm.dtype), source=str(path))
+        else:
+            mm = np.load(path, mmap_mode="r", allow_pickle=False)
+            return ImageMetadata(kind="npy", shape=tuple(mm.shape), dtype=str(mm.dtype), source=str(path))
     except Exception as exc:
         if isinstance(exc, (FileNotFoundError, ValueError)) and str(path) in str(exc):
             raise
         raise ValueError(f"cannot read {path}: {exc}") from exc
+    if note is not None:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    return meta
 
 
 @contextmanager
@@ -385,17 +490,19 @@ def _read_slabs(arr, progress) -> np.ndarray:
     return out
 
 
-def _read_tiff(path: Path, lazy: bool, chunks, progress=None):
-    """``(array, ImageMetadata)`` of series 0 (full resolution) of a TIFF file."""
+def _read_tiff(path: Path, lazy: bool, chunks, progress=None, series: Optional[int] = None):
+    """``(array, ImageMetadata, warning)`` of one series (full resolution) of a TIFF file; ``warning``
+    is the text to warn with (see :func:`_choose_series`) or ``None``."""
     import tifffile
 
     from ._metadata import tiff_metadata
 
     with _tifffile_errors(path), tifffile.TiffFile(path) as tif:
         len(tif.pages)  # walks the whole page chain: a cut chain is reported
-        _check_tiff_complete(path, tif)
-        meta = tiff_metadata(tif, path)
-        level = tif.series[0].levels[0]
+        index, note = _choose_series(path, tif, series)
+        _check_tiff_complete(path, tif, index)
+        meta = tiff_metadata(tif, path, index)
+        level = tif.series[index].levels[0]
         if not lazy:
             if progress is not None and len(level.shape) >= 2:
                 import importlib.util
@@ -406,20 +513,20 @@ def _read_tiff(path: Path, lazy: bool, chunks, progress=None):
                     store = level.aszarr()
                     try:
                         slabs: Any = zarr.open(store, mode="r")
-                        return _read_slabs(slabs, progress), meta
+                        return _read_slabs(slabs, progress), meta, note
                     finally:
                         store.close()
             data = level.asarray()
             if progress is not None:
                 progress(1, 1)
-            return data, meta
+            return data, meta, note
         shape, dtype = tuple(level.shape), level.dtype
         memmappable = level.dataoffset is not None
         native = None
         if not memmappable:
             import zarr
 
-            store = tif.series[0].aszarr(level=0)
+            store = tif.series[index].aszarr(level=0)
             try:
                 opened: Any = zarr.open(store, mode="r")
                 native = opened.chunks
@@ -427,11 +534,11 @@ def _read_tiff(path: Path, lazy: bool, chunks, progress=None):
                 store.close()
     import dask.array as da
 
-    src = _TiffArray(path, shape, dtype, memmappable)
+    src = _TiffArray(path, shape, dtype, memmappable, index)
     if native is None:
         native = _plane_chunks(shape)
     return da.from_array(src, chunks=chunks or _default_chunks(native, shape), lock=False,
-                         meta=np.empty((0,) * len(shape), dtype)), meta
+                         meta=np.empty((0,) * len(shape), dtype)), meta, note
 
 
 def _read_npy(path: Path, lazy: bool, chunks):
@@ -904,7 +1011,7 @@ def _write_tiff_pyramid(tmp: Path, x, pbar, compression, opts: dict, meta: Image
         source = None
         if meta.source and Path(meta.source).is_file():
             try:
-                source_store = tifffile.imread(meta.source, aszarr=True, series=0)
+                source_store = tifffile.imread(meta.source, aszarr=True, series=meta.series)
                 source = zarr.open(source_store, mode="r")
             except Exception:  # moved or changed: rebuild every coarser pixel
                 source = None

@@ -7,10 +7,12 @@ line describing the processing). What is kept, per format:
 - ImageJ TIFF: the axes (``ZCYX`` stays ``ZCYX``), every ImageJ metadata item (spacing, unit,
   ranges, LUTs, labels, info, ...; the processing is appended to ``Info``), X/YResolution and
   ResolutionUnit.
-- OME-TIFF: the whole OME-XML of the image read (physical sizes, channels, instrument,
-  annotations...), with its ``TiffData`` rewritten for the file written, the pixel type of the
-  result, and a ``CommentAnnotation`` describing the processing linked to the image; its
-  sub-resolutions (SubIFDs) are written again (with dask), as for OME-Zarr below.
+- OME-TIFF: the whole OME-XML of the file read (physical sizes, channels, instrument,
+  annotations...); the output's OME-XML describes the one image written (the ``Image`` of the
+  series read; the file's other images and the references to them are dropped), with its
+  ``TiffData`` rewritten for the file written, the pixel type of the result, and a
+  ``CommentAnnotation`` describing the processing linked to the image; its sub-resolutions
+  (SubIFDs) are written again (with dask), as for OME-Zarr below.
 - other TIFF: axes (tifffile's JSON description), the original ImageDescription, resolution.
 - OME-Zarr: the group's attributes (``multiscales``, ``omero``...), every level of the pyramid:
   the full resolution is the result; a coarser pixel is the mean of the finer level where a pixel
@@ -122,6 +124,10 @@ class ImageMetadata:
         datasets; the sub-resolutions (SubIFDs) of an OME-TIFF, with ``chunks`` None).
     source : str or None
         The file read (used to keep the unchanged parts of pyramid levels).
+    series : int
+        The TIFF series read (an index of tifffile's ``TiffFile.series``; 0 for other formats).
+    ome_image : int
+        Which ``Image`` element of :attr:`ome_xml` (in document order) describes the array read.
     """
 
     kind: str
@@ -141,6 +147,8 @@ class ImageMetadata:
     zarr_format: Optional[int] = None
     levels: tuple = ()
     source: Optional[str] = None
+    series: int = 0
+    ome_image: int = 0
 
     @property
     def channel_axis(self) -> Optional[int]:
@@ -236,25 +244,77 @@ def _pixel_size(res: Optional[tuple]) -> Optional[float]:
     return res[1] / res[0]
 
 
-def tiff_metadata(tif, path) -> ImageMetadata:
-    """The :class:`ImageMetadata` of an open ``tifffile.TiffFile`` (series 0, full resolution)."""
-    series = tif.series[0]
-    level = series.levels[0]
-    page = tif.pages.first if hasattr(tif.pages, "first") else tif.pages[0]
+def _series_page(series):
+    """The first TIFF page (IFD) of a series' full resolution: its tags describe the series."""
+    page = getattr(series.levels[0], "keyframe", None)
+    if page is None:
+        page = next(p for p in series.levels[0].pages if p is not None)
+    return page
+
+
+def _ome_image_index(xml: str, tif, index: int) -> Optional[int]:
+    """Which ``Image`` of the OME-XML ``xml`` tifffile's series ``index`` of ``tif`` is, or ``None``.
+
+    tifffile makes one series per ``Image`` that it can read, in document order, and skips the
+    images it cannot (files missing from a multi-file set, discontiguous storage); so where the
+    counts agree the order gives the answer, otherwise the image whose first ``TiffData/@IFD``
+    (default 0, OME-TIFF specification) in this file is the series' first page.
+    """
+    try:
+        root, ns, _ = _ome_parse(xml)
+    except Exception:
+        return None
+    images = root.findall(_q(ns, "Image"))
+    if len(images) == len(tif.series):
+        return index
+    first = _series_page(tif.series[index]).index
+    name = getattr(tif.filehandle, "name", None)
+    found = []
+    for i, image in enumerate(images):
+        pixels = image.find(_q(ns, "Pixels"))
+        td = pixels.find(_q(ns, "TiffData")) if pixels is not None else None
+        if td is None:
+            continue
+        uuid_el = td.find(_q(ns, "UUID"))
+        if uuid_el is not None and uuid_el.get("FileName") not in (None, name):
+            continue  # its planes are in another file of the set
+        try:
+            ifd = int(td.get("IFD", "0"))
+        except ValueError:
+            continue
+        if ifd == first:
+            found.append(i)
+    return found[0] if len(found) == 1 else None
+
+
+def tiff_metadata(tif, path, series: int = 0) -> ImageMetadata:
+    """The :class:`ImageMetadata` of series ``series`` (full resolution) of an open ``tifffile.TiffFile``.
+
+    The tags (resolution, description) are those of the series' first page; for an OME-TIFF the
+    calibration and channel names come from the series' ``Image`` of the OME-XML (all of which is
+    kept, with :attr:`ImageMetadata.ome_image` saying which image it is).
+    """
+    chosen = tif.series[series]
+    level = chosen.levels[0]
+    page = _series_page(chosen)
     tags = page.tags
     xres, yres = _rational(tags.valueof(282)), _rational(tags.valueof(283))
     runit = tags.valueof(296)
     runit = None if runit is None else int(runit)
-    axes = str(series.axes)
+    axes = str(chosen.axes)
     meta = ImageMetadata(kind="tiff", shape=tuple(level.shape), dtype=str(level.dtype), axes=axes,
                          resolution=(xres, yres) if xres and yres else None,
-                         resolution_unit=runit, source=str(path))
+                         resolution_unit=runit, source=str(path), series=series)
     if tif.is_ome and tif.ome_metadata:
+        image = _ome_image_index(tif.ome_metadata, tif, series)
+        if image is None:  # which Image this series is cannot be told: axes and resolution only, no OME claims
+            return meta
         meta.kind = "ome-tiff"
         meta.ome_xml = tif.ome_metadata
+        meta.ome_image = image
         _ome_calibration(meta)
-        if len(series.levels) > 1:
-            meta.levels = tuple((str(i), tuple(lv.shape), None, str(lv.dtype)) for i, lv in enumerate(series.levels))
+        if len(chosen.levels) > 1:
+            meta.levels = tuple((str(i), tuple(lv.shape), None, str(lv.dtype)) for i, lv in enumerate(chosen.levels))
     elif tif.is_imagej and tif.imagej_metadata is not None:
         meta.kind = "imagej"
         ij = dict(tif.imagej_metadata)
@@ -281,8 +341,9 @@ def tiff_metadata(tif, path) -> ImageMetadata:
         if labels and "C" in axes and len(labels) >= meta.shape[axes.index("C")]:
             meta.channel_names = tuple(str(s) for s in labels[: meta.shape[axes.index("C")]])
     else:
-        if tif.is_shaped and tif.shaped_metadata:
-            shaped = {k: v for k, v in dict(tif.shaped_metadata[0]).items() if k not in ("shape", "axes")}
+        described = _shaped_description(page) if page.is_shaped else None
+        if described is not None:
+            shaped = {k: v for k, v in described.items() if k not in ("shape", "axes")}
             meta.shaped = shaped or None
             if isinstance(shaped.get("spacing"), dict):  # written by write_image from another format
                 meta.spacing.update({str(k): float(v) for k, v in shaped["spacing"].items() if str(k) in axes})
@@ -299,6 +360,17 @@ def tiff_metadata(tif, path) -> ImageMetadata:
                     meta.spacing[letter] = size
                     meta.units[letter] = _RESOLUTION_UNITS[runit]
     return meta
+
+
+def _shaped_description(page) -> Optional[Dict[str, Any]]:
+    """The JSON ImageDescription tifffile writes on the first page of each series it writes, or None."""
+    import json
+
+    try:
+        value = json.loads(page.description)
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _ome_parse(xml: str):
@@ -319,14 +391,17 @@ def _q(ns: str, tag: str) -> str:
 
 
 def _ome_calibration(meta: ImageMetadata) -> None:
-    """Physical sizes, time increment and channel names of the first OME image."""
+    """Physical sizes, time increment and channel names of the OME image read (``meta.ome_image``)."""
     if meta.ome_xml is None:
         return
     try:
         root, ns, _ = _ome_parse(meta.ome_xml)
     except Exception:  # malformed XML: keep it as text, without calibration
         return
-    pixels = root.find(f"{_q(ns, 'Image')}/{_q(ns, 'Pixels')}")
+    images = root.findall(_q(ns, "Image"))
+    if not 0 <= meta.ome_image < len(images):
+        return
+    pixels = images[meta.ome_image].find(_q(ns, "Pixels"))
     if pixels is None:
         return
     for letter in "XYZ":
@@ -441,7 +516,7 @@ def tiff_options(name: str, shape, dtype, meta: Optional[ImageMetadata], process
             opts["resolutionunit"] = m.resolution_unit
     out_ome = name.lower().endswith((".ome.tif", ".ome.tiff"))
     if m is not None and m.ome_xml and dt.name in _OME_TYPES:
-        xml = ome_xml_for_output(m.ome_xml, shape, dt, processing)
+        xml = ome_xml_for_output(m.ome_xml, shape, dt, processing, image=m.ome_image)
         if xml is not None:
             opts["metadata"] = None
             opts["description"] = xml.encode("utf-8")
@@ -489,13 +564,15 @@ def tiff_options(name: str, shape, dtype, meta: Optional[ImageMetadata], process
     return opts
 
 
-def ome_xml_for_output(xml: str, shape, dtype, processing: Optional[str]) -> Optional[str]:
-    """The OME-XML of the first image of ``xml`` for a new single-file OME-TIFF of that image.
+def ome_xml_for_output(xml: str, shape, dtype, processing: Optional[str], image: int = 0) -> Optional[str]:
+    """The OME-XML of image ``image`` of ``xml`` for a new single-file OME-TIFF of that image.
 
     Everything about the image is kept; other images (they refer to pages that are not written)
-    are dropped, ``TiffData`` becomes one block of all planes from IFD 0 in DimensionOrder, the
-    pixel type follows ``dtype``, and a ``CommentAnnotation`` holding ``processing`` is linked to
-    the image. Returns ``None`` when the XML cannot be parsed or does not describe ``shape``.
+    are dropped with the ``ImageRef`` elements that point at them (datasets, wells), so that the
+    output describes one image; ``TiffData`` becomes one block of all planes from IFD 0 in
+    DimensionOrder, the pixel type follows ``dtype``, and a ``CommentAnnotation`` holding
+    ``processing`` is linked to the image. Returns ``None`` when the XML cannot be parsed, has no
+    such image, or the image does not describe ``shape``.
     """
     import xml.etree.ElementTree as ET
 
@@ -506,10 +583,10 @@ def ome_xml_for_output(xml: str, shape, dtype, processing: Optional[str]) -> Opt
     except Exception:
         return None
     images = root.findall(_q(ns, "Image"))
-    if not images:
+    if not 0 <= image < len(images):
         return None
-    image = images[0]
-    pixels = image.find(_q(ns, "Pixels"))
+    kept = images[image]
+    pixels = kept.find(_q(ns, "Pixels"))
     if pixels is None:
         return None
     try:
@@ -521,8 +598,14 @@ def ome_xml_for_output(xml: str, shape, dtype, processing: Optional[str]) -> Opt
         n *= int(s)
     if n != sizes["X"] * sizes["Y"] * sizes["Z"] * sizes["C"] * sizes["T"]:
         return None
-    for other in images[1:]:
-        root.remove(other)
+    dropped = {other.get("ID") for other in images if other is not kept}
+    for other in images:
+        if other is not kept:
+            root.remove(other)
+    for parent in list(root.iter()):  # references to the dropped images would dangle
+        for child in list(parent):
+            if child.tag == _q(ns, "ImageRef") and child.get("ID") in dropped:
+                parent.remove(child)
     pixels.set("Type", _OME_TYPES[np.dtype(dtype).name])
     if np.dtype(dtype).kind == "f":
         pixels.set("SignificantBits", str(np.dtype(dtype).itemsize * 8))
@@ -556,7 +639,7 @@ def ome_xml_for_output(xml: str, shape, dtype, processing: Optional[str]) -> Opt
             root.insert(at, sa)
         ann = ET.SubElement(sa, _q(ns, "CommentAnnotation"), {"ID": ann_id, "Namespace": "inpaint-plugin"})
         ET.SubElement(ann, _q(ns, "Value")).text = processing
-        ET.SubElement(image, _q(ns, "AnnotationRef"), {"ID": ann_id})
+        ET.SubElement(kept, _q(ns, "AnnotationRef"), {"ID": ann_id})  # the last child an Image may have
     for prefix, uri in namespaces.items():
         ET.register_namespace(prefix, uri)
     body = ET.tostring(root, encoding="unicode")

@@ -4,6 +4,7 @@
 
     inpaint-plugin [inpaint] IMAGE [MASK] -o OUT [--method M|auto] [--param k=v ...] [--channel-axis N]
                    [--nodata V] [--detect [KINDS]] [--mask-out PATH] [--overwrite] [--allow-lossy] [--chunks N]
+                   [--series N]
     inpaint-plugin --list [--json]
     inpaint-plugin --demo [-o demo.png]
     inpaint-plugin weights {list,import,path,remove,fetch} ...   (see ``inpaint-plugin weights -h``)
@@ -227,6 +228,10 @@ def _add_inpaint_arguments(p: argparse.ArgumentParser) -> None:
                    help="allow a lossy output format (JPEG), which changes the known pixels too")
     p.add_argument("--chunks", type=int, default=None,
                    help="process in chunks of this size (streaming, for images larger than memory)")
+    p.add_argument("--series", type=int, default=None, metavar="N",
+                   help="which image series of a TIFF / OME-TIFF IMAGE holding several (e.g. the positions of "
+                        "a multi-position acquisition) to fill, from 0; MASK uses the same series when it holds "
+                        "several too. Default: the first, with a warning when there are others")
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
 
 
@@ -351,6 +356,41 @@ def _prepare_mask(image, mask, method, channel_axis, nodata, params, extra=None)
                                         **kw, **params).mask)
 
 
+def _mask_series(mask: str | None, series: int | None) -> int | None:
+    """The series of MASK for ``--series``: the same index when MASK holds several series too (one
+    mask per position), else ``None`` (a single mask serves every series)."""
+    from ._io import count_series
+
+    if mask is None or series is None:
+        return None
+    return series if count_series(mask) > 1 else None
+
+
+def _stream(args, output, params, channel_axis, write_kw) -> None:
+    """``--chunks``: :func:`inpaint_plugin._dask.stream_inpaint`, reading the series of ``--series``."""
+    import inspect
+    import warnings
+
+    from ._dask import stream_inpaint
+
+    series: dict = {"series": 0 if args.series is None else args.series,
+              "mask_series": _mask_series(args.mask, args.series)}
+    accepted = inspect.signature(stream_inpaint).parameters
+    for key, value in series.items():
+        if key not in accepted:
+            if value:  # stream_inpaint reads series 0 only: refuse rather than fill another image
+                raise CLIError("--series other than 0 cannot be combined with --chunks yet (the streaming "
+                               "reader reads the first series); leave --chunks out")
+            series[key] = None
+    kwargs = {k: v for k, v in series.items() if k in accepted}
+    with warnings.catch_warnings():
+        # the multi-series warning about IMAGE was shown when _run read it; not a second time
+        warnings.filterwarnings("ignore", message=re.escape(str(Path(args.image))) + " holds .* image series")
+        stream_inpaint(args.image, args.mask, output, args.method, params, chunks=args.chunks,
+                       channel_axis=channel_axis, nodata=args.nodata, clip=not args.no_clip,
+                       progress=not args.quiet, **kwargs, **write_kw)
+
+
 def _run(args) -> int:
     import numpy as np
 
@@ -415,23 +455,22 @@ def _run(args) -> int:
     if args.value_range is not None:
         extra["value_range"] = tuple(args.value_range)
     if args.chunks:
-        from ._dask import stream_inpaint
-
         if extra.get("per_slice") or "value_range" in extra:
             raise CLIError("--per-slice and --value-range are not supported with --chunks yet")
-        lazy = read_image(args.image, lazy=True)
+        try:
+            lazy = read_image(args.image, lazy=True, series=args.series)
+        except ValueError as exc:
+            raise _series_option(exc, args.series) from None
         channel_axis = args.channel_axis
         if channel_axis is None:
             channel_axis = _default_channel_axis(args.image, lazy.ndim, lazy.shape)
         _check_writable(args.output, lazy.dtype, lazy.shape, channel_axis, args.allow_lossy, "-o/--output")
-        stream_inpaint(args.image, args.mask, output, args.method, params, chunks=args.chunks,
-                       channel_axis=channel_axis, nodata=args.nodata, clip=not args.no_clip,
-                       progress=not args.quiet, **write_kw)
+        _stream(args, output, params, channel_axis, write_kw)
         _info(args, f"wrote {args.output}")
         return 0
 
-    _info(args, f"reading {args.image}")
-    image, meta = _read_with_metadata(args.image, args.quiet)
+    _info(args, f"reading {args.image}" + (f" (series {args.series})" if args.series is not None else ""))
+    image, meta = _read_with_metadata(args.image, args.quiet, series=args.series)
     channel_axis = args.channel_axis
     if channel_axis is None:  # where the file says the channels are (TIFF/OME axes, RGB pictures)
         channel_axis = meta.channel_axis if meta is not None and meta.axes else None
@@ -444,7 +483,7 @@ def _run(args) -> int:
     if args.mask:
         from ._rules import collapse_rgb_mask
 
-        mask, _ = _read_with_metadata(args.mask, args.quiet)
+        mask, _ = _read_with_metadata(args.mask, args.quiet, series=_mask_series(args.mask, args.series))
         spatial = [n for i, n in enumerate(image.shape)
                    if channel_axis is None or i != channel_axis % max(image.ndim, 1)]
         mask = np.asarray(collapse_rgb_mask(mask, spatial)) != 0  # an RGB(A) mask picture: any colour is a hole
@@ -497,11 +536,21 @@ def _run(args) -> int:
     return 0
 
 
-def _read_with_metadata(path, quiet: bool = True):
-    """``(array, ImageMetadata)`` of a file (with the reader's progress bar when it has one)."""
+def _read_with_metadata(path, quiet: bool = True, series: int | None = None):
+    """``(array, ImageMetadata)`` of a file (of its image series ``series``; with the reader's progress
+    bar when it has one)."""
     from ._io import read_image
 
-    return _call_with_progress(read_image, f"reading {Path(path).name}", quiet, path, with_metadata=True)
+    try:
+        return _call_with_progress(read_image, f"reading {Path(path).name}", quiet, path, with_metadata=True,
+                                   series=series)
+    except ValueError as exc:
+        raise _series_option(exc, series) from None
+
+
+def _series_option(exc: ValueError, series: int | None) -> CLIError:
+    """A reader's error with the command line's name of the option (``--series N`` for ``series=N``)."""
+    return CLIError(str(exc).replace(f"series={series}", f"--series {series}"))
 
 
 def _param_names(method: str) -> set:
