@@ -359,19 +359,11 @@ def test_cli_series_errors_name_the_option(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_cli_series_with_chunks(tmp_path, capsys):
-    """``--chunks`` streams the chosen series where the streaming reader takes ``series``; otherwise a
-    series other than 0 is refused (never another image filled silently)."""
-    import inspect
-
-    from inpaint_plugin._dask import stream_inpaint
-
+def test_cli_series_with_chunks(tmp_path):
+    """``--chunks`` streams the chosen series (the lazy reader takes ``series`` too)."""
     path = _ome_two(tmp_path / "two.ome.tif")
     tifffile.imwrite(tmp_path / "mask.tif", _hole().astype(np.uint8))
     out = tmp_path / "out.tif"
     rc = main([str(path), str(tmp_path / "mask.tif"), "-o", str(out), "--series", "1", "--chunks", "32", "--quiet"])
-    if "series" in inspect.signature(stream_inpaint).parameters:
-        assert rc == 0
-        np.testing.assert_array_equal(tifffile.imread(out), ip.inpaint(_second(), _hole(), channel_axis=0))
-    else:
-        assert rc == 2 and "--series" in capsys.readouterr().err and not out.exists()
+    assert rc == 0
+    np.testing.assert_array_equal(tifffile.imread(out), ip.inpaint(_second(), _hole(), channel_axis=0))

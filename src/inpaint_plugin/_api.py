@@ -100,7 +100,9 @@ def inpaint(image, mask=None, method: str = "biharmonic", *, channel_axis: Optio
     progress : callable, optional
         Called as ``progress(done, total)`` after each slice, and after each crop/tile of methods that
         report finer progress (deep networks); with ``method="auto"`` first over the trials of the
-        choice. It may raise to cancel the run.
+        choice. For a dask image: one count over the call, each chunk scanned during the call, then
+        each chunk with holes filled when the result is computed (see
+        :func:`inpaint_plugin._dask.inpaint_dask`). It may raise to cancel the run.
     per_slice : bool, optional
         How an nD image is filled by a method that works in any dimension: ``True`` fills each 2-D
         plane (the last two spatial axes) on its own (time series, independent frames, z-stacks with

@@ -690,7 +690,8 @@ def stream_inpaint(image_path: Union[str, os.PathLike], mask_path: Optional[Unio
                    chunks: int = 1024, channel_axis: Optional[int] = None, nodata: Optional[float] = None,
                    clip: bool = True, margin: Optional[int] = None, progress: bool = True,
                    overwrite: bool = True, allow_lossy: bool = False, keep_metadata: bool = True,
-                   processing: Optional[str] = None) -> Path:
+                   processing: Optional[str] = None, series: Optional[int] = None,
+                   mask_series: Optional[int] = None) -> Path:
     """Inpaint an image file into another, chunk by chunk, without loading either into memory.
 
     Parameters
@@ -727,6 +728,10 @@ def stream_inpaint(image_path: Union[str, os.PathLike], mask_path: Optional[Unio
         to the output, with a line describing the processing.
     processing : str, optional
         That line (default: the method and its parameters).
+    series : int, optional
+        Which image series of a TIFF ``image_path`` to read (see :func:`inpaint_plugin._io.read_image`).
+    mask_series : int, optional
+        The same for the mask.
 
     Returns
     -------
@@ -741,7 +746,7 @@ def stream_inpaint(image_path: Union[str, os.PathLike], mask_path: Optional[Unio
         raise ValueError(f"chunks must be a positive int (pixels), got {chunks!r}")
     format_for(out_path, argument="out_path")  # an unknown output format is refused before reading
     backend = _backend(method)
-    image, meta = read_image(image_path, lazy=True, with_metadata=True)
+    image, meta = read_image(image_path, lazy=True, with_metadata=True, series=series)
     if channel_axis is None:
         channel_axis = default_channel_axis(image_path, image.shape, meta.axes)
     ch = _rules.check_channel_axis(channel_axis, image.ndim)
@@ -750,7 +755,7 @@ def stream_inpaint(image_path: Union[str, os.PathLike], mask_path: Optional[Unio
     image = image.rechunk(_inpaint_chunks(image.shape, ch, backend.spatial_ndim, int(chunks)))
     mask = None
     if mask_path is not None:
-        mask = read_image(mask_path, lazy=True)
+        mask = read_image(mask_path, lazy=True, series=mask_series)
         spatial = tuple(s for a, s in enumerate(image.shape) if a != ch)
         if mask.ndim == len(spatial) + 1 and mask.shape[-1] in (3, 4) and tuple(mask.shape[:-1]) == spatial:
             mask = (mask[..., :3] != 0).any(axis=-1)

@@ -368,27 +368,17 @@ def _mask_series(mask: str | None, series: int | None) -> int | None:
 
 def _stream(args, output, params, channel_axis, write_kw) -> None:
     """``--chunks``: :func:`inpaint_plugin._dask.stream_inpaint`, reading the series of ``--series``."""
-    import inspect
     import warnings
 
     from ._dask import stream_inpaint
 
-    series: dict = {"series": 0 if args.series is None else args.series,
-              "mask_series": _mask_series(args.mask, args.series)}
-    accepted = inspect.signature(stream_inpaint).parameters
-    for key, value in series.items():
-        if key not in accepted:
-            if value:  # stream_inpaint reads series 0 only: refuse rather than fill another image
-                raise CLIError("--series other than 0 cannot be combined with --chunks yet (the streaming "
-                               "reader reads the first series); leave --chunks out")
-            series[key] = None
-    kwargs = {k: v for k, v in series.items() if k in accepted}
     with warnings.catch_warnings():
         # the multi-series warning about IMAGE was shown when _run read it; not a second time
         warnings.filterwarnings("ignore", message=re.escape(str(Path(args.image))) + " holds .* image series")
         stream_inpaint(args.image, args.mask, output, args.method, params, chunks=args.chunks,
                        channel_axis=channel_axis, nodata=args.nodata, clip=not args.no_clip,
-                       progress=not args.quiet, **kwargs, **write_kw)
+                       progress=not args.quiet, series=0 if args.series is None else args.series,
+                       mask_series=_mask_series(args.mask, args.series), **write_kw)
 
 
 def _run(args) -> int:
