@@ -40,6 +40,15 @@ def _holes(shape, n, max_size, seed=1):
     return mask
 
 
+def _write_zarr(path, array, chunks):
+    """``array`` written to a zarr array on disk at ``path`` (real zarr), chunks ``(chunks, chunks)``;
+    returns the opened array."""
+    zarr = pytest.importorskip("zarr")
+    z = zarr.create_array(str(path), shape=array.shape, dtype=array.dtype, chunks=(chunks, chunks))
+    z[:] = array
+    return z
+
+
 def _onion_fill(image, mask, bias=0.0):
     """Fill from the outside in: each pass gives the hole pixels touching known ones the mean of their
     known neighbours (3**n box) plus ``bias``. Sums run in a fixed order, so any window holding the
@@ -311,10 +320,8 @@ def test_zarr_on_disk_with_a_distributed_client(tmp_path):
     distributed = pytest.importorskip("distributed")
     img = _image((96, 80), seed=13)
     mask = _holes(img.shape, 20, 4, seed=14)
-    zimg = zarr.create_array(str(tmp_path / "img.zarr"), shape=img.shape, dtype=img.dtype, chunks=(32, 32))
-    zimg[:] = img
-    zmask = zarr.create_array(str(tmp_path / "mask.zarr"), shape=mask.shape, dtype=bool, chunks=(32, 32))
-    zmask[:] = mask
+    _write_zarr(tmp_path / "img.zarr", img, 32)
+    zmask = _write_zarr(tmp_path / "mask.zarr", mask, 32)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster, distributed.Client(cluster):
         out = inpaint(da.from_zarr(str(tmp_path / "img.zarr")), zmask, "onion")  # a zarr mask is read lazily
@@ -432,13 +439,11 @@ def test_progress_without_holes_ends_with_the_scan_and_stays_monotone_under_thre
 
 
 def test_progress_reports_the_scan_of_a_zarr_array_on_disk(tmp_path):
-    zarr = pytest.importorskip("zarr")
+    pytest.importorskip("zarr")
     img = _image((80, 80), seed=24)
     mask = _holes(img.shape, 6, 3, seed=25)
-    zimg = zarr.create_array(str(tmp_path / "img.zarr"), shape=img.shape, dtype=img.dtype, chunks=(20, 20))
-    zimg[:] = img
-    zmask = zarr.create_array(str(tmp_path / "mask.zarr"), shape=mask.shape, dtype=bool, chunks=(20, 20))
-    zmask[:] = mask
+    _write_zarr(tmp_path / "img.zarr", img, 20)
+    _write_zarr(tmp_path / "mask.zarr", mask, 20)
     cb = _Calls()
     out = inpaint(da.from_zarr(str(tmp_path / "img.zarr")), da.from_zarr(str(tmp_path / "mask.zarr")), "onion",
                   progress=cb)
@@ -453,8 +458,7 @@ def test_a_raising_callback_cancels_the_scan_and_leaves_the_input_untouched(tmp_
     zarr = pytest.importorskip("zarr")
     img = _image((128, 128), seed=26, dtype=np.float32)
     mask = _holes(img.shape, 10, 3, seed=27)
-    zimg = zarr.create_array(str(tmp_path / "img.zarr"), shape=img.shape, dtype=img.dtype, chunks=(16, 16))
-    zimg[:] = img
+    _write_zarr(tmp_path / "img.zarr", img, 16)
     scanned = []
 
     def record(block, block_info=None):

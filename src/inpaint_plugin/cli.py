@@ -377,7 +377,7 @@ def _stream(args, output, params, channel_axis, write_kw) -> None:
         warnings.filterwarnings("ignore", message=re.escape(str(Path(args.image))) + " holds .* image series")
         stream_inpaint(args.image, args.mask, output, args.method, params, chunks=args.chunks,
                        channel_axis=channel_axis, nodata=args.nodata, clip=not args.no_clip,
-                       progress=not args.quiet, series=0 if args.series is None else args.series,
+                       progress=not args.quiet, series=args.series,
                        mask_series=_mask_series(args.mask, args.series), **write_kw)
 
 
