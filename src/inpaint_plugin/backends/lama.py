@@ -9,9 +9,11 @@ output; sides padded at the bottom/right to a multiple of 8 with ``numpy.pad(mod
 Resolution strategy (``resolution='auto'``): the whole image at full resolution, padded as above, when
 its longest side is at most ``tile_size`` = 2048, as the reference does; this is what LaMa is made for
 (its Fourier units cover the whole feature map, and no training size is assumed). On the CPU a
-2048x2048 image peaks at about 4.5 GiB of process memory (the network's weights included) and takes
-about two CPU minutes (one thread; ``benchmarks/bench_deep.py`` has the current figures); memory
-grows with the pixel count. Larger images are filled with overlapping 2048x2048 tiles, only those
+2048x2048 image peaks at about 4.9 GiB of process memory (the network's weights and their folded copy
+included) and takes about 80 CPU seconds (one thread, commit after 43077e0; ``benchmarks/bench_deep.py``
+has the current figures); memory grows with the pixel count. The whole-image run reports its 20 steps
+(encoder, each residual block, decoder) through ``progress``, and a raising callback stops it between
+two of them. Larger images are filled with overlapping 2048x2048 tiles, only those
 holding holes being run; ``resolution='crop'`` runs windows around the holes with ``margin`` = 128 pixels of context (faster
 for small holes in a large image).
 
