@@ -7,6 +7,8 @@
 - "auto" shows the method it chose;
 - deep methods: whether weights are present, "Import weights…", no worker without weights;
 - progress per unit of work reported by a backend, and Cancel between those units.
+- lazy (dask) layers: the scan's chunks counted on the bar, Cancel during the scan, and nothing
+  reported by a finished run when napari computes tiles of its result.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -425,3 +428,131 @@ def test_lazy_layers_offer_what_fits_them(viewer_widget, qtbot, notes):
     run(qtbot, widget)
     out = viewer.layers["lazy inpainted"]
     np.testing.assert_allclose(np.asarray(out.data), inpaint(stack, holes, "biharmonic"), rtol=0, atol=1e-4)
+
+
+# --- lazy layers: the scan's progress and Cancel ---------------------------------------------------
+
+class SlowReads:
+    """A read-only array-like over ``array`` (for ``dask.array.from_array``) that records every read;
+    once ``slow`` is set, reads take ``delay`` seconds each, one at a time (whatever the number of
+    dask's threads), so a scan over many chunks lasts long enough to be watched and cancelled."""
+
+    def __init__(self, array, delay=0.1):
+        self.array = array
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+        self.delay = delay
+        self.reads = []
+        self.slow = threading.Event()
+        self.lock = threading.Lock()
+
+    def __getitem__(self, key):
+        if self.slow.is_set():
+            with self.lock:
+                time.sleep(self.delay)
+        self.reads.append(key)
+        return self.array[key]
+
+
+def watch_bar(widget, viewer, name):
+    """Records ``(format, value, maximum, result layer exists)`` at each new value of the progress bar."""
+    bar = widget.progress.native
+    seen = []
+
+    def record(*_):
+        seen.append((bar.format(), bar.value(), bar.maximum(), name in viewer.layers))
+
+    bar.valueChanged.connect(record)
+    return seen
+
+
+def test_lazy_scan_progress_cancel_and_tiles_after_the_run(viewer_widget, qtbot, notes):
+    """A dask image of many chunks: the bar counts the scan's chunks (determinate) before the result
+    layer appears; computing tiles of that result later reports nothing, even while another run
+    shows its own scan; Cancel during a scan leaves no layer and the input untouched."""
+    import dask.array as da
+
+    viewer, widget = viewer_widget
+    image = scene((64, 64), 11)
+    holes = np.zeros(image.shape, np.uint8)
+    holes[20:24, 21:26] = 1  # in chunk (2, 2) and (2, 3) of 8 x 8 chunks
+    holes[50:53, 5:7] = 1
+    viewer.add_image(da.from_array(image, chunks=8), name="big")  # 64 chunks
+    viewer.add_labels(holes, name="big holes")
+    widget.reset_choices()
+    widget.image.value, widget.mask.value = viewer.layers["big"], viewer.layers["big holes"]
+    seen = watch_bar(widget, viewer, "big inpainted")
+    run(qtbot, widget)
+    assert errors(notes) == []
+    scan = [(value, top, layer) for form, value, top, layer in seen if form == "scan %v / %m" and value > 0]
+    assert scan and all(top == 64 and not layer for value, top, layer in scan), seen  # before the layer
+    values = [value for value, _, _ in scan]
+    assert values == sorted(set(values)) and values[-1] == 64  # counts up to every chunk of the scan
+    assert any(0 < value < 64 for value in values)  # determinate: chunk by chunk, not busy then full
+    out = viewer.layers["big inpainted"]
+    assert isinstance(out.data, da.Array)
+
+    # a second run, slowed down in its scan (36 chunks)
+    other = scene((48, 48), 12)
+    kept = other.copy()
+    other_holes = np.zeros(other.shape, np.uint8)
+    other_holes[30:33, 8:12] = 1
+    reads = SlowReads(other)
+    lazy = da.from_array(reads, chunks=8)
+    viewer.add_image(lazy, name="other")
+    viewer.add_labels(other_holes, name="other holes")
+    widget.reset_choices()
+    widget.image.value, widget.mask.value = viewer.layers["other"], viewer.layers["other holes"]
+    reads.reads.clear()
+    reads.slow.set()
+    widget.run_button.native.click()
+    bar = widget.progress.native
+    qtbot.waitUntil(lambda: bar.maximum() == 36 and bar.value() >= 1, timeout=WAIT_MS)
+    assert bar.format() == "scan %v / %m" and reads.reads  # determinate during the scan
+    seen.clear()
+
+    # tiles of the first result computed now fill its chunks with holes: its finished run's callback
+    # does nothing (no exception, nothing sent to the bar, which shows the second run's scan)
+    result = np.asarray(out.data)
+    np.testing.assert_allclose(result, inpaint(image, holes, "biharmonic"), rtol=0, atol=1e-6)
+    qtbot.wait(100)
+    assert widget.worker is not None  # still scanning: the bar would show a stray report
+    assert all(top == 36 for _, _, top, _ in seen), seen
+
+    widget.cancel_button.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
+    assert len(reads.reads) < 36  # the scan stopped at its next chunk
+    assert [layer.name for layer in viewer.layers] == ["big", "big holes", "big inpainted", "other", "other holes"]
+    assert ("info", "Inpaint: cancelled; no layer was changed") in notes()
+    assert errors(notes) == []
+    assert viewer.layers["other"].data is lazy
+    np.testing.assert_array_equal(other, kept)  # the input is untouched
+    reads.slow.clear()
+    np.testing.assert_array_equal(np.asarray(lazy), kept)
+
+
+def test_multiscale_scan_counts_the_chunks_of_every_level(viewer_widget, qtbot, notes):
+    """A pyramid: one determinate count over the scans of all levels (16 + 4 chunks), before the
+    multiscale result appears."""
+    import dask.array as da
+
+    viewer, widget = viewer_widget
+    full = scene((64, 64), 13)
+    coarse = full.reshape(32, 2, 32, 2).mean(axis=(1, 3))
+    holes = np.zeros(full.shape, np.uint8)
+    holes[30:35, 40:45] = 1
+    viewer.add_image([da.from_array(full, chunks=16), da.from_array(coarse, chunks=16)], multiscale=True,
+                     name="pyramid")
+    viewer.add_labels(holes, name="pyramid holes")
+    widget.reset_choices()
+    widget.image.value, widget.mask.value = viewer.layers["pyramid"], viewer.layers["pyramid holes"]
+    seen = watch_bar(widget, viewer, "pyramid inpainted")
+    run(qtbot, widget)
+    assert errors(notes) == []
+    scan = [(value, top, layer) for form, value, top, layer in seen if form == "scan %v / %m" and value > 0]
+    assert scan and all(top == 20 and not layer for value, top, layer in scan), seen
+    values = [value for value, _, _ in scan]
+    assert values == sorted(set(values)) and values[-1] == 20
+    assert any(16 < value < 20 for value in values)  # the coarse level's chunks follow the full level's
+    out = viewer.layers["pyramid inpainted"]
+    assert out.multiscale
+    np.testing.assert_allclose(np.asarray(out.data[0]), inpaint(full, holes, "biharmonic"), rtol=0, atol=1e-6)

@@ -24,8 +24,10 @@ Lazy layers (dask or zarr data, multiscale pyramids) are never read into memory:
 built as a dask array on the image's chunks, the worker calls the tiled dask inpainting (which
 scans image and mask once, chunk by chunk, to find the holes) and the output layer holds the lazy
 result, of which napari computes only the tiles it shows; a multiscale layer gives a multiscale
-output, each level filled on its own. The progress bar stays busy during the scan, and Cancel
-stops it at the next chunk (with dask's local schedulers). The "current slice" scope takes the
+output, each level filled on its own. The progress bar counts the chunks of the scan (all levels
+of a pyramid together), and Cancel stops it at the next chunk (with dask's local schedulers); the
+chunks filled later, as napari computes tiles of the result, are not reported (the run is over by
+then, and its callback does nothing any more). The "current slice" scope takes the
 slice lazily, so only that plane is read. "Detected defects" and "auto" need the image in memory
 and are not offered for lazy layers.
 
@@ -210,12 +212,67 @@ def _replace_region(base, index: tuple, region):
     return out
 
 
+class _ScanProgress:
+    """The ``progress(done, total)`` callbacks of :func:`_run_lazy`: the scan of every level as one
+    determinate count on the progress bar, Cancel as :class:`_Cancelled`, nothing after the run.
+
+    :func:`inpaint_plugin._dask.inpaint_dask` counts one unit per chunk scanned (during the call,
+    in the calling thread), then one per chunk with holes filled (later, from dask's threads, when
+    napari computes tiles of the result); see its docstring. Like ``_ScanBar`` there, only the
+    first ``n`` units of a level (its ``n`` scan chunks) are shown. :meth:`close`, called when
+    :func:`_run_lazy` returns, makes every later call return at once: a finished job's progress
+    bar is never touched and a tile computation never fails because of this callback.
+
+    Parameters
+    ----------
+    job : _Job
+        The lazy job (its ``cancel`` event and ``report`` function are used).
+    sizes : sequence of int
+        The number of chunks each level's scan counts, in the order the levels are filled.
+    """
+
+    def __init__(self, job: _Job, sizes):
+        self.job = job
+        self.sizes = [int(n) for n in sizes]
+        self.total = sum(self.sizes)
+        self.open = True
+
+    def level(self, k: int) -> Callable[[int, int], None]:
+        """The callback for the ``k``-th level's :func:`inpaint_dask` call."""
+        offset, n = sum(self.sizes[:k]), self.sizes[k]
+
+        def progress(done: int, total: int) -> None:
+            if not self.open:  # the run is over: napari filling chunks of the result
+                return
+            if self.job.cancel.is_set():
+                raise _Cancelled()
+            self.job.report("scan", offset + min(int(done), n), self.total)
+
+        return progress
+
+    def close(self) -> None:
+        """The run is over: later calls do nothing."""
+        self.open = False
+
+
+def _scan_chunks(array, channel_axis: Optional[int]) -> int:
+    """How many chunks :func:`inpaint_dask` scans in the dask array ``array``: one per block, the
+    chunks along the channel axis being merged into one."""
+    blocks = list(array.numblocks)
+    if channel_axis is not None and blocks:
+        blocks[channel_axis % len(blocks)] = 1
+    return int(np.prod(blocks, dtype=np.int64))
+
+
 def _run_lazy(job: _Job) -> _Outcome:
     """The dask path of :func:`_run_job`: builds the lazy result; only the scan for holes runs here.
 
-    A dask callback raises :class:`_Cancelled` in this thread's computations as soon as Cancel is
-    pressed, so the scan stops at its next chunk; a Cancel pressed after the scan still discards
-    the result.
+    The scan reports each chunk through :class:`_ScanProgress` (``inpaint(..., progress=)``), which
+    raises :class:`_Cancelled` once Cancel was pressed; a dask callback also raises it in this
+    thread's computations, so the scan stops at its next task even before a chunk finishes. A
+    Cancel pressed after the scan still discards the result. Each level of a pyramid is filled by
+    its own :func:`inpaint_multiscale` call (the same result as one call with every level), so that
+    each level's scan has its own callback.
     """
     from dask.callbacks import Callback
 
@@ -228,12 +285,16 @@ def _run_lazy(job: _Job) -> _Outcome:
             raise _Cancelled()
 
     kwargs = {} if job.channel_axis is None else {"channel_axis": job.channel_axis}
+    scan = _ScanProgress(job, [_scan_chunks(level, job.channel_axis) for level in job.image])
     try:
         with Callback(pretask=stop_when_cancelled):
-            if len(job.image) > 1:
-                result = inpaint_multiscale(job.image, job.mask, job.method, **kwargs, **job.params)
+            if len(job.image) > 1:  # progress= reaches inpaint_dask through inpaint_multiscale's **params
+                result = [inpaint_multiscale([level], job.mask, job.method, progress=scan.level(k), **kwargs,
+                                             **job.params)[0]
+                          for k, level in enumerate(job.image)]
             else:
-                result = [inpaint(job.image[0], job.mask, job.method, **kwargs, **job.params)]
+                result = [inpaint(job.image[0], job.mask, job.method, progress=scan.level(0), **kwargs,
+                                  **job.params)]
         if result[0] is job.image[0]:  # the dask path returns its input when there is nothing to fill
             return _Outcome(error=_Nothing(job.nothing))
         if job.index:
@@ -244,9 +305,10 @@ def _run_lazy(job: _Job) -> _Outcome:
         if not isinstance(exc, (ValueError, TypeError)):
             log.warning("inpainting with %r failed", job.method, exc_info=True)
         return _Outcome(error=exc)
+    finally:
+        scan.close()  # the chunks filled later, as napari computes tiles, are not this run's
     if job.cancel.is_set():
         return _Outcome(cancelled=True)
-    job.report("fill", 1, 1)
     return _Outcome(result=result if len(result) > 1 else result[0], method=job.method)
 
 
