@@ -522,3 +522,18 @@ def test_cli_chunks_shows_the_scan_before_writing(tmp_path, capsys):
     assert main([str(tmp_path / "img.tif"), str(tmp_path / "mask.tif"), "-o", str(tmp_path / "quiet.tif"),
                  "--chunks", "16", "--method", "onion", "--quiet"]) == 0
     assert "scanning" not in capsys.readouterr().err
+
+
+def test_multiscale_progress_per_level_or_shared():
+    img = _image((64, 64), seed=31)
+    mask = _holes(img.shape, 6, 3, seed=32)
+    levels = [da.from_array(img, chunks=16), da.from_array(img[::2, ::2], chunks=16)]  # 16 and 4 chunks
+    first, second = _Calls(), _Calls()
+    inpaint_multiscale(levels, mask, "onion", progress=[first, second])
+    assert first.calls[0] == (1, 32) and second.calls[0] == (1, 8)  # each level its own scan count
+    assert first.calls[-1][0] == 16 and second.calls[-1][0] == 4
+    shared = _Calls()
+    inpaint_multiscale(levels, mask, "onion", progress=shared)
+    assert len(shared.calls) == len(first.calls) + len(second.calls)
+    with pytest.raises(ValueError, match="one callable per level"):
+        inpaint_multiscale(levels, mask, "onion", progress=[first])

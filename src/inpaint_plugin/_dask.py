@@ -596,7 +596,7 @@ def _downsample_mask(mask, shape):
 
 def inpaint_multiscale(levels, mask=None, method: str = "biharmonic", *, channel_axis: Optional[int] = None,
                        nodata: Optional[float] = None, clip: bool = True, margin: Optional[int] = None,
-                       **params) -> list:
+                       progress=None, **params) -> list:
     """Fill every level of an image pyramid (e.g. a napari multiscale layer) lazily.
 
     Each level is filled independently by :func:`inpaint_dask` (so zooming out never computes
@@ -613,6 +613,9 @@ def inpaint_multiscale(levels, mask=None, method: str = "biharmonic", *, channel
         list of levels, of which the first is used); ``None`` fills NaN / ``nodata``.
     method, channel_axis, nodata, clip, margin, **params
         As in :func:`inpaint_dask`.
+    progress : callable or sequence of callables, optional
+        The ``progress`` of :func:`inpaint_dask` for the levels: one callable per level, in the order
+        of ``levels``, or one callable for all (it then hears each level's own count in turn).
 
     Returns
     -------
@@ -633,14 +636,21 @@ def inpaint_multiscale(levels, mask=None, method: str = "biharmonic", *, channel
         mask = mask[0]
     if mask is not None and not _is_dask(mask):
         mask = da.from_array(np.asarray(mask), chunks=1024)
+    if progress is None or callable(progress):
+        per_level = [progress] * len(arrays)
+    else:
+        per_level = list(progress)
+        if len(per_level) != len(arrays):
+            raise ValueError(f"progress must be a callable or one callable per level ({len(arrays)}), "
+                             f"got {len(per_level)}")
     out = []
-    for arr in arrays:
+    for arr, level_progress in zip(arrays, per_level):
         lmask = None
         if mask is not None:
             shape = tuple(s for a, s in enumerate(arr.shape) if a != ch)
             lmask = _downsample_mask(mask, shape)
         out.append(inpaint_dask(arr, lmask, method, channel_axis=ch, nodata=nodata, clip=clip, margin=margin,
-                                **params))
+                                progress=level_progress, **params))
     return out
 
 

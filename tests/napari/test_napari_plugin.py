@@ -575,7 +575,7 @@ def test_cancel_during_the_dask_scan_leaves_no_layer(viewer_widget, qtbot, notes
     counter.gate.clear()
     widget.run_button.native.click()
     assert counter.entered.wait(30)  # the worker's scan is waiting for a chunk
-    assert widget.progress.native.maximum() == 0  # busy indicator: no per-chunk progress
+    assert widget.progress.native.maximum() == 0  # busy until the first chunk of the scan is done
     widget.cancel_button.native.click()
     counter.gate.set()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=WAIT_MS)
