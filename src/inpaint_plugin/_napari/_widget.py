@@ -270,9 +270,8 @@ def _run_lazy(job: _Job) -> _Outcome:
     The scan reports each chunk through :class:`_ScanProgress` (``inpaint(..., progress=)``), which
     raises :class:`_Cancelled` once Cancel was pressed; a dask callback also raises it in this
     thread's computations, so the scan stops at its next task even before a chunk finishes. A
-    Cancel pressed after the scan still discards the result. Each level of a pyramid is filled by
-    its own :func:`inpaint_multiscale` call (the same result as one call with every level), so that
-    each level's scan has its own callback.
+    Cancel pressed after the scan still discards the result. Each level of a pyramid has its own
+    callback (:func:`inpaint_multiscale` takes one per level).
     """
     from dask.callbacks import Callback
 
@@ -288,10 +287,9 @@ def _run_lazy(job: _Job) -> _Outcome:
     scan = _ScanProgress(job, [_scan_chunks(level, job.channel_axis) for level in job.image])
     try:
         with Callback(pretask=stop_when_cancelled):
-            if len(job.image) > 1:  # progress= reaches inpaint_dask through inpaint_multiscale's **params
-                result = [inpaint_multiscale([level], job.mask, job.method, progress=scan.level(k), **kwargs,
-                                             **job.params)[0]
-                          for k, level in enumerate(job.image)]
+            if len(job.image) > 1:
+                result = inpaint_multiscale(job.image, job.mask, job.method, **kwargs, **job.params,
+                                            progress=[scan.level(k) for k in range(len(job.image))])
             else:
                 result = [inpaint(job.image[0], job.mask, job.method, progress=scan.level(0), **kwargs,
                                   **job.params)]
