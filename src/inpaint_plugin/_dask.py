@@ -611,11 +611,13 @@ def inpaint_multiscale(levels, mask=None, method: str = "biharmonic", *, channel
     mask : array_like, optional
         Mask of the full-resolution level (numpy or dask; for a multiscale Labels layer, its
         list of levels, of which the first is used); ``None`` fills NaN / ``nodata``.
-    method, channel_axis, nodata, clip, margin, **params
+    method, channel_axis, nodata, clip, margin
         As in :func:`inpaint_dask`.
     progress : callable or sequence of callables, optional
         The ``progress`` of :func:`inpaint_dask` for the levels: one callable per level, in the order
         of ``levels``, or one callable for all (it then hears each level's own count in turn).
+    **params
+        Parameters of the method, as in :func:`inpaint_dask`.
 
     Returns
     -------
