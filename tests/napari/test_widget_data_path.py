@@ -465,6 +465,16 @@ def watch_bar(widget, viewer, name):
     return seen
 
 
+def _scan_counts(seen, total):
+    """The values of the scan the progress bar showed (from ``watch_bar``'s records): all shown before
+    the result layer existed, out of ``total`` chunks, counting up to ``total``."""
+    scan = [(value, top, layer) for form, value, top, layer in seen if form == "scan %v / %m" and value > 0]
+    assert scan and all(top == total and not layer for value, top, layer in scan), seen  # before the layer
+    values = [value for value, _, _ in scan]
+    assert values == sorted(set(values)) and values[-1] == total  # counts up to every chunk of the scan
+    return values
+
+
 def test_lazy_scan_progress_cancel_and_tiles_after_the_run(viewer_widget, qtbot, notes):
     """A dask image of many chunks: the bar counts the scan's chunks (determinate) before the result
     layer appears; computing tiles of that result later reports nothing, even while another run
@@ -483,10 +493,7 @@ def test_lazy_scan_progress_cancel_and_tiles_after_the_run(viewer_widget, qtbot,
     seen = watch_bar(widget, viewer, "big inpainted")
     run(qtbot, widget)
     assert errors(notes) == []
-    scan = [(value, top, layer) for form, value, top, layer in seen if form == "scan %v / %m" and value > 0]
-    assert scan and all(top == 64 and not layer for value, top, layer in scan), seen  # before the layer
-    values = [value for value, _, _ in scan]
-    assert values == sorted(set(values)) and values[-1] == 64  # counts up to every chunk of the scan
+    values = _scan_counts(seen, 64)
     assert any(0 < value < 64 for value in values)  # determinate: chunk by chunk, not busy then full
     out = viewer.layers["big inpainted"]
     assert isinstance(out.data, da.Array)
@@ -548,10 +555,7 @@ def test_multiscale_scan_counts_the_chunks_of_every_level(viewer_widget, qtbot, 
     seen = watch_bar(widget, viewer, "pyramid inpainted")
     run(qtbot, widget)
     assert errors(notes) == []
-    scan = [(value, top, layer) for form, value, top, layer in seen if form == "scan %v / %m" and value > 0]
-    assert scan and all(top == 20 and not layer for value, top, layer in scan), seen
-    values = [value for value, _, _ in scan]
-    assert values == sorted(set(values)) and values[-1] == 20
+    values = _scan_counts(seen, 20)
     assert any(16 < value < 20 for value in values)  # the coarse level's chunks follow the full level's
     out = viewer.layers["pyramid inpainted"]
     assert out.multiscale
