@@ -275,11 +275,7 @@ class FFCResNetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (B, 4, H, W): masked RGB in [0, 1] and mask; H, W multiples of 8, >= 16."""
-        if x.ndim != 4:
-            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
-        h, w = x.shape[-2:]
-        if h % 8 or w % 8 or h < 16 or w < 16:
-            raise ValueError(f"x: height and width must be multiples of 8 and at least 16, got {h}x{w}")
+        _check_input(x)
         layers = list(self.model)
         for layer in layers[:self._decoder_start]:
             x = layer(x)
@@ -325,11 +321,7 @@ class FFCResNetGenerator(nn.Module):
         """
         if self.training:
             raise RuntimeError("infer() computes the eval-mode network: call .eval() first (or use forward)")
-        if x.ndim != 4:
-            raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
-        h, w = x.shape[-2:]
-        if h % 8 or w % 8 or h < 16 or w < 16:
-            raise ValueError(f"x: height and width must be multiples of 8 and at least 16, got {h}x{w}")
+        h, w = _check_input(x)
         stem, encoder, blocks, decoder, head = self._folded()
         total = len(blocks) + 2
 
@@ -540,3 +532,13 @@ def _hole_regions(cells: torch.Tensor, band: int = 4, gap: int = 3) -> list:
         ends = np.concatenate((cols[breaks], [cols[-1]])) + 1
         out += [(r0, r1, int(a), int(b)) for a, b in zip(starts, ends)]
     return out
+
+
+def _check_input(x: torch.Tensor) -> tuple:
+    """``(H, W)`` of the generator's input ``x``, or a ValueError: (B, C, H, W), sides multiples of 8, >= 16."""
+    if x.ndim != 4:
+        raise ValueError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+    h, w = x.shape[-2:]
+    if h % 8 or w % 8 or h < 16 or w < 16:
+        raise ValueError(f"x: height and width must be multiples of 8 and at least 16, got {h}x{w}")
+    return h, w
