@@ -145,7 +145,7 @@ def _inference(module) -> bool:
     """Whether ``module`` may run its folded eval-mode path (no gradients wanted, not training)."""
     import torch
 
-    return not torch.is_grad_enabled() and not module.training and hasattr(module, "infer")
+    return not torch.is_grad_enabled() and not module.training
 
 
 def _predict(module, image, mask):
